@@ -1,0 +1,202 @@
+"""Payload models of every kyso event, with their versioned type names, topics and keys.
+
+Event types follow ``vn.kyso.<service>.<event>.v<major>``. A breaking change to a payload is a new
+major version with a new type name; additive optional fields keep the version.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from . import topics
+from .envelope import Payload
+from .types import CitizenId, Email, Id, OtpPurpose, Phone, Sha256Hex, UtcDateTime, ValidityYears, Vnd
+
+
+class SubscriberIdentity(Payload):
+    """The citizen as asserted by VNeID (level-2 electronic identification)."""
+
+    citizen_id: CitizenId
+    full_name: str = Field(min_length=1, max_length=200)
+    date_of_birth: date
+
+
+# --------------------------------------------------------------------------- registration
+
+
+class AccountCreated(Payload):
+    """A citizen created a kyso account; the phone was verified by SMS OTP."""
+
+    event_type: ClassVar[str] = "vn.kyso.registration.account_created.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+    key_field: ClassVar[str] = "account_id"
+
+    account_id: Id
+    registration_id: Id
+    citizen_id: CitizenId
+    phone: Phone
+    email: Email
+    created_at: UtcDateTime
+
+
+class OrderPlaced(Payload):
+    """The user chose a certificate package and confirmed the order; payment is due."""
+
+    event_type: ClassVar[str] = "vn.kyso.registration.order_placed.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+    key_field: ClassVar[str] = "order_id"
+
+    order_id: Id
+    account_id: Id
+    registration_id: Id
+    subscriber: SubscriberIdentity
+    email: Email
+    package_code: str = Field(min_length=1, max_length=64)
+    validity_years: ValidityYears
+    amount_vnd: Vnd
+    placed_at: UtcDateTime
+
+
+# --------------------------------------------------------------------------- payment
+
+
+class PaymentConfirmed(Payload):
+    """The payment gateway confirmed the full amount of an order (signed notification verified)."""
+
+    event_type: ClassVar[str] = "vn.kyso.payment.confirmed.v1"
+    topic: ClassVar[str] = topics.PAYMENT
+    key_field: ClassVar[str] = "order_id"
+
+    payment_id: Id
+    order_id: Id
+    account_id: Id
+    amount_vnd: Vnd
+    provider: str = Field(min_length=1, max_length=32)
+    provider_transaction_no: str = Field(min_length=1, max_length=64)
+    confirmed_at: UtcDateTime
+
+
+class PaymentFailed(Payload):
+    """The gateway reported a failed or cancelled payment; the order stays unpaid."""
+
+    event_type: ClassVar[str] = "vn.kyso.payment.failed.v1"
+    topic: ClassVar[str] = topics.PAYMENT
+    key_field: ClassVar[str] = "order_id"
+
+    payment_id: Id
+    order_id: Id
+    account_id: Id
+    amount_vnd: Vnd
+    reason_code: str = Field(min_length=1, max_length=16)
+    reason: str = Field(max_length=500)
+    failed_at: UtcDateTime
+
+
+# --------------------------------------------------------------------------- signing
+
+
+class ContractSigned(Payload):
+    """The user consented to the service contract (OTP bound to the contract hash)."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.contract_signed.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    contract_id: Id
+    contract_sha256: Sha256Hex
+    consent_challenge_id: Id
+    provider_signature_b64: str = Field(description="The provider's ECDSA signature over the contract")
+    signed_at: UtcDateTime
+
+
+class CertIssued(Payload):
+    """A certificate was issued and waits for the user to activate it (set a PIN)."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.cert_issued.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    subject_dn: str
+    not_before: UtcDateTime
+    not_after: UtcDateTime
+    status: Literal["pending_activation"] = "pending_activation"
+    certificate_pem: str
+
+
+class CertActivated(Payload):
+    """The user set a signing PIN and signed the acceptance record with the new key."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.cert_activated.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    acceptance_record_sha256: Sha256Hex
+    acceptance_signature_b64: str
+    activated_at: UtcDateTime
+
+
+# --------------------------------------------------------------------------- otp
+
+
+class SmsOtpVerified(Payload):
+    """A user proved possession of a phone with an SMS OTP for one purpose, subject and binding."""
+
+    event_type: ClassVar[str] = "vn.kyso.otp.sms_verified.v1"
+    topic: ClassVar[str] = topics.OTP
+    key_field: ClassVar[str] = "challenge_id"
+
+    challenge_id: Id
+    purpose: OtpPurpose
+    subject: Id
+    account_id: Id | None = None
+    phone: Phone
+    binding_sha256: Sha256Hex | None = Field(
+        default=None, description="Digest of what the code authorised (e.g. the contract hash)"
+    )
+    verified_at: UtcDateTime
+
+
+class OtpEnrolled(Payload):
+    """A SmartOTP soft token was activated on a device after its first code verified."""
+
+    event_type: ClassVar[str] = "vn.kyso.otp.enrolled.v1"
+    topic: ClassVar[str] = topics.OTP
+    key_field: ClassVar[str] = "token_id"
+
+    token_id: Id
+    account_id: Id
+    device_id: Id
+    method: Literal["smartotp"] = "smartotp"
+    algorithm: Literal["SHA1", "SHA256", "SHA512"]
+    digits: int = Field(ge=6, le=8)
+    period_seconds: int = Field(ge=15, le=60)
+    enrolled_at: UtcDateTime
+
+
+ALL_EVENTS: tuple[type[Payload], ...] = (
+    AccountCreated,
+    OrderPlaced,
+    PaymentConfirmed,
+    PaymentFailed,
+    ContractSigned,
+    CertIssued,
+    CertActivated,
+    SmsOtpVerified,
+    OtpEnrolled,
+)
+
+BY_TYPE: dict[str, type[Payload]] = {e.event_type: e for e in ALL_EVENTS}

@@ -1,0 +1,426 @@
+#!/usr/bin/env python3
+"""Provision, start, check and stop a real local Kafka broker and a MongoDB-wire database.
+
+There is no Docker engine on our build machines and Debian packages neither Kafka nor MongoDB, so
+the project assembles both from package registries it can reach:
+
+* Apache Kafka 4.1.x (KRaft, single node) from Maven Central, run on the machine's Java.
+* FerretDB v1.24.x on SQLite, built from the Go module proxy (pure Go, no cgo).
+
+Built artefacts are cached under ``$XDG_CACHE_HOME/kyso`` (default ``~/.cache/kyso``) keyed by
+version, so only the first run on a machine pays for downloads and compilation. Every start uses
+free loopback ports and its own data directory; processes are stopped by PID.
+
+If ``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URL`` are both set, nothing is started: the caller
+uses those servers (docker-compose, a real MongoDB) instead.
+
+This file uses only the standard library so that CI can run it before any dependency exists.
+
+    python deploy/localinfra.py provision           # download and build once (cached)
+    python deploy/localinfra.py up [--dir D]        # start both, wait until ready, print env
+    python deploy/localinfra.py status [--dir D]    # readiness of a running pair
+    python deploy/localinfra.py down [--dir D]      # stop what `up` started
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.24.3"
+FERRETDB_VERSION = "v1.24.2"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+
+STATE_FILE = "localinfra.json"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kyso"
+
+
+def log(msg: str) -> None:
+    print(f"[localinfra] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- provisioning
+
+
+def kafka_home() -> Path:
+    return cache_root() / f"kafka-{KAFKA_VERSION}"
+
+
+def ferretdb_binary() -> Path:
+    return cache_root() / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb"
+
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.kyso</groupId>
+  <artifactId>local-kafka</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>{log4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId>
+      <version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <Console name="out" target="SYSTEM_OUT">
+      <PatternLayout pattern="%d{ISO8601} %-5p [%c{1}] %m%n"/>
+    </Console>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka" level="WARN"/>
+    <Logger name="org.apache.kafka" level="WARN"/>
+    <Logger name="state.change.logger" level="WARN"/>
+    <Root level="WARN"><AppenderRef ref="out"/></Root>
+  </Loggers>
+</Configuration>
+"""
+
+
+def provision_kafka() -> Path:
+    home = kafka_home()
+    done = home / ".complete"
+    if done.exists():
+        return home
+    log(f"provisioning Apache Kafka {KAFKA_VERSION} from Maven Central (first run only)")
+    if not shutil.which("mvn") or not shutil.which("java"):
+        raise SystemExit("Kafka needs `java` (17+) and `mvn` on PATH")
+    staging = Path(tempfile.mkdtemp(prefix="kafka-", dir=str(cache_root())))
+    (staging / "pom.xml").write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+    subprocess.run(
+        [
+            "mvn", "-B", "-q", "-f", str(staging / "pom.xml"),
+            "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
+            "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'libs'}",
+        ],
+        check=True,
+    )  # fmt: skip
+    (staging / "log4j2.xml").write_text(_LOG4J2)
+    (staging / ".complete").write_text(KAFKA_VERSION)
+    if home.exists():
+        shutil.rmtree(home)
+    staging.rename(home)
+    return home
+
+
+def provision_ferretdb() -> Path:
+    binary = ferretdb_binary()
+    if binary.exists():
+        return binary
+    log(f"building FerretDB {FERRETDB_VERSION} from the Go module proxy (first run only)")
+    if not shutil.which("go"):
+        raise SystemExit("FerretDB needs `go` on PATH")
+    env = {**os.environ, "CGO_ENABLED": "0"}
+    info = json.loads(
+        subprocess.run(
+            ["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
+            check=True, capture_output=True, text=True, env=env,
+        ).stdout
+    )  # fmt: skip
+    src = Path(tempfile.mkdtemp(prefix="ferretdb-src-", dir=str(cache_root())))
+    try:
+        # The module cache is read-only and lacks the generated version file the binary needs.
+        shutil.copytree(info["Dir"], src / "m", copy_function=shutil.copy)
+        mod = src / "m"
+        for p in mod.rglob("*"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        (mod / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+        (mod / "build" / "version" / "package.txt").write_text("kyso-local\n")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        tmp_bin = binary.with_suffix(".tmp")
+        subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(tmp_bin), "./cmd/ferretdb"],
+            cwd=mod, check=True, env=env,
+        )  # fmt: skip
+        tmp_bin.rename(binary)
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+    return binary
+
+
+def provision() -> None:
+    cache_root().mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    provision_kafka()
+    provision_ferretdb()
+    log(f"provisioned in {time.monotonic() - t0:.1f}s (cache: {cache_root()})")
+
+
+# --------------------------------------------------------------------------- readiness probes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return buf
+
+
+def kafka_metadata_ok(host: str, port: int, timeout: float = 2.0) -> bool:
+    """A Metadata v0 request that lists at least one broker: the broker is serving, not booting."""
+    client_id = b"kyso-localinfra"
+    body = struct.pack(">hhih", 3, 0, 1, len(client_id)) + client_id + struct.pack(">i", 0)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(struct.pack(">i", len(body)) + body)
+            (size,) = struct.unpack(">i", _recv_exact(s, 4))
+            payload = _recv_exact(s, size)
+    except OSError:
+        return False
+    (corr, n_brokers) = struct.unpack(">ii", payload[:8])
+    return corr == 1 and n_brokers >= 1
+
+
+def _bson_ping() -> bytes:
+    # {"ping": 1, "$db": "admin"} as an OP_MSG with one body section.
+    def cstr(s: str) -> bytes:
+        return s.encode() + b"\x00"
+
+    elems = b"\x10" + cstr("ping") + struct.pack("<i", 1)
+    elems += b"\x02" + cstr("$db") + struct.pack("<i", 6) + cstr("admin")
+    doc = struct.pack("<i", len(elems) + 5) + elems + b"\x00"
+    msg = struct.pack("<I", 0) + b"\x00" + doc
+    header = struct.pack("<iiii", 16 + len(msg), 1, 0, 2013)
+    return header + msg
+
+
+def mongo_ping_ok(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(_bson_ping())
+            (length,) = struct.unpack("<i", _recv_exact(s, 4))
+            reply = _recv_exact(s, length - 4)
+    except OSError:
+        return False
+    # The reply document carries "ok": 1.0 (a double) when the server is serving.
+    return b"\x01ok\x00" + struct.pack("<d", 1.0) in reply
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class Running:
+    dir: str
+    kafka_port: int
+    controller_port: int
+    mongo_port: int
+    kafka_pid: int
+    ferretdb_pid: int
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongodb_url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    def env(self) -> dict[str, str]:
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap, "MONGODB_URL": self.mongodb_url}
+
+    def ready(self) -> bool:
+        return kafka_metadata_ok("127.0.0.1", self.kafka_port) and mongo_ping_ok("127.0.0.1", self.mongo_port)
+
+
+def _kafka_properties(data: Path, port: int, cport: int) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "3",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.partitions": "3",
+        "auto.create.topics.enable": "true",
+        "log.dirs": str(data / "kafka-logs"),
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def _spawn(cmd: list[str], logfile: Path, env: dict[str, str] | None = None) -> int:
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=env,
+        )  # fmt: skip
+    return proc.pid
+
+
+def start(run_dir: Path | None = None, timeout: float = 120.0) -> Running:
+    """Start both servers in ``run_dir`` (fresh temp dir by default) and wait until ready."""
+    provision()
+    run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="kyso-infra-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    home = kafka_home()
+    kport, cport, mport = free_port(), free_port(), free_port()
+
+    props = run_dir / "server.properties"
+    props.write_text(_kafka_properties(run_dir, kport, cport))
+    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    classpath = f"{home / 'libs'}/*"
+    java_common = ["java", "-cp", classpath, f"-Dlog4j2.configurationFile={home / 'log4j2.xml'}"]
+    subprocess.run(
+        [*java_common, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props),
+         "--ignore-formatted"],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    kafka_pid = _spawn(
+        ["java", "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+         *java_common[1:], "kafka.Kafka", str(props)],
+        run_dir / "kafka.log",
+    )  # fmt: skip
+    sqlite_dir = run_dir / "ferretdb"
+    sqlite_dir.mkdir(exist_ok=True)
+    ferret_pid = _spawn(
+        [str(ferretdb_binary()), "--handler=sqlite", f"--sqlite-url=file:{sqlite_dir}/",
+         f"--listen-addr=127.0.0.1:{mport}", "--state-dir=-", "--debug-addr=-",
+         "--telemetry=disable", "--log-level=warn"],
+        run_dir / "ferretdb.log",
+    )  # fmt: skip
+    running = Running(str(run_dir), kport, cport, mport, kafka_pid, ferret_pid)
+    (run_dir / STATE_FILE).write_text(json.dumps(asdict(running)))
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, pid in (("kafka", kafka_pid), ("ferretdb", ferret_pid)):
+            if not _alive(pid):
+                stop(running)
+                tail = (run_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited during start-up:\n{tail}")
+        if running.ready():
+            return running
+        time.sleep(0.3)
+    stop(running)
+    raise TimeoutError(f"local infrastructure not ready after {timeout}s (logs in {run_dir})")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _terminate(pid: int, grace: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def stop(running: Running) -> None:
+    _terminate(running.kafka_pid)
+    _terminate(running.ferretdb_pid)
+
+
+def load(run_dir: Path) -> Running:
+    return Running(**json.loads((Path(run_dir) / STATE_FILE).read_text()))
+
+
+def default_dir() -> Path:
+    return cache_root() / "run"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("command", choices=["provision", "up", "status", "down", "env"])
+    parser.add_argument("--dir", type=Path, default=None, help="run directory (default: cache/run)")
+    args = parser.parse_args(argv)
+    run_dir = args.dir or default_dir()
+
+    if args.command == "provision":
+        provision()
+        return 0
+    if args.command == "up":
+        if (run_dir / STATE_FILE).exists():
+            existing = load(run_dir)
+            if existing.ready():
+                print(json.dumps(existing.env()))
+                return 0
+            stop(existing)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        t0 = time.monotonic()
+        running = start(run_dir)
+        log(f"ready in {time.monotonic() - t0:.1f}s: {running.env()}")
+        print(json.dumps(running.env()))
+        return 0
+    if not (run_dir / STATE_FILE).exists():
+        log(f"nothing running in {run_dir}")
+        return 1
+    running = load(run_dir)
+    if args.command == "status":
+        ok = running.ready()
+        print(json.dumps({"ready": ok, **running.env()}))
+        return 0 if ok else 1
+    if args.command == "env":
+        for k, v in running.env().items():
+            print(f"export {k}={v}")
+        return 0
+    stop(running)
+    (run_dir / STATE_FILE).unlink(missing_ok=True)
+    log("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

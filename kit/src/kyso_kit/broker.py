@@ -1,0 +1,211 @@
+"""Kafka plumbing with safe defaults: producer acks=all + idempotence, explicit commit after handling,
+one consumer group per service reading from the earliest offset, bounded retry, dead-letter topics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Union
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from kyso_contracts import (
+    CONTENT_TYPE,
+    CloudEvent,
+    Payload,
+    UnknownEventType,
+    envelope_model,
+    parse_event,
+    topics,
+)
+
+from .inbox import Inbox
+from .logs import correlation_id
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[CloudEvent[Any]], Awaitable[None]]
+
+
+def make_broker(settings: ServiceSettings) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"kyso-{settings.service_name}",
+        acks="all",
+        enable_idempotence=True,
+        # We validate envelopes ourselves so that a poison message can be dead-lettered instead of
+        # looping; handler annotations still describe the payloads for the AsyncAPI document.
+        apply_types=False,
+        logger=logging.getLogger("faststream"),
+        log_level=logging.DEBUG,
+        description=f"kyso {settings.service_name} service",
+    )
+
+
+async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int = 3) -> None:
+    """Create topics (and their dead-letter topics) so consumers never race auto-creation."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="kyso-admin")
+    await admin.start()
+    try:
+        wanted = {n for t in names for n in (t, topics.dead_letter(t))}
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, partitions, 1) for n in sorted(wanted - existing)]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+async def publish_entry(broker: KafkaBroker, entry: dict[str, Any]) -> None:
+    """Publish one outbox entry as a structured-mode CloudEvent keyed by its aggregate id."""
+    value = entry["value"]
+    await broker.publish(
+        json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(),
+        entry["topic"],
+        key=entry["key"].encode(),
+        headers={"content-type": CONTENT_TYPE, "ce_id": value["id"], "ce_type": value["type"]},
+        correlation_id=value.get("correlationid"),
+    )
+
+
+async def _raw(msg: Any) -> Any:
+    return msg
+
+
+class EventConsumer:
+    """Routes events to service handlers; dedupes, retries with backoff, then dead-letters."""
+
+    def __init__(self, settings: ServiceSettings, broker: KafkaBroker, inbox: Inbox) -> None:
+        self._settings = settings
+        self._broker = broker
+        self._inbox = inbox
+        self._handlers: dict[str, Handler] = {}
+        self._payloads: dict[str, list[type[Payload]]] = {}
+        self.dead_lettered = 0
+
+    def on(self, payload: type[Payload]) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            if payload.event_type in self._handlers:
+                raise ValueError(f"{payload.event_type} already has a handler")
+            self._handlers[payload.event_type] = fn
+            self._payloads.setdefault(payload.topic, []).append(payload)
+            return fn
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._payloads)
+
+    def install(self) -> None:
+        for topic, payloads in self._payloads.items():
+
+            async def consume(body: Any) -> None:
+                await self.handle(body)
+
+            envelopes = tuple(envelope_model(p) for p in payloads)
+            consume.__annotations__ = {
+                "body": Union[envelopes] if len(envelopes) > 1 else envelopes[0],
+                "return": None,
+            }
+            consume.__name__ = f"{self._settings.service_name}_{topic.replace('.', '_')}"
+            self._broker.subscriber(
+                topic,
+                group_id=self._settings.consumer_group,
+                auto_offset_reset="earliest",
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                decoder=_raw,
+                title=f"{topic}:{self._settings.service_name}",
+                description="Handles: " + ", ".join(p.__name__ for p in payloads),
+            )(consume)
+
+    async def handle(self, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        body: bytes = msg.body
+        try:
+            event = parse_event(body)
+        except UnknownEventType:
+            if _looks_like_cloudevent(body):
+                return  # a type we do not consume (or a newer version): tolerant reader
+            await self._dead_letter(record, body, "not_a_cloudevent", "unknown or missing event type", 0)
+            return
+        except ValueError as exc:
+            await self._dead_letter(record, body, "invalid_event", str(exc)[:2000], 0)
+            return
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            return
+        token = correlation_id.set(event.correlationid)
+        try:
+            attempts = self._settings.consumer_max_attempts
+            for attempt in range(1, attempts + 1):
+                try:
+                    if await self._inbox.seen(event.id):
+                        log.debug("duplicate event ignored", extra={"event_id": event.id})
+                        return
+                    await handler(event)
+                    await self._inbox.remember(event.id, event.type)
+                    return
+                except Exception as exc:
+                    if attempt == attempts:
+                        log.exception("event failed %d times; dead-lettering", attempts,
+                                      extra={"event_id": event.id, "event_type": event.type})  # fmt: skip
+                        await self._dead_letter(record, body, type(exc).__name__, str(exc)[:2000], attempt)
+                        return
+                    delay = self._settings.consumer_backoff_seconds * 2 ** (attempt - 1)
+                    log.warning("event handling failed (attempt %d/%d), retrying in %.2fs: %r",
+                                attempt, attempts, delay, exc, extra={"event_id": event.id})  # fmt: skip
+                    await asyncio.sleep(delay)
+        finally:
+            correlation_id.reset(token)
+
+    async def _dead_letter(self, record: Any, body: bytes, error_type: str, error: str, attempts: int) -> None:
+        # If this publish fails the exception propagates, the offset is not committed and the
+        # message comes back: a dead-letter is never silently dropped.
+        await self._broker.publish(
+            body,
+            topics.dead_letter(record.topic),
+            key=record.key,
+            headers={
+                "x-original-topic": record.topic,
+                "x-original-partition": str(record.partition),
+                "x-original-offset": str(record.offset),
+                "x-consumer-group": self._settings.consumer_group,
+                "x-error-type": error_type,
+                "x-error": error,
+                "x-attempts": str(attempts),
+            },
+        )
+        self.dead_lettered += 1
+        log.error("message dead-lettered", extra={"topic": record.topic, "offset": record.offset,
+                                                   "error_type": error_type})  # fmt: skip
+
+
+def _looks_like_cloudevent(body: bytes) -> bool:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("specversion") == "1.0" and isinstance(doc.get("type"), str)
+
+
+def declare_publishers(broker: KafkaBroker, payloads: Iterable[type[Payload]]) -> None:
+    """Declare what a service publishes so the AsyncAPI document shows it (the relay does the sending)."""
+    by_topic: dict[str, list[type[Payload]]] = {}
+    for p in payloads:
+        by_topic.setdefault(p.topic, []).append(p)
+    for topic, ps in by_topic.items():
+        envelopes = tuple(envelope_model(p) for p in ps)
+        broker.publisher(
+            topic,
+            schema=Union[envelopes] if len(envelopes) > 1 else envelopes[0],
+            title=f"{topic}:publish",
+            description="Publishes: " + ", ".join(p.__name__ for p in ps),
+        )

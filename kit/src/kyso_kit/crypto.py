@@ -1,0 +1,42 @@
+"""Secrets at rest: argon2id for PINs and passwords, AES-256-GCM envelopes for seeds and keys."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+# OWASP's argon2id baseline (m=19 MiB, t=2, p=1): ~20–40 ms per check on one core.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher.hash(secret)
+
+
+def verify_secret(stored_hash: str, secret: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, secret)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+class SecretBox:
+    """AES-256-GCM under a master key; the associated data binds a ciphertext to its owner record."""
+
+    def __init__(self, master_key_b64: str) -> None:
+        key = base64.b64decode(master_key_b64)
+        if len(key) != 32:
+            raise ValueError("master key must be 32 bytes, base64-encoded")
+        self._aead = AESGCM(key)
+
+    def seal(self, plaintext: bytes, aad: str) -> str:
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._aead.encrypt(nonce, plaintext, aad.encode())).decode()
+
+    def open(self, sealed: str, aad: str) -> bytes:
+        raw = base64.b64decode(sealed)
+        return self._aead.decrypt(raw[:12], raw[12:], aad.encode())

@@ -1,0 +1,50 @@
+"""Idempotent consumption keyed on the CloudEvents id (never on offsets or FastStream's message id).
+
+Two layers, because there is no transaction spanning "apply the effect" and "remember the event":
+
+* :class:`Inbox` — a ``processed_events`` collection with ``_id = "<consumer>:<event id>"``, checked
+  before handling and written after; it makes redelivery cheap.
+* :func:`once` — the effect itself is a single-document update guarded by the event id stored in
+  the aggregate (``applied_events``), so a crash after the effect but before the inbox write still
+  applies the event exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+APPLIED_FIELD = "applied_events"
+
+
+class Inbox:
+    def __init__(self, db: AsyncDatabase[Any], consumer: str) -> None:
+        self._coll = db["processed_events"]
+        self._consumer = consumer
+
+    def _key(self, event_id: str) -> str:
+        return f"{self._consumer}:{event_id}"
+
+    async def seen(self, event_id: str) -> bool:
+        return await self._coll.find_one({"_id": self._key(event_id)}, {"_id": 1}) is not None
+
+    async def remember(self, event_id: str, event_type: str) -> None:
+        try:
+            await self._coll.insert_one({"_id": self._key(event_id), "type": event_type, "at": datetime.now(UTC)})
+        except DuplicateKeyError:
+            pass
+
+
+def once(event_id: str, filter_: dict[str, Any]) -> dict[str, Any]:
+    """Filter that matches the aggregate only if it has not applied ``event_id`` yet."""
+    return {**filter_, APPLIED_FIELD: {"$ne": event_id}}
+
+
+def mark_applied(update: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """Extend ``update`` to record ``event_id`` in the aggregate, in the same atomic write."""
+    merged = {k: dict(v) for k, v in update.items()}
+    merged.setdefault("$push", {})[APPLIED_FIELD] = event_id
+    return merged

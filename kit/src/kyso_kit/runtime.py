@@ -1,0 +1,112 @@
+"""What every service process is made of: settings, database, broker, consumer, outbox relay, HTTP.
+
+A service's composition root builds one :class:`ServiceRuntime`, registers its handlers and routes,
+and calls :meth:`ServiceRuntime.serve`. Tests build the same runtime against real servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from kyso_contracts import CloudEvent, Payload, wrap
+
+from . import mongo
+from .broker import EventConsumer, declare_publishers, ensure_topics, make_broker, publish_entry
+from .http import current_correlation_id, install_conventions
+from .inbox import Inbox
+from .logs import configure
+from .outbox import OutboxRelay
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        outbox_collections: Sequence[str],
+        publishes: Iterable[type[Payload]] = (),
+    ) -> None:
+        self.settings = settings
+        self.mongo = mongo.client(settings.mongodb_url)
+        self.db = self.mongo[settings.mongodb_database]
+        self.broker: KafkaBroker = make_broker(settings)
+        self.consumer = EventConsumer(settings, self.broker, Inbox(self.db, settings.consumer_group))
+        self.relay = OutboxRelay(
+            [self.db[c] for c in outbox_collections],
+            lambda entry: publish_entry(self.broker, entry),
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        self._publishes = list(publishes)
+        declare_publishers(self.broker, self._publishes)
+        self._startup: list[Callable[[], Awaitable[None]]] = []
+
+    def on_startup(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        self._startup.append(fn)
+        return fn
+
+    def event(self, payload: Payload, *, causation_id: str | None = None,
+              correlation_id: str | None = None) -> CloudEvent[Any]:  # fmt: skip
+        """Wrap a payload in this service's envelope, in the current correlation context."""
+        return wrap(
+            payload,
+            source=self.settings.source,
+            correlation_id=correlation_id or current_correlation_id(),
+            causation_id=causation_id,
+        )
+
+    async def ready(self) -> dict[str, bool]:
+        db_ok = await mongo.ping(self.db)
+        try:
+            kafka_ok = bool(await asyncio.wait_for(self.broker.ping(timeout=2.0), timeout=3.0))
+        except Exception:
+            kafka_ok = False
+        return {"database": db_ok, "kafka": kafka_ok}
+
+    async def start(self) -> None:
+        for fn in self._startup:
+            await fn()
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers,
+            {p.topic for p in self._publishes} | set(self.consumer.topics),
+        )
+        self.consumer.install()
+        await self.broker.start()
+        self.relay.start()
+        log.info("service started", extra={"consumes": self.consumer.topics})
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        await self.broker.stop()
+        await self.mongo.close()
+
+    def http_app(self, title: str, description: str = "") -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+        install_conventions(app, self.ready)
+        return app
+
+    def serve(self, app: FastAPI) -> None:
+        import uvicorn
+
+        configure(self.settings.service_name, self.settings.log_level)
+        config = uvicorn.Config(
+            app, host=self.settings.http_host, port=self.settings.http_port, log_config=None,
+            access_log=False, lifespan="on",
+        )  # fmt: skip
+        uvicorn.Server(config).run()

@@ -1,0 +1,68 @@
+"""Settings shared by every service. Each service subclasses :class:`ServiceSettings` once.
+
+Only a service's composition root instantiates settings; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    service_name: str = Field(description="Logical service name; also the Kafka consumer group and source URI")
+    profile: Literal["development", "production"] = Field(
+        default="development",
+        validation_alias="KYSO_PROFILE",
+        description="`development` enables the dev SMS inbox and sandbox endpoints; never in production",
+    )
+    http_host: str = Field(default="127.0.0.1", validation_alias="HTTP_HOST", description="HTTP bind address")
+    http_port: int = Field(default=8000, ge=0, le=65535, validation_alias="HTTP_PORT", description="HTTP port")
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="Comma-separated Kafka bootstrap servers",
+    )
+    mongodb_url: str = Field(
+        default="mongodb://127.0.0.1:27017/",
+        validation_alias="MONGODB_URL",
+        description="MongoDB-wire connection string (MongoDB or FerretDB)",
+    )
+    mongodb_database: str = Field(
+        default="", validation_alias="MONGODB_DATABASE", description="Database name (default: kyso_<service>)"
+    )
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL", description="Root log level")
+    outbox_poll_seconds: float = Field(
+        default=0.5, gt=0, validation_alias="OUTBOX_POLL_SECONDS", description="Relay poll interval when idle"
+    )
+    consumer_max_attempts: int = Field(
+        default=5, ge=1, le=20, validation_alias="CONSUMER_MAX_ATTEMPTS",
+        description="Tries of one message before it is dead-lettered",
+    )  # fmt: skip
+    consumer_backoff_seconds: float = Field(
+        default=0.2, ge=0, validation_alias="CONSUMER_BACKOFF_SECONDS",
+        description="First retry delay; doubles per attempt",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _default_db(self) -> ServiceSettings:
+        if not self.mongodb_database:
+            object.__setattr__(self, "mongodb_database", f"kyso_{self.service_name}")
+        return self
+
+    @property
+    def source(self) -> str:
+        """CloudEvents ``source`` of every event this service produces."""
+        return f"/kyso/{self.service_name}"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"kyso-{self.service_name}"
+
+    @property
+    def development(self) -> bool:
+        return self.profile == "development"
