@@ -66,3 +66,14 @@ class ServiceSettings(BaseSettings):
     @property
     def development(self) -> bool:
         return self.profile == "development"
+
+
+def resolve_secret(profile: str, value: str | None, purpose: str, env_name: str) -> str:
+    """A configured secret, or in development a well-known dev value; production fails fast without one."""
+    if value:
+        return value
+    if profile == "production":
+        raise ValueError(f"{env_name} must be set in production")
+    from .devkeys import dev_master_key
+
+    return dev_master_key(purpose)
