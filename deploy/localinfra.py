@@ -117,12 +117,17 @@ def provision_kafka() -> Path:
     (staging / "pom.xml").write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
     subprocess.run(
         [
-            "mvn", "-B", "-q", "-f", str(staging / "pom.xml"),
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(staging / "pom.xml"),
             "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'libs'}",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging / 'libs'}",
         ],
         check=True,
-    )  # fmt: skip
+    )
     (staging / "log4j2.xml").write_text(_LOG4J2)
     (staging / ".complete").write_text(KAFKA_VERSION)
     if home.exists():
@@ -142,9 +147,12 @@ def provision_ferretdb() -> Path:
     info = json.loads(
         subprocess.run(
             ["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
-            check=True, capture_output=True, text=True, env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         ).stdout
-    )  # fmt: skip
+    )
     src = Path(tempfile.mkdtemp(prefix="ferretdb-src-", dir=str(cache_root())))
     try:
         # The module cache is read-only and lacks the generated version file the binary needs.
@@ -158,8 +166,10 @@ def provision_ferretdb() -> Path:
         tmp_bin = binary.with_suffix(".tmp")
         subprocess.run(
             ["go", "build", "-trimpath", "-o", str(tmp_bin), "./cmd/ferretdb"],
-            cwd=mod, check=True, env=env,
-        )  # fmt: skip
+            cwd=mod,
+            check=True,
+            env=env,
+        )
         tmp_bin.rename(binary)
     finally:
         shutil.rmtree(src, ignore_errors=True)
@@ -289,9 +299,13 @@ def _kafka_properties(data: Path, port: int, cport: int) -> str:
 def _spawn(cmd: list[str], logfile: Path, env: dict[str, str] | None = None) -> int:
     with open(logfile, "ab") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
-        )  # fmt: skip
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
     return proc.pid
 
 
@@ -309,23 +323,38 @@ def start(run_dir: Path | None = None, timeout: float = 120.0) -> Running:
     classpath = f"{home / 'libs'}/*"
     java_common = ["java", "-cp", classpath, f"-Dlog4j2.configurationFile={home / 'log4j2.xml'}"]
     subprocess.run(
-        [*java_common, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props),
-         "--ignore-formatted"],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        [*java_common, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props), "--ignore-formatted"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     kafka_pid = _spawn(
-        ["java", "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-         *java_common[1:], "kafka.Kafka", str(props)],
+        [
+            "java",
+            "-Xms256m",
+            "-Xmx512m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            *java_common[1:],
+            "kafka.Kafka",
+            str(props),
+        ],
         run_dir / "kafka.log",
-    )  # fmt: skip
+    )
     sqlite_dir = run_dir / "ferretdb"
     sqlite_dir.mkdir(exist_ok=True)
     ferret_pid = _spawn(
-        [str(ferretdb_binary()), "--handler=sqlite", f"--sqlite-url=file:{sqlite_dir}/",
-         f"--listen-addr=127.0.0.1:{mport}", "--state-dir=-", "--debug-addr=-",
-         "--telemetry=disable", "--log-level=warn"],
+        [
+            str(ferretdb_binary()),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{sqlite_dir}/",
+            f"--listen-addr=127.0.0.1:{mport}",
+            "--state-dir=-",
+            "--debug-addr=-",
+            "--telemetry=disable",
+            "--log-level=warn",
+        ],
         run_dir / "ferretdb.log",
-    )  # fmt: skip
+    )
     running = Running(str(run_dir), kport, cport, mport, kafka_pid, ferret_pid)
     (run_dir / STATE_FILE).write_text(json.dumps(asdict(running)))
 

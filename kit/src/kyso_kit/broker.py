@@ -155,13 +155,22 @@ class EventConsumer:
                     return
                 except Exception as exc:
                     if attempt == attempts:
-                        log.exception("event failed %d times; dead-lettering", attempts,
-                                      extra={"event_id": event.id, "event_type": event.type})  # fmt: skip
+                        log.exception(
+                            "event failed %d times; dead-lettering",
+                            attempts,
+                            extra={"event_id": event.id, "event_type": event.type},
+                        )
                         await self._dead_letter(record, body, type(exc).__name__, str(exc)[:2000], attempt)
                         return
                     delay = self._settings.consumer_backoff_seconds * 2 ** (attempt - 1)
-                    log.warning("event handling failed (attempt %d/%d), retrying in %.2fs: %r",
-                                attempt, attempts, delay, exc, extra={"event_id": event.id})  # fmt: skip
+                    log.warning(
+                        "event handling failed (attempt %d/%d), retrying in %.2fs: %r",
+                        attempt,
+                        attempts,
+                        delay,
+                        exc,
+                        extra={"event_id": event.id},
+                    )
                     await asyncio.sleep(delay)
         finally:
             correlation_id.reset(token)
@@ -184,8 +193,9 @@ class EventConsumer:
             },
         )
         self.dead_lettered += 1
-        log.error("message dead-lettered", extra={"topic": record.topic, "offset": record.offset,
-                                                   "error_type": error_type})  # fmt: skip
+        log.error(
+            "message dead-lettered", extra={"topic": record.topic, "offset": record.offset, "error_type": error_type}
+        )
 
 
 def _looks_like_cloudevent(body: bytes) -> bool:

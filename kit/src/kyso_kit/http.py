@@ -27,8 +27,9 @@ def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bo
         details = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
-        err = ApiError(422, "invalid_request", "The request is invalid", "Yêu cầu không hợp lệ",
-                       details={"errors": details})  # fmt: skip
+        err = ApiError(
+            422, "invalid_request", "The request is invalid", "Yêu cầu không hợp lệ", details={"errors": details}
+        )
         return JSONResponse(err.body(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -48,3 +48,22 @@ def mark_applied(update: dict[str, Any], event_id: str) -> dict[str, Any]:
     merged = {k: dict(v) for k, v in update.items()}
     merged.setdefault("$push", {})[APPLIED_FIELD] = event_id
     return merged
+
+
+async def upsert_once(
+    coll: Any, key: dict[str, Any], event_id: str, update: dict[str, Any], on_insert: dict[str, Any]
+) -> bool:
+    """Apply ``update`` to the document matching ``key`` (creating it with ``on_insert``) once per event.
+
+    Returns False when the event had been applied already. Without transactions an upsert that
+    collides on a unique key is ambiguous (applied before, or created concurrently by another event),
+    so a collision is retried as a plain guarded update.
+    """
+    first = mark_applied(update, event_id)
+    first["$setOnInsert"] = on_insert
+    try:
+        res = await coll.update_one(once(event_id, key), first, upsert=True)
+        return bool(res.modified_count or res.upserted_id is not None)
+    except DuplicateKeyError:
+        res = await coll.update_one(once(event_id, key), mark_applied(update, event_id))
+        return bool(res.modified_count)

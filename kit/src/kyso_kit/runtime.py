@@ -53,8 +53,9 @@ class ServiceRuntime:
         self._startup.append(fn)
         return fn
 
-    def event(self, payload: Payload, *, causation_id: str | None = None,
-              correlation_id: str | None = None) -> CloudEvent[Any]:  # fmt: skip
+    def event(
+        self, payload: Payload, *, causation_id: str | None = None, correlation_id: str | None = None
+    ) -> CloudEvent[Any]:
         """Wrap a payload in this service's envelope, in the current correlation context."""
         return wrap(
             payload,
@@ -106,7 +107,11 @@ class ServiceRuntime:
 
         configure(self.settings.service_name, self.settings.log_level)
         config = uvicorn.Config(
-            app, host=self.settings.http_host, port=self.settings.http_port, log_config=None,
-            access_log=False, lifespan="on",
-        )  # fmt: skip
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
         uvicorn.Server(config).run()

@@ -40,13 +40,18 @@ class ServiceSettings(BaseSettings):
         default=0.5, gt=0, validation_alias="OUTBOX_POLL_SECONDS", description="Relay poll interval when idle"
     )
     consumer_max_attempts: int = Field(
-        default=5, ge=1, le=20, validation_alias="CONSUMER_MAX_ATTEMPTS",
+        default=5,
+        ge=1,
+        le=20,
+        validation_alias="CONSUMER_MAX_ATTEMPTS",
         description="Tries of one message before it is dead-lettered",
-    )  # fmt: skip
+    )
     consumer_backoff_seconds: float = Field(
-        default=0.2, ge=0, validation_alias="CONSUMER_BACKOFF_SECONDS",
+        default=0.2,
+        ge=0,
+        validation_alias="CONSUMER_BACKOFF_SECONDS",
         description="First retry delay; doubles per attempt",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _default_db(self) -> ServiceSettings:
@@ -69,7 +74,7 @@ class ServiceSettings(BaseSettings):
 
 
 def resolve_secret(profile: str, value: str | None, purpose: str, env_name: str) -> str:
-    """A configured secret, or in development a well-known dev value; production fails fast without one."""
+    """A configured secret key, or in development a well-known dev value; production fails fast without one."""
     if value:
         return value
     if profile == "production":
@@ -77,3 +82,24 @@ def resolve_secret(profile: str, value: str | None, purpose: str, env_name: str)
     from .devkeys import dev_master_key
 
     return dev_master_key(purpose)
+
+
+def resolve_pem(profile: str, value: str | None, purpose: str, env_name: str, *, private: bool) -> str:
+    """A configured PEM key, or in development the well-known dev key pair of ``purpose``."""
+    if value:
+        return value
+    if profile == "production":
+        raise ValueError(f"{env_name} must be set in production")
+    from .devkeys import dev_ec_private_pem, dev_ec_public_pem
+
+    return dev_ec_private_pem(purpose) if private else dev_ec_public_pem(purpose)
+
+
+class AuthVerifierSettings(BaseSettings):
+    """Mixin for services that accept the access tokens registration issues."""
+
+    auth_public_key_pem: str | None = Field(
+        default=None,
+        validation_alias="AUTH_PUBLIC_KEY_PEM",
+        description="PEM public key (P-256) of the registration service's access-token signer",
+    )

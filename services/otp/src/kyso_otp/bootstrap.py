@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from kyso_contracts import AccountCreated, OtpEnrolled, SmsOtpVerified
-
+from kyso_kit.auth import TokenVerifier
 from kyso_kit.runtime import ServiceRuntime
 
 from .delivery import DevInbox, HttpSmsGateway, SmsSender
@@ -29,5 +29,6 @@ def build(settings: OtpSettings | None = None) -> tuple[ServiceRuntime, FastAPI]
     rt.on_startup(svc.init_indexes)
     rt.consumer.on(AccountCreated)(svc.when_account_created_remember_phone)
     app = rt.http_app("kyso otp", "SMS OTP challenges and SmartOTP soft tokens")
-    app.include_router(router(svc, inbox))
+    assert settings.auth_public_key_pem
+    app.include_router(router(svc, inbox, TokenVerifier(settings.auth_public_key_pem)))
     return rt, app

@@ -6,9 +6,8 @@ import logging
 from typing import Any, Protocol
 
 import httpx
-from pymongo.asynchronous.database import AsyncDatabase
-
 from kyso_kit.timeutil import now
+from pymongo.asynchronous.database import AsyncDatabase
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,8 @@ class HttpSmsGateway:
 
     async def send(self, phone: str, text: str, *, reference: str) -> None:
         async with httpx.AsyncClient(timeout=self._timeout) as client:
-            resp = await client.post(self._url, json={"to": phone, "text": text, "reference": reference},
-                                     headers=self._headers)  # fmt: skip
+            resp = await client.post(
+                self._url, json={"to": phone, "text": text, "reference": reference}, headers=self._headers
+            )
             resp.raise_for_status()
         log.info("sms handed to gateway", extra={"reference": reference})

@@ -49,8 +49,9 @@ def seed_b32(seed: bytes) -> str:
 
 
 def _totp(seed: bytes) -> pyotp.TOTP:
-    return pyotp.TOTP(seed_b32(seed), digits=TOTP_DIGITS, digest=getattr(hashlib, TOTP_DIGEST.lower()),
-                      interval=TOTP_PERIOD)  # fmt: skip
+    return pyotp.TOTP(
+        seed_b32(seed), digits=TOTP_DIGITS, digest=getattr(hashlib, TOTP_DIGEST.lower()), interval=TOTP_PERIOD
+    )
 
 
 def key_uri(seed: bytes, account_label: str, issuer: str = "kyso") -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from kyso_contracts import OtpPurpose
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
+from kyso_kit.auth import TokenVerifier, bearer_dependency, forbidden, optional_bearer_dependency, unauthorized
 from kyso_kit.errors import ApiError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from . import domain
 from .delivery import DevInbox
@@ -48,11 +48,20 @@ class ActivationRequest(Strict):
     device_id: IdStr
 
 
-def router(svc: OtpService, inbox: DevInbox | None) -> APIRouter:
+def router(svc: OtpService, inbox: DevInbox | None, verifier: TokenVerifier) -> APIRouter:
     r = APIRouter(prefix="/v1")
+    account = bearer_dependency(verifier)
+    maybe_account = optional_bearer_dependency(verifier)
 
     @r.post("/sms-otp/challenges", status_code=201, tags=["sms-otp"])
-    async def create_challenge(body: ChallengeRequest) -> dict[str, Any]:
+    async def create_challenge(body: ChallengeRequest, caller: str | None = Depends(maybe_account)) -> dict[str, Any]:
+        # Before an account exists only phone verification is possible; everything else is the
+        # signed-in account asking for a code to its own registered phone.
+        if body.purpose != OtpPurpose.PHONE_VERIFICATION:
+            if caller is None:
+                raise unauthorized()
+            if body.account_id != caller:
+                raise forbidden()
         return await svc.create_challenge(body.purpose, body.subject, body.phone, body.account_id, body.binding_sha256)
 
     @r.post("/sms-otp/challenges/{challenge_id}/verify", tags=["sms-otp"])
@@ -65,10 +74,16 @@ def router(svc: OtpService, inbox: DevInbox | None) -> APIRouter:
         return {"server_time": t, "period": domain.TOTP_PERIOD, "step": domain.time_step(t)}
 
     @r.post("/smartotp/enrolments", status_code=201, tags=["smartotp"])
-    async def start_enrolment(body: EnrolmentRequest) -> dict[str, Any]:
+    async def start_enrolment(body: EnrolmentRequest, caller: str = Depends(account)) -> dict[str, Any]:
+        if body.account_id != caller:
+            raise forbidden()
         if not body.terms_accepted:
-            raise ApiError(422, "terms_not_accepted", "The SmartOTP terms must be accepted",
-                           "Bạn cần đồng ý điều khoản sử dụng SmartOTP")  # fmt: skip
+            raise ApiError(
+                422,
+                "terms_not_accepted",
+                "The SmartOTP terms must be accepted",
+                "Bạn cần đồng ý điều khoản sử dụng SmartOTP",
+            )
         return await svc.start_enrolment(body.account_id, body.terms_version, body.sms_challenge_id)
 
     @r.post("/smartotp/activations", status_code=201, tags=["smartotp"])

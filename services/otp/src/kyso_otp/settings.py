@@ -1,38 +1,64 @@
 from __future__ import annotations
 
+from kyso_kit.settings import AuthVerifierSettings, ServiceSettings, resolve_pem, resolve_secret
 from pydantic import Field, model_validator
 
-from kyso_kit.settings import ServiceSettings, resolve_secret
 
-
-class OtpSettings(ServiceSettings):
+class OtpSettings(ServiceSettings, AuthVerifierSettings):
     service_name: str = "otp"
     http_port: int = Field(default=8004, validation_alias="HTTP_PORT", description="HTTP port")
     master_key_b64: str | None = Field(
-        default=None, validation_alias="OTP_MASTER_KEY",
+        default=None,
+        validation_alias="OTP_MASTER_KEY",
         description="Base64 32-byte AES-GCM key that encrypts SmartOTP seeds at rest (required in production)",
-    )  # fmt: skip
+    )
     sms_pepper_b64: str | None = Field(
-        default=None, validation_alias="OTP_SMS_PEPPER",
+        default=None,
+        validation_alias="OTP_SMS_PEPPER",
         description="Base64 key of the HMAC that stores SMS codes (required in production)",
-    )  # fmt: skip
+    )
     sms_gateway_url: str | None = Field(
-        default=None, validation_alias="OTP_SMS_GATEWAY_URL",
+        default=None,
+        validation_alias="OTP_SMS_GATEWAY_URL",
         description="HTTP SMS gateway endpoint; unset in development means the dev inbox",
-    )  # fmt: skip
+    )
     sms_gateway_token: str | None = Field(
         default=None, validation_alias="OTP_SMS_GATEWAY_TOKEN", description="Bearer credential of the SMS gateway"
     )
-    sms_ttl_seconds: int = Field(default=300, ge=30, le=300, validation_alias="OTP_SMS_TTL_SECONDS",
-                                 description="SMS OTP lifetime (Circular 50/2024: at most 5 minutes)")  # fmt: skip
-    sms_max_attempts: int = Field(default=5, ge=1, le=10, validation_alias="OTP_SMS_MAX_ATTEMPTS",
-                                  description="Wrong tries before a challenge is dead")  # fmt: skip
-    sms_per_phone_per_hour: int = Field(default=10, ge=1, validation_alias="OTP_SMS_PER_PHONE_PER_HOUR",
-                                        description="Challenges one phone number may receive per hour")  # fmt: skip
-    activation_ttl_seconds: int = Field(default=600, ge=60, le=3600, validation_alias="OTP_ACTIVATION_TTL_SECONDS",
-                                        description="Lifetime of a SmartOTP activation code")  # fmt: skip
-    token_max_failures: int = Field(default=5, ge=1, le=10, validation_alias="OTP_TOKEN_MAX_FAILURES",
-                                    description="Consecutive wrong SmartOTP codes that lock a token")  # fmt: skip
+    sms_ttl_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=300,
+        validation_alias="OTP_SMS_TTL_SECONDS",
+        description="SMS OTP lifetime (Circular 50/2024: at most 5 minutes)",
+    )
+    sms_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=10,
+        validation_alias="OTP_SMS_MAX_ATTEMPTS",
+        description="Wrong tries before a challenge is dead",
+    )
+    sms_per_phone_per_hour: int = Field(
+        default=10,
+        ge=1,
+        validation_alias="OTP_SMS_PER_PHONE_PER_HOUR",
+        description="Challenges one phone number may receive per hour",
+    )
+    activation_ttl_seconds: int = Field(
+        default=600,
+        ge=60,
+        le=3600,
+        validation_alias="OTP_ACTIVATION_TTL_SECONDS",
+        description="Lifetime of a SmartOTP activation code",
+    )
+    token_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=10,
+        validation_alias="OTP_TOKEN_MAX_FAILURES",
+        description="Consecutive wrong SmartOTP codes that lock a token",
+    )
 
     @model_validator(mode="after")
     def _secrets(self) -> OtpSettings:
@@ -40,7 +66,14 @@ class OtpSettings(ServiceSettings):
             self, "master_key_b64", resolve_secret(self.profile, self.master_key_b64, "otp-seeds", "OTP_MASTER_KEY")
         )
         object.__setattr__(
-            self, "sms_pepper_b64", resolve_secret(self.profile, self.sms_pepper_b64, "otp-sms-pepper", "OTP_SMS_PEPPER")
+            self,
+            "sms_pepper_b64",
+            resolve_secret(self.profile, self.sms_pepper_b64, "otp-sms-pepper", "OTP_SMS_PEPPER"),
+        )
+        object.__setattr__(
+            self,
+            "auth_public_key_pem",
+            resolve_pem(self.profile, self.auth_public_key_pem, "auth", "AUTH_PUBLIC_KEY_PEM", private=False),
         )
         if self.profile == "production" and not self.sms_gateway_url:
             raise ValueError("OTP_SMS_GATEWAY_URL must be set in production")

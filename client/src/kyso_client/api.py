@@ -1,0 +1,178 @@
+"""Thin async HTTP client for the four services, raising :class:`KysoError` with the stable error code."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+class KysoError(Exception):
+    def __init__(self, status: int, code: str, message: str, body: Any) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.body = body
+
+
+@dataclass
+class Endpoints:
+    registration: str
+    payment: str
+    signing: str
+    otp: str
+
+
+class KysoApi:
+    def __init__(self, endpoints: Endpoints, correlation_id: str | None = None, timeout: float = 30.0) -> None:
+        self.ep = endpoints
+        headers = {"X-Correlation-Id": correlation_id} if correlation_id else {}
+        self.http = httpx.AsyncClient(timeout=timeout, headers=headers)
+        self.token: str | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def call(self, method: str, url: str, *, auth: bool = False, **kw: Any) -> Any:
+        headers = kw.pop("headers", {})
+        if auth:
+            if not self.token:
+                raise RuntimeError("sign in first")
+            headers["Authorization"] = f"Bearer {self.token}"
+        resp = await self.http.request(method, url, headers=headers, **kw)
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+                err = body.get("error", {})
+                raise KysoError(resp.status_code, err.get("code", "unknown"), err.get("message", ""), body)
+            except ValueError:
+                raise KysoError(resp.status_code, "unknown", resp.text, resp.text) from None
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            return resp.json()
+        return resp.text
+
+    # registration ---------------------------------------------------------
+    async def vneid_register(self, identity: dict[str, Any], signature_b64: str) -> Any:
+        return await self.call("POST", f"{self.ep.registration}/v1/vneid/registrations",
+                               json={"identity": identity, "signature_b64": signature_b64})  # fmt: skip
+
+    async def registration(self, reg_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.registration}/v1/registrations/{reg_id}")
+
+    async def confirm_registration(self, reg_id: str) -> Any:
+        return await self.call("POST", f"{self.ep.registration}/v1/registrations/{reg_id}/confirm")
+
+    async def create_account(self, reg_id: str, phone: str, email: str, password: str) -> Any:
+        out = await self.call("POST", f"{self.ep.registration}/v1/registrations/{reg_id}/account",
+                              json={"phone": phone, "email": email, "password": password})  # fmt: skip
+        self.token = out["access_token"]
+        return out
+
+    async def login(self, phone: str, password: str) -> Any:
+        out = await self.call(
+            "POST", f"{self.ep.registration}/v1/sessions", json={"phone": phone, "password": password}
+        )
+        self.token = out["access_token"]
+        return out
+
+    async def packages(self) -> Any:
+        return await self.call("GET", f"{self.ep.registration}/v1/packages")
+
+    async def place_order(self, package_code: str) -> Any:
+        return await self.call("POST", f"{self.ep.registration}/v1/orders", auth=True,
+                               json={"package_code": package_code})  # fmt: skip
+
+    async def order(self, order_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.registration}/v1/orders/{order_id}", auth=True)
+
+    # payment --------------------------------------------------------------
+    async def payment_for_order(self, order_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.payment}/v1/payments", auth=True, params={"order_id": order_id})
+
+    async def checkout(self, payment_id: str) -> Any:
+        return await self.call("POST", f"{self.ep.payment}/v1/payments/{payment_id}/checkout", auth=True)
+
+    async def sandbox_pay(self, payment_url: str, outcome: str = "success") -> Any:
+        return await self.call("POST", f"{self.ep.payment}/sandbox/vnpay/pay",
+                               json={"payment_url": payment_url, "outcome": outcome})  # fmt: skip
+
+    # signing --------------------------------------------------------------
+    async def contract_for_order(self, order_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.signing}/v1/contracts", auth=True, params={"order_id": order_id})
+
+    async def certificate(self, certificate_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.signing}/v1/certificates/{certificate_id}", auth=True)
+
+    async def acceptance_record(self, certificate_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.signing}/v1/certificates/{certificate_id}/acceptance-record",
+                               auth=True)  # fmt: skip
+
+    async def activate_certificate(self, certificate_id: str, pin: str, record_sha256: str) -> Any:
+        return await self.call("POST", f"{self.ep.signing}/v1/certificates/{certificate_id}/activation", auth=True,
+                               json={"pin": pin, "acceptance_record_sha256": record_sha256})  # fmt: skip
+
+    async def ca_certificate(self) -> str:
+        return str(await self.call("GET", f"{self.ep.signing}/v1/ca/certificate"))
+
+    # otp ------------------------------------------------------------------
+    async def sms_challenge(self, purpose: str, subject: str, *, phone: str | None = None,
+                            account_id: str | None = None, binding_sha256: str | None = None) -> Any:  # fmt: skip
+        body = {k: v for k, v in {"purpose": purpose, "subject": subject, "phone": phone, "account_id": account_id,
+                                  "binding_sha256": binding_sha256}.items() if v is not None}  # fmt: skip
+        return await self.call("POST", f"{self.ep.otp}/v1/sms-otp/challenges", json=body, auth=account_id is not None)
+
+    async def verify_sms(self, challenge_id: str, code: str) -> Any:
+        return await self.call(
+            "POST", f"{self.ep.otp}/v1/sms-otp/challenges/{challenge_id}/verify", json={"code": code}
+        )
+
+    async def dev_sms_code(self, phone: str, challenge_id: str) -> str:
+        """Read the code from the development SMS inbox (what the user reads on their phone)."""
+        inbox = await self.call("GET", f"{self.ep.otp}/v1/dev/sms-inbox", params={"phone": phone})
+        for m in inbox["messages"]:
+            if m["id"] == challenge_id:
+                found = re.search(r"\b(\d{6})\b", m["text"])
+                if found:
+                    return found.group(1)
+        raise LookupError("no SMS for that challenge")
+
+    async def smartotp_enrol(self, account_id: str, sms_challenge_id: str, terms_version: str = "2025-01") -> Any:
+        return await self.call("POST", f"{self.ep.otp}/v1/smartotp/enrolments", auth=True,
+                               json={"account_id": account_id, "terms_version": terms_version, "terms_accepted": True,
+                                     "sms_challenge_id": sms_challenge_id})  # fmt: skip
+
+    async def smartotp_activate(self, activation_code: str, device_id: str) -> Any:
+        return await self.call("POST", f"{self.ep.otp}/v1/smartotp/activations",
+                               json={"activation_code": activation_code, "device_id": device_id})  # fmt: skip
+
+    async def smartotp_verify(self, token_id: str, code: str) -> Any:
+        return await self.call("POST", f"{self.ep.otp}/v1/smartotp/tokens/{token_id}/verify", json={"code": code})
+
+    async def server_time(self) -> Any:
+        return await self.call("GET", f"{self.ep.otp}/v1/time")
+
+
+async def eventually(fn: Callable[[], Awaitable[T]], check: Callable[[T], bool] = lambda _: True,
+                     timeout: float = 30.0, interval: float = 0.2) -> T:  # fmt: skip
+    """Poll ``fn`` until ``check`` holds; a :class:`KysoError` 404/409 counts as 'not yet'."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = await fn()
+            if check(value):
+                return value
+            last = value
+        except KysoError as exc:
+            if exc.status not in (404, 409):
+                raise
+            last = exc
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not reached in {timeout}s; last: {last!r}")
+        await asyncio.sleep(interval)

@@ -1,0 +1,249 @@
+"""The whole SmartCA journey (guide steps 1–6) plus a first SmartOTP enrolment, as a citizen walks it.
+
+Every step goes over HTTP to the real services; the SMS code is read from the development inbox, as
+the user would read it on their phone. Run it with ``python -m kyso_client.journey`` against running
+services, or through ``deploy/demo.py`` which starts everything first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyotp
+from aiokafka import AIOKafkaConsumer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from kyso_contracts import parse_event, topics
+
+from . import vneid
+from .api import Endpoints, KysoApi, eventually
+
+Printer = Callable[[str], None]
+
+
+@dataclass
+class JourneyResult:
+    correlation_id: str
+    registration_id: str = ""
+    account_id: str = ""
+    phone: str = ""
+    order_id: str = ""
+    payment_id: str = ""
+    certificate_id: str = ""
+    token_id: str = ""
+    final_order: dict[str, Any] = field(default_factory=dict)
+    certificate_pem: str = ""
+    ca_pem: str = ""
+    acceptance_record: bytes = b""
+    acceptance_signature: bytes = b""
+
+
+class EventWatcher:
+    """Reads every kyso topic from the beginning and keeps the raw records (for printing and checks)."""
+
+    def __init__(self, bootstrap: str, printer: Printer | None = None, correlation_id: str | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.printer = printer
+        self.correlation_id = correlation_id
+        self.records: list[tuple[str, bytes | None, bytes]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics.ALL,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        async for rec in self._consumer:
+            self.records.append((rec.topic, rec.key, rec.value))
+            if self.printer:
+                try:
+                    doc = json.loads(rec.value)
+                except ValueError:
+                    continue
+                if self.correlation_id and doc.get("correlationid") != self.correlation_id:
+                    continue
+                self.printer(f"      ⇢ event {doc.get('type')}  key={rec.key.decode() if rec.key else '-'}")
+
+    def events(self, correlation_id: str) -> list[dict[str, Any]]:
+        out = []
+        for _, _, value in self.records:
+            try:
+                doc = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("correlationid") == correlation_id:
+                out.append(doc)
+        return out
+
+    def keyed(self, correlation_id: str) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+        out = []
+        for t, k, value in self.records:
+            try:
+                doc = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("correlationid") == correlation_id:
+                out.append((t, k, doc))
+        return out
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
+                pass
+        if self._consumer:
+            await self._consumer.stop()
+
+
+def new_correlation_id() -> str:
+    return f"journey-{uuid.uuid4().hex}"
+
+
+async def walk(
+    endpoints: Endpoints,
+    say: Printer = print,
+    *,
+    pin: str = "482915",
+    package_code: str = "PERSONAL_1Y",
+    correlation_id: str | None = None,
+) -> JourneyResult:
+    cid = correlation_id or new_correlation_id()
+    r = JourneyResult(correlation_id=cid)
+    api = KysoApi(endpoints, correlation_id=cid)
+    try:
+        # Step 1 — VNeID hands the citizen's level-2 identity over, signed.
+        ident = vneid.identity(vneid.random_citizen_id(), "Nguyễn Thị Minh Khai", "1990-05-19")
+        reg = await api.vneid_register(ident, vneid.sign(ident))
+        r.registration_id = reg["registration_id"]
+        say(f"1. VNeID → registration: identity of {ident['full_name']} accepted (registration {r.registration_id})")
+
+        # Step 2 — the citizen confirms the data.
+        await api.confirm_registration(r.registration_id)
+        say("2. citizen confirmed the registration data, handed over to the kyso app")
+
+        # Step 3 — phone verified by SMS OTP, then email and password.
+        r.phone = vneid.random_phone()
+        ch = await api.sms_challenge("phone_verification", r.registration_id, phone=r.phone)
+        code = await api.dev_sms_code(r.phone, ch["challenge_id"])
+        await api.verify_sms(ch["challenge_id"], code)
+        say(f"3. phone {r.phone} verified with SMS OTP {code}")
+        await eventually(lambda: api.registration(r.registration_id), lambda g: r.phone in g["verified_phones"])
+        acct = await api.create_account(r.registration_id, r.phone, "minhkhai@example.vn", "Ky-so an toan 2025!")
+        r.account_id = acct["account_id"]
+        say(f"   account {r.account_id} created (email, password), signed in")
+
+        # SmartOTP soft token: terms → SMS OTP → activation code → device → first code.
+        ch = await eventually(lambda: api.sms_challenge("smartotp_enrolment", r.account_id, account_id=r.account_id))
+        await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(r.phone, ch["challenge_id"]))
+        enrol = await api.smartotp_enrol(r.account_id, ch["challenge_id"])
+        device = await api.smartotp_activate(enrol["activation_code"], f"device-{uuid.uuid4().hex[:12]}")
+        r.token_id = device["token_id"]
+        totp = pyotp.parse_uri(device["otpauth_uri"])
+        await api.smartotp_verify(r.token_id, totp.now())
+        say(f"   SmartOTP token {r.token_id} enrolled on the device (first code verified)")
+
+        # Step 4 — choose a package, pay, sign the service contract.
+        pkgs = (await api.packages())["packages"]
+        pkg = next(p for p in pkgs if p["code"] == package_code)
+        order = await api.place_order(pkg["code"])
+        r.order_id = order["order_id"]
+        say(f"4. order {r.order_id}: {pkg['name_vi']} — {pkg['price_vnd']:,} đồng".replace(",", "."))
+        payment = await eventually(lambda: api.payment_for_order(r.order_id))
+        r.payment_id = payment["payment_id"]
+        checkout = await api.checkout(r.payment_id)
+        paid = await api.sandbox_pay(checkout["payment_url"])
+        say(f"   paid through the sandbox gateway (IPN answer {paid['ipn_response']['RspCode']})")
+        contract = await eventually(lambda: api.contract_for_order(r.order_id))
+        r.certificate_id = contract["certificate_id"]
+        ch = await api.sms_challenge("contract_consent", contract["contract_id"], account_id=r.account_id,
+                                     binding_sha256=contract["sha256"])  # fmt: skip
+        await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(r.phone, ch["challenge_id"]))
+        say(f"   contract {contract['contract_id']} (sha256 {contract['sha256'][:16]}…) signed with an OTP bound to it")
+
+        # Step 5 — the certificate waits for activation: set a PIN, sign the acceptance record.
+        pending = await eventually(lambda: api.order(r.order_id), lambda o: o["status"] == "pending_activation")
+        say(f"5. certificate {pending['certificate']['serial_number']} is '{pending['status_vi']}'")
+        record = await api.acceptance_record(r.certificate_id)
+        activated = await api.activate_certificate(r.certificate_id, pin, record["sha256"])
+        r.acceptance_record = record["text"].encode()
+        r.acceptance_signature = base64.b64decode(activated["acceptance_signature_b64"])
+        say("   PIN set; acceptance record signed with the new key")
+
+        # Step 6 — the status, as the kyso app and VNeID see it.
+        r.final_order = await eventually(lambda: api.order(r.order_id), lambda o: o["status"] == "active")
+        cert = await api.certificate(r.certificate_id)
+        r.certificate_pem, r.ca_pem = cert["certificate_pem"], cert["ca_certificate_pem"]
+        verify_certificate_and_signature(r)
+        say(f"6. status: {r.final_order['status']} ({r.final_order['status_vi']}); certificate chains to the kyso CA "
+            "and verifies the acceptance signature")  # fmt: skip
+        return r
+    finally:
+        await api.aclose()
+
+
+def verify_certificate_and_signature(r: JourneyResult) -> None:
+    cert = x509.load_pem_x509_certificate(r.certificate_pem.encode())
+    ca = x509.load_pem_x509_certificate(r.ca_pem.encode())
+    cert.verify_directly_issued_by(ca)
+    now = datetime.now(UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise ValueError("certificate not valid now")
+    pub = cert.public_key()
+    assert isinstance(pub, ec.EllipticCurvePublicKey)
+    pub.verify(r.acceptance_signature, r.acceptance_record, ec.ECDSA(hashes.SHA256()))
+
+
+REQUIRED_EVENTS = (
+    "vn.kyso.registration.account_created.v1",
+    "vn.kyso.otp.enrolled.v1",
+    "vn.kyso.registration.order_placed.v1",
+    "vn.kyso.payment.confirmed.v1",
+    "vn.kyso.signing.contract_signed.v1",
+    "vn.kyso.signing.cert_issued.v1",
+    "vn.kyso.signing.cert_activated.v1",
+)
+
+
+def check_events(watcher: EventWatcher, correlation_id: str) -> dict[str, int]:
+    """Every required event of this journey: published exactly once, a valid CloudEvent, keyed by its subject."""
+    counts: dict[str, int] = dict.fromkeys(REQUIRED_EVENTS, 0)
+    for _topic, key, doc in watcher.keyed(correlation_id):
+        event = parse_event(doc)
+        if key is None or key.decode() != event.subject:
+            raise AssertionError(f"{event.type} keyed {key!r}, subject {event.subject}")
+        if event.type in counts:
+            counts[event.type] += 1
+    return counts
+
+
+async def _main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Walk the kyso journey against running services")
+    for name, port in (("registration", 8001), ("payment", 8002), ("signing", 8003), ("otp", 8004)):
+        p.add_argument(f"--{name}", default=f"http://127.0.0.1:{port}")
+    a = p.parse_args()
+    await walk(Endpoints(a.registration, a.payment, a.signing, a.otp))
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

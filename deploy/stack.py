@@ -1,0 +1,151 @@
+"""Run the whole kyso system on this machine: real Kafka + FerretDB (or servers you point at) and the
+four services as separate processes on free loopback ports.
+
+Used by the demo (`deploy/demo.py`) and the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import localinfra
+
+SERVICES = ("registration", "payment", "signing", "otp")
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kyso-stack-")))
+    infra: localinfra.Running | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    kafka_bootstrap: str = ""
+    mongodb_url: str = ""
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def start_infra(self) -> None:
+        env_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        env_mongo = os.environ.get("MONGODB_URL")
+        if env_kafka and env_mongo:
+            self.kafka_bootstrap, self.mongodb_url = env_kafka, env_mongo
+            return
+        self.infra = localinfra.start(self.run_dir / "infra")
+        self.kafka_bootstrap, self.mongodb_url = self.infra.kafka_bootstrap, self.infra.mongodb_url
+
+    def service_env(self, name: str, port: int, ports: dict[str, int]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KYSO_", "HTTP_", "MONGODB_DATABASE"))}
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.kafka_bootstrap,
+            MONGODB_URL=self.mongodb_url,
+            # One database per service, and per run so runs can share one server without clean-up.
+            MONGODB_DATABASE=f"kyso_{name}_{self.run_id}",
+            HTTP_HOST="127.0.0.1",
+            HTTP_PORT=str(port),
+            KYSO_PROFILE="development",
+            LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
+            VNPAY_PAY_URL=f"http://127.0.0.1:{ports['payment']}/sandbox/vnpay/pay",
+        )
+        return env
+
+    def start_service(self, name: str, port: int, ports: dict[str, int]) -> ServiceProcess:
+        log_path = self.run_dir / f"{name}.log"
+        out = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"kyso_{name}"],
+            env=self.service_env(name, port, ports),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        sp = ServiceProcess(name, port, proc, log_path)
+        self.services[name] = sp
+        return sp
+
+    def start(self, timeout: float = 90.0) -> Stack:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.start_infra()
+        ports = {name: localinfra.free_port() for name in SERVICES}
+        for name in SERVICES:
+            self.start_service(name, ports[name], ports)
+        for sp in self.services.values():
+            self.wait_ready(sp, timeout)
+        return self
+
+    def wait_ready(self, sp: ServiceProcess, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sp.proc.poll() is not None:
+                raise RuntimeError(f"{sp.name} exited with {sp.proc.returncode}:\n{self.tail(sp.name)}")
+            try:
+                with urllib.request.urlopen(f"{sp.url}/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{sp.name} not ready after {timeout}s:\n{self.tail(sp.name)}")
+
+    def tail(self, name: str, chars: int = 4000) -> str:
+        path = self.run_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        sp = self.services[name]
+        try:
+            os.killpg(sp.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        sp.proc.wait(timeout=30)
+
+    def restart_service(self, name: str) -> None:
+        sp = self.services[name]
+        ports = {n: s.port for n, s in self.services.items()}
+        self.start_service(name, sp.port, ports)
+        self.wait_ready(self.services[name])
+
+    def stop(self) -> None:
+        for sp in self.services.values():
+            if sp.proc.poll() is None:
+                try:
+                    os.killpg(sp.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for sp in self.services.values():
+            try:
+                sp.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(sp.proc.pid, signal.SIGKILL)
+                sp.proc.wait(timeout=10)
+        if self.infra is not None:
+            localinfra.stop(self.infra)
+            self.infra = None
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,10 @@
+from .bootstrap import build
+
+
+def main() -> None:
+    rt, app = build()
+    rt.serve(app)
+
+
+if __name__ == "__main__":
+    main()

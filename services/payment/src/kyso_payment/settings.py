@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from kyso_kit.settings import AuthVerifierSettings, ServiceSettings, resolve_pem, resolve_secret
+from pydantic import Field, model_validator
+
+
+class PaymentSettings(ServiceSettings, AuthVerifierSettings):
+    service_name: str = "payment"
+    http_port: int = Field(default=8002, validation_alias="HTTP_PORT", description="HTTP port")
+    vnpay_tmn_code: str = Field(
+        default="KYSODEV1",
+        validation_alias="VNPAY_TMN_CODE",
+        description="Merchant (terminal) code at the payment gateway",
+    )
+    vnpay_hash_secret: str | None = Field(
+        default=None,
+        validation_alias="VNPAY_HASH_SECRET",
+        description="Shared secret of the gateway's HMAC-SHA512 signatures (required in production)",
+    )
+    vnpay_pay_url: str = Field(
+        default="http://127.0.0.1:8002/sandbox/vnpay/pay",
+        validation_alias="VNPAY_PAY_URL",
+        description="Where the user is sent to pay (the sandbox gateway in development)",
+    )
+    vnpay_return_url: str = Field(
+        default="kyso://payment-result",
+        validation_alias="VNPAY_RETURN_URL",
+        description="Where the gateway sends the user back",
+    )
+
+    @model_validator(mode="after")
+    def _secrets(self) -> PaymentSettings:
+        object.__setattr__(
+            self,
+            "vnpay_hash_secret",
+            resolve_secret(self.profile, self.vnpay_hash_secret, "vnpay", "VNPAY_HASH_SECRET"),
+        )
+        object.__setattr__(
+            self,
+            "auth_public_key_pem",
+            resolve_pem(self.profile, self.auth_public_key_pem, "auth", "AUTH_PUBLIC_KEY_PEM", private=False),
+        )
+        return self

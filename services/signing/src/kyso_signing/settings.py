@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from kyso_kit.settings import AuthVerifierSettings, ServiceSettings, resolve_pem, resolve_secret
+from pydantic import Field, model_validator
+
+
+class SigningSettings(ServiceSettings, AuthVerifierSettings):
+    service_name: str = "signing"
+    http_port: int = Field(default=8003, validation_alias="HTTP_PORT", description="HTTP port")
+    master_key_b64: str | None = Field(
+        default=None,
+        validation_alias="SIGNING_MASTER_KEY",
+        description="Base64 32-byte key that encrypts CA and subscriber private keys at rest (required in production)",
+    )
+    ca_common_name: str = Field(
+        default="kyso Development Root CA",
+        validation_alias="CA_COMMON_NAME",
+        description="Subject CN of the issuing CA created on first start",
+    )
+    provider_name: str = Field(
+        default="Công ty kyso (môi trường phát triển)",
+        validation_alias="PROVIDER_NAME",
+        description="Provider named in contracts",
+    )
+
+    @model_validator(mode="after")
+    def _secrets(self) -> SigningSettings:
+        object.__setattr__(
+            self,
+            "master_key_b64",
+            resolve_secret(self.profile, self.master_key_b64, "signing-keys", "SIGNING_MASTER_KEY"),
+        )
+        object.__setattr__(
+            self,
+            "auth_public_key_pem",
+            resolve_pem(self.profile, self.auth_public_key_pem, "auth", "AUTH_PUBLIC_KEY_PEM", private=False),
+        )
+        return self
