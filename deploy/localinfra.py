@@ -216,7 +216,7 @@ def kafka_metadata_ok(host: str, port: int, timeout: float = 2.0) -> bool:
     except OSError:
         return False
     (corr, n_brokers) = struct.unpack(">ii", payload[:8])
-    return corr == 1 and n_brokers >= 1
+    return bool(corr == 1 and n_brokers >= 1)
 
 
 def _bson_ping() -> bytes:

@@ -59,8 +59,11 @@ class KysoApi:
 
     # registration ---------------------------------------------------------
     async def vneid_register(self, identity: dict[str, Any], signature_b64: str) -> Any:
-        return await self.call("POST", f"{self.ep.registration}/v1/vneid/registrations",
-                               json={"identity": identity, "signature_b64": signature_b64})  # fmt: skip
+        return await self.call(
+            "POST",
+            f"{self.ep.registration}/v1/vneid/registrations",
+            json={"identity": identity, "signature_b64": signature_b64},
+        )
 
     async def registration(self, reg_id: str) -> Any:
         return await self.call("GET", f"{self.ep.registration}/v1/registrations/{reg_id}")
@@ -69,8 +72,11 @@ class KysoApi:
         return await self.call("POST", f"{self.ep.registration}/v1/registrations/{reg_id}/confirm")
 
     async def create_account(self, reg_id: str, phone: str, email: str, password: str) -> Any:
-        out = await self.call("POST", f"{self.ep.registration}/v1/registrations/{reg_id}/account",
-                              json={"phone": phone, "email": email, "password": password})  # fmt: skip
+        out = await self.call(
+            "POST",
+            f"{self.ep.registration}/v1/registrations/{reg_id}/account",
+            json={"phone": phone, "email": email, "password": password},
+        )
         self.token = out["access_token"]
         return out
 
@@ -85,8 +91,9 @@ class KysoApi:
         return await self.call("GET", f"{self.ep.registration}/v1/packages")
 
     async def place_order(self, package_code: str) -> Any:
-        return await self.call("POST", f"{self.ep.registration}/v1/orders", auth=True,
-                               json={"package_code": package_code})  # fmt: skip
+        return await self.call(
+            "POST", f"{self.ep.registration}/v1/orders", auth=True, json={"package_code": package_code}
+        )
 
     async def order(self, order_id: str) -> Any:
         return await self.call("GET", f"{self.ep.registration}/v1/orders/{order_id}", auth=True)
@@ -99,8 +106,9 @@ class KysoApi:
         return await self.call("POST", f"{self.ep.payment}/v1/payments/{payment_id}/checkout", auth=True)
 
     async def sandbox_pay(self, payment_url: str, outcome: str = "success") -> Any:
-        return await self.call("POST", f"{self.ep.payment}/sandbox/vnpay/pay",
-                               json={"payment_url": payment_url, "outcome": outcome})  # fmt: skip
+        return await self.call(
+            "POST", f"{self.ep.payment}/sandbox/vnpay/pay", json={"payment_url": payment_url, "outcome": outcome}
+        )
 
     # signing --------------------------------------------------------------
     async def contract_for_order(self, order_id: str) -> Any:
@@ -110,21 +118,42 @@ class KysoApi:
         return await self.call("GET", f"{self.ep.signing}/v1/certificates/{certificate_id}", auth=True)
 
     async def acceptance_record(self, certificate_id: str) -> Any:
-        return await self.call("GET", f"{self.ep.signing}/v1/certificates/{certificate_id}/acceptance-record",
-                               auth=True)  # fmt: skip
+        return await self.call(
+            "GET", f"{self.ep.signing}/v1/certificates/{certificate_id}/acceptance-record", auth=True
+        )
 
     async def activate_certificate(self, certificate_id: str, pin: str, record_sha256: str) -> Any:
-        return await self.call("POST", f"{self.ep.signing}/v1/certificates/{certificate_id}/activation", auth=True,
-                               json={"pin": pin, "acceptance_record_sha256": record_sha256})  # fmt: skip
+        return await self.call(
+            "POST",
+            f"{self.ep.signing}/v1/certificates/{certificate_id}/activation",
+            auth=True,
+            json={"pin": pin, "acceptance_record_sha256": record_sha256},
+        )
 
     async def ca_certificate(self) -> str:
         return str(await self.call("GET", f"{self.ep.signing}/v1/ca/certificate"))
 
     # otp ------------------------------------------------------------------
-    async def sms_challenge(self, purpose: str, subject: str, *, phone: str | None = None,
-                            account_id: str | None = None, binding_sha256: str | None = None) -> Any:  # fmt: skip
-        body = {k: v for k, v in {"purpose": purpose, "subject": subject, "phone": phone, "account_id": account_id,
-                                  "binding_sha256": binding_sha256}.items() if v is not None}  # fmt: skip
+    async def sms_challenge(
+        self,
+        purpose: str,
+        subject: str,
+        *,
+        phone: str | None = None,
+        account_id: str | None = None,
+        binding_sha256: str | None = None,
+    ) -> Any:
+        body = {
+            k: v
+            for k, v in {
+                "purpose": purpose,
+                "subject": subject,
+                "phone": phone,
+                "account_id": account_id,
+                "binding_sha256": binding_sha256,
+            }.items()
+            if v is not None
+        }
         return await self.call("POST", f"{self.ep.otp}/v1/sms-otp/challenges", json=body, auth=account_id is not None)
 
     async def verify_sms(self, challenge_id: str, code: str) -> Any:
@@ -143,13 +172,24 @@ class KysoApi:
         raise LookupError("no SMS for that challenge")
 
     async def smartotp_enrol(self, account_id: str, sms_challenge_id: str, terms_version: str = "2025-01") -> Any:
-        return await self.call("POST", f"{self.ep.otp}/v1/smartotp/enrolments", auth=True,
-                               json={"account_id": account_id, "terms_version": terms_version, "terms_accepted": True,
-                                     "sms_challenge_id": sms_challenge_id})  # fmt: skip
+        return await self.call(
+            "POST",
+            f"{self.ep.otp}/v1/smartotp/enrolments",
+            auth=True,
+            json={
+                "account_id": account_id,
+                "terms_version": terms_version,
+                "terms_accepted": True,
+                "sms_challenge_id": sms_challenge_id,
+            },
+        )
 
     async def smartotp_activate(self, activation_code: str, device_id: str) -> Any:
-        return await self.call("POST", f"{self.ep.otp}/v1/smartotp/activations",
-                               json={"activation_code": activation_code, "device_id": device_id})  # fmt: skip
+        return await self.call(
+            "POST",
+            f"{self.ep.otp}/v1/smartotp/activations",
+            json={"activation_code": activation_code, "device_id": device_id},
+        )
 
     async def smartotp_verify(self, token_id: str, code: str) -> Any:
         return await self.call("POST", f"{self.ep.otp}/v1/smartotp/tokens/{token_id}/verify", json={"code": code})
@@ -158,8 +198,12 @@ class KysoApi:
         return await self.call("GET", f"{self.ep.otp}/v1/time")
 
 
-async def eventually(fn: Callable[[], Awaitable[T]], check: Callable[[T], bool] = lambda _: True,
-                     timeout: float = 30.0, interval: float = 0.2) -> T:  # fmt: skip
+async def eventually(
+    fn: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool] = lambda _: True,
+    timeout: float = 30.0,
+    interval: float = 0.2,
+) -> T:
     """Poll ``fn`` until ``check`` holds; a :class:`KysoError` 404/409 counts as 'not yet'."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: Any = None

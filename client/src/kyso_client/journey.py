@@ -158,6 +158,7 @@ async def walk(
         device = await api.smartotp_activate(enrol["activation_code"], f"device-{uuid.uuid4().hex[:12]}")
         r.token_id = device["token_id"]
         totp = pyotp.parse_uri(device["otpauth_uri"])
+        assert isinstance(totp, pyotp.TOTP)
         await api.smartotp_verify(r.token_id, totp.now())
         say(f"   SmartOTP token {r.token_id} enrolled on the device (first code verified)")
 
@@ -174,8 +175,9 @@ async def walk(
         say(f"   paid through the sandbox gateway (IPN answer {paid['ipn_response']['RspCode']})")
         contract = await eventually(lambda: api.contract_for_order(r.order_id))
         r.certificate_id = contract["certificate_id"]
-        ch = await api.sms_challenge("contract_consent", contract["contract_id"], account_id=r.account_id,
-                                     binding_sha256=contract["sha256"])  # fmt: skip
+        ch = await api.sms_challenge(
+            "contract_consent", contract["contract_id"], account_id=r.account_id, binding_sha256=contract["sha256"]
+        )
         await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(r.phone, ch["challenge_id"]))
         say(f"   contract {contract['contract_id']} (sha256 {contract['sha256'][:16]}…) signed with an OTP bound to it")
 
@@ -193,8 +195,10 @@ async def walk(
         cert = await api.certificate(r.certificate_id)
         r.certificate_pem, r.ca_pem = cert["certificate_pem"], cert["ca_certificate_pem"]
         verify_certificate_and_signature(r)
-        say(f"6. status: {r.final_order['status']} ({r.final_order['status_vi']}); certificate chains to the kyso CA "
-            "and verifies the acceptance signature")  # fmt: skip
+        say(
+            f"6. status: {r.final_order['status']} ({r.final_order['status_vi']}); certificate chains to the kyso CA "
+            "and verifies the acceptance signature"
+        )
         return r
     finally:
         await api.aclose()
