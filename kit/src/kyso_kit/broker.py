@@ -89,6 +89,7 @@ class EventConsumer:
         self._handlers: dict[str, Handler] = {}
         self._payloads: dict[str, list[type[Payload]]] = {}
         self.dead_lettered = 0
+        self._installed = False
 
     def on(self, payload: type[Payload]) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -105,6 +106,10 @@ class EventConsumer:
         return sorted(self._payloads)
 
     def install(self) -> None:
+        """Register one Kafka subscriber per topic (idempotent; also used to render the AsyncAPI document)."""
+        if self._installed:
+            return
+        self._installed = True
         for topic, payloads in self._payloads.items():
 
             async def consume(body: Any) -> None:

@@ -61,7 +61,8 @@ def password_problems(password: str, phone: str, email: str) -> list[str]:
     lowered = password.lower()
     if lowered in {"password123", "1234567890", "qwertyuiop", "matkhau123", "0123456789"} or len(set(password)) < 4:
         problems.append("too easy to guess")
-    if phone.lstrip("+") in password or phone[3:] in password or email.split("@")[0].lower() in lowered:
+    local_part = email.split("@")[0].lower()
+    if phone.lstrip("+") in password or phone[3:] in password or (len(local_part) >= 4 and local_part in lowered):
         problems.append("must not contain the phone number or email")
     return problems
 

@@ -1,0 +1,49 @@
+"""Shared fixtures. Real servers come from `KAFKA_BOOTSTRAP_SERVERS`/`MONGODB_URL` when both are set,
+otherwise from `deploy/localinfra.py`, started once per test session and stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import localinfra
+import pytest
+
+_DIR_MARKERS = {"unit": "unit", "integration": "infra", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        part = Path(str(item.fspath)).parent.name
+        marker = _DIR_MARKERS.get(part)
+        if marker:
+            item.add_marker(getattr(pytest.mark, marker))
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka_bootstrap: str
+    mongodb_url: str
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URL")
+    if kafka and mongo:
+        yield Servers(kafka, mongo)
+        return
+    running = localinfra.start(Path(tempfile.mkdtemp(prefix="kyso-test-infra-")))
+    try:
+        yield Servers(running.kafka_bootstrap, running.mongodb_url)
+    finally:
+        localinfra.stop(running)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A random id per test, so tests share one database server without clean-up."""
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from kyso_client import vneid
+from kyso_otp import domain as otp
+from kyso_payment import vnpay
+from kyso_registration import domain as reg
+from kyso_signing import keywrap, pki
+
+
+def test_packages_respect_decree_23_and_are_priced_in_whole_dong() -> None:
+    assert {p.validity_years for p in reg.PACKAGES.values()} == {1, 2, 3}
+    assert all(isinstance(p.price_vnd, int) and p.price_vnd > 0 for p in reg.PACKAGES.values())
+
+
+def test_order_status_only_moves_forward() -> None:
+    ranks = [reg.STATUS_RANK[s] for s in ("awaiting_payment", "paid", "contract_signed", "pending_activation",
+                                          "active")]  # fmt: skip
+    assert ranks == sorted(ranks)
+
+
+@pytest.mark.parametrize("pw", ["short", "aaaaaaaaaaaa", "password123", "x+84912345678y", "an.nguyen-xyz123"])
+def test_weak_passwords_are_refused(pw: str) -> None:
+    assert reg.password_problems(pw, "+84912345678", "an.nguyen@example.vn")
+
+
+def test_a_reasonable_password_passes() -> None:
+    assert reg.password_problems("Ky-so an toan 2025!", "+84912345678", "an@example.vn") == []
+
+
+def test_vneid_signature_is_checked_over_the_canonical_identity() -> None:
+    public = vneid.sandbox_key().public_key()
+    verifier = reg.VneidVerifier(public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode())
+    ident = vneid.identity("001099012345", "Trần Thị B", "1995-02-03")
+    sig = vneid.sign(ident)
+    assert verifier.valid(dict(reversed(list(ident.items()))), sig)  # key order does not matter
+    assert not verifier.valid({**ident, "full_name": "Trần Thị C"}, sig)
+    assert not verifier.valid(ident, vneid.sign(ident, ec.generate_private_key(ec.SECP256R1())))
+    assert not verifier.valid(ident, "!!notbase64!!")
+
+
+def test_vnpay_signature_round_trip_and_tamper_detection() -> None:
+    params = {
+        "vnp_Amount": "80000000",
+        "vnp_TxnRef": "abc",
+        "vnp_OrderInfo": "kyso đơn hàng 1",
+        "vnp_ResponseCode": "00",
+    }
+    signed = {**params, "vnp_SecureHash": vnpay.sign(params, "secret")}
+    assert vnpay.verify(signed, "secret")
+    assert not vnpay.verify({**signed, "vnp_Amount": "1"}, "secret")
+    assert not vnpay.verify(signed, "other-secret")
+    assert not vnpay.verify(params, "secret")
+    assert len(signed["vnp_SecureHash"]) == 128  # HMAC-SHA512 hex
+
+
+def test_subscriber_certificate_profile_and_chain() -> None:
+    now = datetime.now(UTC)
+    ca_key = pki.new_key()
+    ca = pki.self_signed_ca(ca_key, "Test CA", now)
+    user = pki.new_key()
+    cert = pki.issue_subscriber(ca_key, ca, user.public_key(), pki.Subscriber("Lê Văn C", "001099012345"), 3, now)
+    cert.verify_directly_issued_by(ca)
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc <= timedelta(days=3 * 366)
+    from cryptography import x509
+
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert ku.digital_signature and ku.content_commitment and not ku.key_cert_sign
+    assert "CCCD:001099012345" in cert.subject.rfc4514_string()
+    sig = pki.sign(user, b"doc")
+    user.public_key().verify(sig, b"doc", ec.ECDSA(hashes.SHA256()))
+    with pytest.raises(ValueError):
+        pki.issue_subscriber(ca_key, ca, user.public_key(), pki.Subscriber("x", "001099012345"), 4, now)
+
+
+@pytest.mark.parametrize("pin", ["12345", "123456", "000000", "111111111", "12a456", "987654", "١٢٣٤٥٦"])
+def test_trivial_or_malformed_pins_are_refused(pin: str) -> None:
+    assert keywrap.pin_problem(pin)
+
+
+def test_subscriber_key_needs_the_right_pin_and_owner() -> None:
+    master = b"m" * 32
+    sealed = keywrap.seal_with_pin(master, "482915", "subscriber:1", b"key-der")
+    assert keywrap.open_with_pin(master, "482915", "subscriber:1", sealed) == b"key-der"
+    for pin, owner, key in (("482916", "subscriber:1", master), ("482915", "subscriber:2", master),
+                            ("482915", "subscriber:1", b"n" * 32)):  # fmt: skip
+        with pytest.raises(InvalidTag):
+            keywrap.open_with_pin(key, pin, owner, sealed)
+
+
+def test_totp_window_drift_and_replay() -> None:
+    seed = otp.new_seed()
+    t = 1_700_000_000.0
+    step = otp.time_step(t)
+    code = otp.code_at_step(seed, step)
+    m = otp.match_totp(seed, code, t, drift=0, last_step=-1)
+    assert m is not None and m.step == step and m.drift == 0
+    assert otp.match_totp(seed, code, t, drift=0, last_step=step) is None  # replay
+    assert otp.match_totp(seed, otp.code_at_step(seed, step + 1), t, 0, -1) is not None  # one step ahead
+    assert otp.match_totp(seed, otp.code_at_step(seed, step + 3), t, 0, -1) is None  # too far
+    assert otp.match_totp(seed, otp.code_at_step(seed, step + 3), t, 3, -1) is not None  # learned drift
+    for bad in ("12345", "1234567", "12a456", "", "١٢٣٤٥٦"):
+        assert otp.match_totp(seed, bad, t, 0, -1) is None
+
+
+def test_sms_codes_are_six_digits_and_stored_keyed() -> None:
+    codes = {otp.new_sms_code() for _ in range(200)}
+    assert all(otp.is_code_shape(c) for c in codes) and len(codes) > 150
+    h1 = otp.sms_code_hash(b"k1", "c", "123456")
+    assert h1 != otp.sms_code_hash(b"k2", "c", "123456") != otp.sms_code_hash(b"k1", "d", "123456")
