@@ -22,7 +22,11 @@ SCHEMA_DIR = ROOT / "contracts" / "schemas"
 ASYNCAPI_PATH = ROOT / "contracts" / "asyncapi.json"
 
 # Fixed, environment-independent settings so the rendering is reproducible.
-_DOC_ENV = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "MONGODB_URL": "mongodb://mongo:27017/", "KYSO_PROFILE": "development"}
+_DOC_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+    "MONGODB_URL": "mongodb://mongo:27017/",
+    "KYSO_PROFILE": "development",
+}
 
 
 def asyncapi_document() -> dict[str, Any]:

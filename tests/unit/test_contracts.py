@@ -21,12 +21,18 @@ from pydantic import ValidationError
 
 def order(**over: object) -> OrderPlaced:
     base: dict[str, object] = dict(
-        order_id="o1", account_id="a1", registration_id="r1",
-        subscriber=SubscriberIdentity(citizen_id="001099012345", full_name="Nguyễn Văn An",
-                                      date_of_birth=date(1990, 1, 2)),
-        email="an@example.vn", package_code="PERSONAL_1Y", validity_years=1, amount_vnd=800_000,
+        order_id="o1",
+        account_id="a1",
+        registration_id="r1",
+        subscriber=SubscriberIdentity(
+            citizen_id="001099012345", full_name="Nguyễn Văn An", date_of_birth=date(1990, 1, 2)
+        ),
+        email="an@example.vn",
+        package_code="PERSONAL_1Y",
+        validity_years=1,
+        amount_vnd=800_000,
         placed_at=datetime.now(UTC),
-    )  # fmt: skip
+    )
     base.update(over)
     return OrderPlaced(**base)  # type: ignore[arg-type]
 
@@ -34,8 +40,19 @@ def order(**over: object) -> OrderPlaced:
 def test_envelope_has_every_cloudevents_attribute_and_round_trips() -> None:
     ev = wrap(order(), source="/kyso/registration", correlation_id="c1", causation_id="x")
     doc = json.loads(ev.model_dump_json())
-    for attr in ("specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema",
-                 "correlationid", "causationid", "data"):  # fmt: skip
+    for attr in (
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "time",
+        "subject",
+        "datacontenttype",
+        "dataschema",
+        "correlationid",
+        "causationid",
+        "data",
+    ):
         assert attr in doc
     assert doc["specversion"] == "1.0"
     assert doc["type"] == "vn.kyso.registration.order_placed.v1"
@@ -55,9 +72,16 @@ def test_every_event_is_versioned_has_a_topic_and_a_key_field() -> None:
 
 @pytest.mark.parametrize(
     "over",
-    [{"validity_years": 4}, {"validity_years": 0}, {"amount_vnd": 0}, {"amount_vnd": 1.5},
-     {"placed_at": datetime(2025, 1, 1)}, {"order_id": ""}, {"email": "nope"}],
-)  # fmt: skip
+    [
+        {"validity_years": 4},
+        {"validity_years": 0},
+        {"amount_vnd": 0},
+        {"amount_vnd": 1.5},
+        {"placed_at": datetime(2025, 1, 1)},
+        {"order_id": ""},
+        {"email": "nope"},
+    ],
+)
 def test_payload_rules_reject_bad_values(over: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         order(**over)
@@ -93,8 +117,16 @@ def test_payload_of_the_wrong_type_is_rejected() -> None:
 
 def test_naive_time_is_rejected() -> None:
     with pytest.raises(ValidationError):
-        CloudEvent[OrderPlaced](id="1", source="/s", type=OrderPlaced.event_type, time=datetime(2025, 1, 1),
-                                subject="o1", dataschema="x", correlationid="c", data=order())  # fmt: skip
+        CloudEvent[OrderPlaced](
+            id="1",
+            source="/s",
+            type=OrderPlaced.event_type,
+            time=datetime(2025, 1, 1),
+            subject="o1",
+            dataschema="x",
+            correlationid="c",
+            data=order(),
+        )
 
 
 def test_dead_letter_topic_names() -> None:

@@ -29,8 +29,12 @@ def test_asyncapi_names_every_topic_publisher_and_consumer() -> None:
     doc = json.loads(contract_docs.ASYNCAPI_PATH.read_text(encoding="utf-8"))
     assert doc["asyncapi"].startswith("3.")
     channels = set(doc["channels"])
-    for topic in ("kyso.registration.events.v1", "kyso.payment.events.v1", "kyso.signing.events.v1",
-                  "kyso.otp.events.v1"):  # fmt: skip
+    for topic in (
+        "kyso.registration.events.v1",
+        "kyso.payment.events.v1",
+        "kyso.signing.events.v1",
+        "kyso.otp.events.v1",
+    ):
         assert f"{topic}:publish" in channels
     assert "kyso.registration.events.v1:payment" in channels  # payment consumes OrderPlaced
     assert "kyso.payment.events.v1:signing" in channels  # signing consumes PaymentConfirmed

@@ -20,9 +20,18 @@ from kyso_registration.settings import RegistrationSettings
 
 
 def event() -> object:
-    return wrap(AccountCreated(account_id="a1", registration_id="r1", citizen_id="001099012345",
-                               phone="+84912345678", email="a@b.vn", created_at=datetime.now(UTC)),
-                source="/kyso/test", correlation_id="c1")  # fmt: skip
+    return wrap(
+        AccountCreated(
+            account_id="a1",
+            registration_id="r1",
+            citizen_id="001099012345",
+            phone="+84912345678",
+            email="a@b.vn",
+            created_at=datetime.now(UTC),
+        ),
+        source="/kyso/test",
+        correlation_id="c1",
+    )
 
 
 def test_outbox_entry_carries_topic_key_and_the_full_envelope() -> None:
@@ -69,9 +78,16 @@ def test_access_tokens_verify_and_reject_tampering_expiry_and_foreign_keys() -> 
     verifier = TokenVerifier(public_pem_of(dev_ec_private_pem("auth")))
     tok = issuer.issue("acct1")
     assert verifier.verify(tok)["sub"] == "acct1"
-    h, b, s = tok.split(".")
-    forged_body = base64.urlsafe_b64encode(json.dumps({"sub": "acct2", "iss": "kyso-registration", "aud": "kyso",
-                                                       "exp": int(time.time()) + 60}).encode()).decode().rstrip("=")  # fmt: skip
+    h, _b, s = tok.split(".")
+    forged_body = (
+        base64.urlsafe_b64encode(
+            json.dumps(
+                {"sub": "acct2", "iss": "kyso-registration", "aud": "kyso", "exp": int(time.time()) + 60}
+            ).encode()
+        )
+        .decode()
+        .rstrip("=")
+    )
     for bad in (f"{h}.{forged_body}.{s}", tok[:-2] + "AA", "a.b", "", "x.y.z"):
         with pytest.raises(ApiError) as err:
             verifier.verify(bad)

@@ -20,8 +20,9 @@ def test_packages_respect_decree_23_and_are_priced_in_whole_dong() -> None:
 
 
 def test_order_status_only_moves_forward() -> None:
-    ranks = [reg.STATUS_RANK[s] for s in ("awaiting_payment", "paid", "contract_signed", "pending_activation",
-                                          "active")]  # fmt: skip
+    ranks = [
+        reg.STATUS_RANK[s] for s in ("awaiting_payment", "paid", "contract_signed", "pending_activation", "active")
+    ]
     assert ranks == sorted(ranks)
 
 
@@ -89,8 +90,11 @@ def test_subscriber_key_needs_the_right_pin_and_owner() -> None:
     master = b"m" * 32
     sealed = keywrap.seal_with_pin(master, "482915", "subscriber:1", b"key-der")
     assert keywrap.open_with_pin(master, "482915", "subscriber:1", sealed) == b"key-der"
-    for pin, owner, key in (("482916", "subscriber:1", master), ("482915", "subscriber:2", master),
-                            ("482915", "subscriber:1", b"n" * 32)):  # fmt: skip
+    for pin, owner, key in (
+        ("482916", "subscriber:1", master),
+        ("482915", "subscriber:2", master),
+        ("482915", "subscriber:1", b"n" * 32),
+    ):
         with pytest.raises(InvalidTag):
             keywrap.open_with_pin(key, pin, owner, sealed)
 
