@@ -44,6 +44,8 @@ class Stack:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def start_infra(self) -> None:
+        if self.kafka_bootstrap and self.mongodb_url:
+            return  # servers given by the caller
         env_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         env_mongo = os.environ.get("MONGODB_URL")
         if env_kafka and env_mongo:

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,7 +125,9 @@ async def walk(
     pin: str = "482915",
     package_code: str = "PERSONAL_1Y",
     correlation_id: str | None = None,
+    after: Callable[[str], Awaitable[None]] | None = None,
 ) -> JourneyResult:
+    """Walk the journey; ``after(step)`` runs after the steps "order_placed" and "paid" (fault injection)."""
     cid = correlation_id or new_correlation_id()
     r = JourneyResult(correlation_id=cid)
     api = KysoApi(endpoints, correlation_id=cid)
@@ -168,12 +170,16 @@ async def walk(
         order = await api.place_order(pkg["code"])
         r.order_id = order["order_id"]
         say(f"4. order {r.order_id}: {pkg['name_vi']} — {pkg['price_vnd']:,} đồng".replace(",", "."))
-        payment = await eventually(lambda: api.payment_for_order(r.order_id))
+        if after:
+            await after("order_placed")
+        payment = await eventually(lambda: api.payment_for_order(r.order_id), timeout=60)
         r.payment_id = payment["payment_id"]
         checkout = await api.checkout(r.payment_id)
         paid = await api.sandbox_pay(checkout["payment_url"])
         say(f"   paid through the sandbox gateway (IPN answer {paid['ipn_response']['RspCode']})")
-        contract = await eventually(lambda: api.contract_for_order(r.order_id))
+        if after:
+            await after("paid")
+        contract = await eventually(lambda: api.contract_for_order(r.order_id), timeout=60)
         r.certificate_id = contract["certificate_id"]
         ch = await api.sms_challenge(
             "contract_consent", contract["contract_id"], account_id=r.account_id, binding_sha256=contract["sha256"]

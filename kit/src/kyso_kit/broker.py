@@ -142,7 +142,8 @@ class EventConsumer:
             await self._dead_letter(record, body, "not_a_cloudevent", "unknown or missing event type", 0)
             return
         except ValueError as exc:
-            await self._dead_letter(record, body, "invalid_event", str(exc)[:2000], 0)
+            kind = "invalid_event" if _looks_like_cloudevent(body) else "not_a_cloudevent"
+            await self._dead_letter(record, body, kind, str(exc)[:2000], 0)
             return
         handler = self._handlers.get(event.type)
         if handler is None:
