@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from faststream.specification import AsyncAPI
+
 from kyso_contracts import schemas
 
 ROOT = Path(__file__).resolve().parent.parent

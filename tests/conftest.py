@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import localinfra
 import pytest
+
+import localinfra
 
 _DIR_MARKERS = {"unit": "unit", "integration": "infra", "e2e": "e2e"}
 

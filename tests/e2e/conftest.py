@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
 from kyso_client.api import Endpoints
 from kyso_client.journey import EventWatcher
 from stack import Stack

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from kyso_client import vneid
 from kyso_client.api import Endpoints, KysoApi, KysoError, eventually
 from kyso_client.journey import walk
@@ -58,7 +59,9 @@ async def test_account_needs_confirmation_a_verified_phone_and_a_strong_password
     ident = vneid.identity(vneid.random_citizen_id(), "Bùi Văn H", "1999-09-09")
     reg = (await api.vneid_register(ident, vneid.sign(ident)))["registration_id"]
     phone = vneid.random_phone()
-    await expect("registration_not_confirmed", 409, api.create_account(reg, phone, "h@example.vn", "Ky-so an toan 2025!"))
+    await expect(
+        "registration_not_confirmed", 409, api.create_account(reg, phone, "h@example.vn", "Ky-so an toan 2025!")
+    )
     await api.confirm_registration(reg)
     await expect("phone_not_verified", 409, api.create_account(reg, phone, "h@example.vn", "Ky-so an toan 2025!"))
     ch = await api.sms_challenge("phone_verification", reg, phone=phone)
@@ -140,7 +143,12 @@ async def test_gateway_notifications_are_verified_and_idempotent(endpoints: Endp
             ipn = f"{endpoints.payment}/v1/payments/vnpay/ipn"
             r = await http.get(ipn, params={"vnp_TxnRef": "x", "vnp_Amount": "1", "vnp_SecureHash": "00"})
             assert r.json()["RspCode"] == "97"
-            params = {"vnp_TxnRef": "nope", "vnp_Amount": "100", "vnp_ResponseCode": "00", "vnp_TransactionStatus": "00"}
+            params = {
+                "vnp_TxnRef": "nope",
+                "vnp_Amount": "100",
+                "vnp_ResponseCode": "00",
+                "vnp_TransactionStatus": "00",
+            }
             secret = "unknown-to-attackers"
             r = await http.get(ipn, params={**params, "vnp_SecureHash": vnpay.sign(params, secret)})
             assert r.json()["RspCode"] == "97"

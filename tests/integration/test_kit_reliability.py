@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from kyso_contracts import CloudEvent, OrderPlaced, SubscriberIdentity, topics, wrap
 from kyso_kit.broker import publish_entry
 from kyso_kit.inbox import upsert_once

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import yaml
+
 from kyso_contracts import topics
+from kyso_kit.settings import ServiceSettings
 from kyso_otp.settings import OtpSettings
 from kyso_payment.settings import PaymentSettings
 from kyso_registration.settings import RegistrationSettings
 from kyso_signing.settings import SigningSettings
-
-from kyso_kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS: dict[str, type[ServiceSettings]] = {

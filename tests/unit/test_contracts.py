@@ -4,6 +4,8 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
+from pydantic import ValidationError
+
 from kyso_contracts import (
     ALL_EVENTS,
     BY_TYPE,
@@ -16,7 +18,6 @@ from kyso_contracts import (
     topics,
     wrap,
 )
-from pydantic import ValidationError
 
 
 def order(**over: object) -> OrderPlaced:

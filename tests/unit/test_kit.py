@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+
 from kyso_contracts import AccountCreated, wrap
 from kyso_kit.auth import TokenIssuer, TokenVerifier, public_pem_of
 from kyso_kit.crypto import SecretBox, hash_secret, verify_secret

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from kyso_contracts import parse_event, topics
 
 from . import vneid

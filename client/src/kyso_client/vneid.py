@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from kyso_contracts.vneid import canonical_identity
 
 

@@ -19,8 +19,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from kyso_contracts import CloudEvent
 from pymongo.asynchronous.collection import AsyncCollection
+
+from kyso_contracts import CloudEvent
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
+
 from kyso_contracts import CloudEvent, Payload, wrap
 
 from . import mongo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from kyso_contracts import AccountCreated, OtpEnrolled, SmsOtpVerified
 from kyso_kit.auth import TokenVerifier
 from kyso_kit.runtime import ServiceRuntime

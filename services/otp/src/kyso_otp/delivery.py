@@ -6,8 +6,9 @@ import logging
 from typing import Any, Protocol
 
 import httpx
-from kyso_kit.timeutil import now
 from pymongo.asynchronous.database import AsyncDatabase
+
+from kyso_kit.timeutil import now
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,11 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
 from kyso_contracts import OtpPurpose
 from kyso_kit.auth import TokenVerifier, bearer_dependency, forbidden, optional_bearer_dependency, unauthorized
 from kyso_kit.errors import ApiError
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from . import domain
 from .delivery import DevInbox

@@ -10,6 +10,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
 from kyso_contracts import AccountCreated, CloudEvent, OtpEnrolled, OtpPurpose, SmsOtpVerified
 from kyso_kit.crypto import SecretBox
 from kyso_kit.errors import ApiError
@@ -17,9 +21,6 @@ from kyso_kit.inbox import mark_applied, once
 from kyso_kit.outbox import with_events
 from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.timeutil import as_utc, now
-from pymongo import ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from . import domain
 from .delivery import SmsSender

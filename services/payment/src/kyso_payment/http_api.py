@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from kyso_kit.auth import TokenVerifier, bearer_dependency
 from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from kyso_kit.auth import TokenVerifier, bearer_dependency
 
 from .service import PaymentService
 

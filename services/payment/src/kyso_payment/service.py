@@ -7,13 +7,14 @@ import secrets
 import uuid
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from kyso_contracts import CloudEvent, OrderPlaced, PaymentConfirmed, PaymentFailed
 from kyso_kit.auth import forbidden
 from kyso_kit.errors import ApiError, not_found
 from kyso_kit.outbox import with_events
 from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.timeutil import VN, now
-from pymongo.errors import DuplicateKeyError
 
 from . import vnpay
 from .settings import PaymentSettings

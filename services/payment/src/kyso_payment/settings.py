@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from kyso_kit.settings import AuthVerifierSettings, ServiceSettings, resolve_pem, resolve_secret
 from pydantic import Field, model_validator
+
+from kyso_kit.settings import AuthVerifierSettings, ServiceSettings, resolve_pem, resolve_secret
 
 
 class PaymentSettings(ServiceSettings, AuthVerifierSettings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from kyso_contracts import (
     AccountCreated,
     CertActivated,

@@ -6,8 +6,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from kyso_kit.auth import TokenVerifier, bearer_dependency, forbidden
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from kyso_kit.auth import TokenVerifier, bearer_dependency, forbidden
 
 from . import domain
 from .service import RegistrationService

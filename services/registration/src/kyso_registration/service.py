@@ -7,6 +7,9 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
 from kyso_contracts import (
     AccountCreated,
     CertActivated,
@@ -27,8 +30,6 @@ from kyso_kit.inbox import mark_applied, once
 from kyso_kit.outbox import new_document_outbox
 from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.timeutil import as_utc, local, now
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from . import domain
 from .settings import RegistrationSettings

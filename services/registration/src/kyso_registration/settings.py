@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from kyso_kit.settings import ServiceSettings, resolve_pem
 from pydantic import Field, model_validator
+
+from kyso_kit.settings import ServiceSettings, resolve_pem
 
 
 class RegistrationSettings(ServiceSettings):

@@ -7,9 +7,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pymongo.errors import DuplicateKeyError
+
 from kyso_kit.crypto import SecretBox
 from kyso_kit.timeutil import now
-from pymongo.errors import DuplicateKeyError
 
 from . import pki
 

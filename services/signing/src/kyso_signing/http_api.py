@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
-from kyso_kit.auth import TokenVerifier, bearer_dependency
 from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from kyso_kit.auth import TokenVerifier, bearer_dependency
 
 from .service import SigningService
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+
 from kyso_contracts import (
     CertActivated,
     CertIssued,
