@@ -100,21 +100,6 @@ def test_subscriber_key_needs_the_right_pin_and_owner() -> None:
             keywrap.open_with_pin(key, pin, owner, sealed)
 
 
-def test_totp_window_drift_and_replay() -> None:
-    seed = otp.new_seed()
-    t = 1_700_000_000.0
-    step = otp.time_step(t)
-    code = otp.code_at_step(seed, step)
-    m = otp.match_totp(seed, code, t, drift=0, last_step=-1)
-    assert m is not None and m.step == step and m.drift == 0
-    assert otp.match_totp(seed, code, t, drift=0, last_step=step) is None  # replay
-    assert otp.match_totp(seed, otp.code_at_step(seed, step + 1), t, 0, -1) is not None  # one step ahead
-    assert otp.match_totp(seed, otp.code_at_step(seed, step + 3), t, 0, -1) is None  # too far
-    assert otp.match_totp(seed, otp.code_at_step(seed, step + 3), t, 3, -1) is not None  # learned drift
-    for bad in ("12345", "1234567", "12a456", "", "١٢٣٤٥٦"):
-        assert otp.match_totp(seed, bad, t, 0, -1) is None
-
-
 def test_sms_codes_are_six_digits_and_stored_keyed() -> None:
     codes = {otp.new_sms_code() for _ in range(200)}
     assert all(otp.is_code_shape(c) for c in codes) and len(codes) > 150

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -192,7 +193,12 @@ class KysoApi:
         )
 
     async def smartotp_verify(self, token_id: str, code: str) -> Any:
-        return await self.call("POST", f"{self.ep.otp}/v1/smartotp/tokens/{token_id}/verify", json={"code": code})
+        return await self.call(
+            "POST",
+            f"{self.ep.otp}/v1/smartotp/tokens/{token_id}/verify",
+            auth=True,
+            json={"code": code, "device_time": time.time()},
+        )
 
     async def server_time(self) -> Any:
         return await self.call("GET", f"{self.ep.otp}/v1/time")

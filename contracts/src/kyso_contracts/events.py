@@ -187,6 +187,73 @@ class OtpEnrolled(Payload):
     enrolled_at: UtcDateTime
 
 
+OtpMethod = Literal["sms", "smartotp"]
+
+
+class OtpMethodChanged(Payload):
+    """The account's preferred OTP delivery method changed (after a fresh account credential)."""
+
+    event_type: ClassVar[str] = "vn.kyso.otp.method_changed.v1"
+    topic: ClassVar[str] = topics.OTP
+    key_field: ClassVar[str] = "account_id"
+
+    account_id: Id
+    method: OtpMethod
+    previous: OtpMethod
+    changed_at: UtcDateTime
+
+
+class OtpMethodLocked(Payload):
+    """The operator locked one OTP method of an account; the other keeps working."""
+
+    event_type: ClassVar[str] = "vn.kyso.otp.method_locked.v1"
+    topic: ClassVar[str] = topics.OTP
+    key_field: ClassVar[str] = "account_id"
+
+    account_id: Id
+    method: OtpMethod
+    reason: str = Field(min_length=1, max_length=500)
+    locked_at: UtcDateTime
+
+
+class OtpMethodUnlocked(Payload):
+    """An OTP method was unlocked after the user re-proved their identity."""
+
+    event_type: ClassVar[str] = "vn.kyso.otp.method_unlocked.v1"
+    topic: ClassVar[str] = topics.OTP
+    key_field: ClassVar[str] = "account_id"
+
+    account_id: Id
+    method: OtpMethod
+    unlocked_at: UtcDateTime
+
+
+class OtpTokenLocked(Payload):
+    """A SmartOTP token locked itself after consecutive wrong codes."""
+
+    event_type: ClassVar[str] = "vn.kyso.otp.token_locked.v1"
+    topic: ClassVar[str] = topics.OTP
+    key_field: ClassVar[str] = "token_id"
+
+    token_id: Id
+    account_id: Id
+    failures: int = Field(ge=1)
+    locked_at: UtcDateTime
+
+
+class OtpTokenRevoked(Payload):
+    """A SmartOTP token was revoked (forgotten PIN, re-enrolment); its codes never verify again."""
+
+    event_type: ClassVar[str] = "vn.kyso.otp.token_revoked.v1"
+    topic: ClassVar[str] = topics.OTP
+    key_field: ClassVar[str] = "token_id"
+
+    token_id: Id
+    account_id: Id
+    reason: Literal["pin_forgotten", "re_enrolment", "operator"]
+    revoked_at: UtcDateTime
+
+
 ALL_EVENTS: tuple[type[Payload], ...] = (
     AccountCreated,
     OrderPlaced,
@@ -197,6 +264,11 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     CertActivated,
     SmsOtpVerified,
     OtpEnrolled,
+    OtpMethodChanged,
+    OtpMethodLocked,
+    OtpMethodUnlocked,
+    OtpTokenLocked,
+    OtpTokenRevoked,
 )
 
 BY_TYPE: dict[str, type[Payload]] = {e.event_type: e for e in ALL_EVENTS}

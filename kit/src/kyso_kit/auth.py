@@ -132,6 +132,39 @@ def public_pem_of(private_pem: str) -> str:
     )
 
 
+def fresh_credential_dependency(
+    verifier: TokenVerifier, max_age_seconds: int = 300
+) -> Callable[[Request], Awaitable[str]]:
+    """The account id, only if the password was entered within ``max_age_seconds`` (OIDC ``max_age``).
+
+    Sensitive changes (OTP method, SmartOTP enrolment, PIN reset, unlock) need a fresh credential,
+    not merely a valid session.
+    """
+
+    async def fresh_account(request: Request) -> str:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise unauthorized()
+        claims = verifier.verify(token.strip())
+        auth_time = claims.get("auth_time")
+        if (
+            not isinstance(auth_time, int)
+            or auth_time + max_age_seconds < time.time()
+            or "pwd" not in claims.get("amr", [])
+        ):
+            raise ApiError(
+                401,
+                "fresh_credential_required",
+                "Enter your account password again to continue",
+                "Vui lòng nhập lại mật khẩu tài khoản để tiếp tục",
+                headers={"WWW-Authenticate": 'Bearer error="insufficient_user_authentication"'},
+            )
+        return str(claims["sub"])
+
+    return fresh_account
+
+
 def optional_bearer_dependency(verifier: TokenVerifier) -> Callable[[Request], Awaitable[str | None]]:
     """Like :func:`bearer_dependency`, but ``None`` when no Authorization header is sent at all."""
     required = bearer_dependency(verifier)

@@ -44,5 +44,10 @@ def configure(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Libraries that install their own (coloured, plain-text) handlers log through ours instead.
+    for name in ("faststream", "faststream.access", "uvicorn", "uvicorn.error"):
+        lib = logging.getLogger(name)
+        lib.handlers[:] = []
+        lib.propagate = True
     for noisy in ("aiokafka", "pymongo", "uvicorn.access", "faststream.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

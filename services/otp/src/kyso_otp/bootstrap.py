@@ -4,20 +4,42 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from kyso_contracts import AccountCreated, OtpEnrolled, SmsOtpVerified
+from kyso_contracts import (
+    AccountCreated,
+    OtpEnrolled,
+    OtpMethodChanged,
+    OtpMethodLocked,
+    OtpMethodUnlocked,
+    OtpTokenLocked,
+    OtpTokenRevoked,
+    Payload,
+    SmsOtpVerified,
+)
 from kyso_kit.auth import TokenVerifier
 from kyso_kit.runtime import ServiceRuntime
 
 from .delivery import DevInbox, HttpSmsGateway, SmsSender
 from .http_api import router
-from .service import OtpService
+from .methods import OtpMethods
 from .settings import OtpSettings
+from .smartotp import SmartOtp
+from .sms import SmsOtp
+
+PUBLISHES: list[type[Payload]] = [
+    SmsOtpVerified,
+    OtpEnrolled,
+    OtpMethodChanged,
+    OtpMethodLocked,
+    OtpMethodUnlocked,
+    OtpTokenLocked,
+    OtpTokenRevoked,
+]
 
 
 def build(settings: OtpSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or OtpSettings()
     rt = ServiceRuntime(
-        settings, outbox_collections=["sms_challenges", "smartotp_tokens"], publishes=[SmsOtpVerified, OtpEnrolled]
+        settings, outbox_collections=["sms_challenges", "smartotp_tokens", "otp_methods"], publishes=PUBLISHES
     )
     inbox = DevInbox(rt.db) if settings.development else None
     sender: SmsSender
@@ -26,10 +48,13 @@ def build(settings: OtpSettings | None = None) -> tuple[ServiceRuntime, FastAPI]
     else:
         assert inbox is not None
         sender = inbox
-    svc = OtpService(rt, settings, sender)
-    rt.on_startup(svc.init_indexes)
-    rt.consumer.on(AccountCreated)(svc.when_account_created_remember_phone)
+    sms = SmsOtp(rt, settings, sender)
+    smartotp = SmartOtp(rt, settings, sms)
+    methods = OtpMethods(rt, sms, smartotp)
+    rt.on_startup(sms.init_indexes)
+    rt.on_startup(smartotp.init_indexes)
+    rt.consumer.on(AccountCreated)(sms.when_account_created_remember_phone)
     app = rt.http_app("kyso otp", "SMS OTP challenges and SmartOTP soft tokens")
     assert settings.auth_public_key_pem
-    app.include_router(router(svc, inbox, TokenVerifier(settings.auth_public_key_pem)))
+    app.include_router(router(settings, sms, smartotp, methods, inbox, TokenVerifier(settings.auth_public_key_pem)))
     return rt, app

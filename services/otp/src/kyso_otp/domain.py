@@ -1,4 +1,5 @@
-"""OTP rules with no I/O: SMS codes, TOTP windows with drift and replay protection."""
+"""OTP rules with no I/O: SMS codes, and the SmartOTP token as a pure state machine
+(window, learned drift, replay, fail counter and lock, resync, transaction-bound codes)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,22 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import quote, urlencode
 
-import pyotp
+from kyso_contracts import otp_algorithms as algorithms
+from kyso_contracts.otp_algorithms import Algorithm
 
 SMS_DIGITS = 6
-TOTP_DIGEST = "SHA256"
-TOTP_DIGITS = 6
-TOTP_PERIOD = 30
-SEED_BYTES = 32  # 256 bits; Circular 50 / RFC 4226 ask for at least 160
-MAX_DRIFT_STEPS = 10
+SEED_BYTES = 32  # 256 bits; RFC 4226 §4 asks for at least 128, Circular 50 / our policy at least 160
+ACTIVATION_DIGITS = 10
+
+# OCRA suite of transaction-bound codes: SHA-256 HMAC, 6 digits, a 32-byte (64 hex) question that is
+# the transaction digest, and the 30-second time step.
+TRANSACTION_SUITE = "OCRA-1:HOTP-SHA256-6:QH64-T30S"
+
+
+# --------------------------------------------------------------------------- SMS
 
 
 def new_sms_code() -> str:
@@ -33,11 +40,42 @@ def is_code_shape(code: str, digits: int = SMS_DIGITS) -> bool:
 
 def new_activation_code() -> str:
     """Ten digits, shown to the user once, typed on the new device (single use, short expiry)."""
-    return f"{secrets.randbelow(10**10):010d}"
+    return f"{secrets.randbelow(10**ACTIVATION_DIGITS):0{ACTIVATION_DIGITS}d}"
 
 
 def activation_code_hash(code: str) -> str:
     return hashlib.sha256(f"kyso-activation:{code}".encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- SmartOTP token
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    algorithm: Algorithm = "SHA256"
+    digits: int = 6
+    period: int = 30
+    window: int = 1  # steps either side of (now + drift)
+    max_drift: int = 10  # steps (5 minutes) the learned drift may reach
+    resync_search: int = 20  # steps either side searched by a two-code resync
+    max_failures: int = 5
+
+
+@dataclass(frozen=True)
+class TokenState:
+    drift: int = 0
+    last_step: int = -1
+    failures: int = 0
+
+    def locked(self, policy: TokenPolicy) -> bool:
+        return self.failures >= policy.max_failures
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    state: TokenState
+    step: int | None = None
 
 
 def new_seed() -> bytes:
@@ -48,40 +86,71 @@ def seed_b32(seed: bytes) -> str:
     return base64.b32encode(seed).decode().rstrip("=")
 
 
-def _totp(seed: bytes) -> pyotp.TOTP:
-    return pyotp.TOTP(
-        seed_b32(seed), digits=TOTP_DIGITS, digest=getattr(hashlib, TOTP_DIGEST.lower()), interval=TOTP_PERIOD
-    )
+def key_uri(seed: bytes, account_label: str, policy: TokenPolicy, issuer: str = "kyso") -> str:
+    """The Key Uri Format (otpauth://totp/...) understood by authenticator apps and our SDK."""
+    query = urlencode({"secret": seed_b32(seed), "issuer": issuer, "algorithm": policy.algorithm,
+                       "digits": policy.digits, "period": policy.period})  # fmt: skip
+    return f"otpauth://totp/{quote(issuer)}:{quote(account_label)}?{query}"
 
 
-def key_uri(seed: bytes, account_label: str, issuer: str = "kyso") -> str:
-    return _totp(seed).provisioning_uri(name=account_label, issuer_name=issuer)
+def transaction_digest_ok(digest: str) -> bool:
+    return len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
 
 
-def time_step(unix_time: float) -> int:
-    return int(unix_time // TOTP_PERIOD)
+def code_at(seed: bytes, step: int, policy: TokenPolicy, transaction_digest: str | None = None) -> str:
+    if transaction_digest is None:
+        return algorithms.hotp(seed, step, policy.digits, policy.algorithm)
+    return algorithms.ocra(TRANSACTION_SUITE, seed, transaction_digest, time_steps=step)
 
 
-def code_at_step(seed: bytes, step: int) -> str:
-    return _totp(seed).generate_otp(step)
+def _clamp(v: int, bound: int) -> int:
+    return max(-bound, min(bound, v))
 
 
-@dataclass(frozen=True)
-class TotpMatch:
-    step: int
-    drift: int
+def verify(
+    seed: bytes,
+    code: str,
+    unix_time: float,
+    state: TokenState,
+    policy: TokenPolicy,
+    transaction_digest: str | None = None,
+) -> Verdict:
+    """Accept a code one step either side of (now + learned drift), never at or before the last used step.
+
+    A locked token rejects everything without looking at the code. Any rejection counts as a failure.
+    """
+    if state.locked(policy):
+        return Verdict(False, state)
+    now = algorithms.time_step(unix_time, policy.period)
+    centre = now + state.drift
+    if is_code_shape(code, policy.digits):
+        for step in range(centre - policy.window, centre + policy.window + 1):
+            if step > state.last_step and hmac.compare_digest(code_at(seed, step, policy, transaction_digest), code):
+                return Verdict(True, TokenState(_clamp(step - now, policy.max_drift), step, 0), step)
+    return Verdict(False, replace(state, failures=state.failures + 1))
 
 
-def match_totp(seed: bytes, code: str, unix_time: float, drift: int, last_step: int) -> TotpMatch | None:
-    """Accept a code one step either side of (now + learned drift), never at or before ``last_step``."""
-    if not is_code_shape(code, TOTP_DIGITS):
-        return None
-    now = time_step(unix_time)
-    centre = now + drift
-    found: TotpMatch | None = None
-    for step in (centre - 1, centre, centre + 1):
-        if step <= last_step:
-            continue
-        if hmac.compare_digest(code_at_step(seed, step), code):
-            found = TotpMatch(step=step, drift=max(-MAX_DRIFT_STEPS, min(MAX_DRIFT_STEPS, step - now)))
-    return found
+def resync(seed: bytes, code1: str, code2: str, unix_time: float, state: TokenState, policy: TokenPolicy) -> Verdict:
+    """Two consecutive codes found anywhere within ±resync_search steps re-learn the drift (privacyIDEA-style)."""
+    if state.locked(policy):
+        return Verdict(False, state)
+    now = algorithms.time_step(unix_time, policy.period)
+    if is_code_shape(code1, policy.digits) and is_code_shape(code2, policy.digits):
+        for step in range(now - policy.resync_search, now + policy.resync_search):
+            if step <= state.last_step:
+                continue
+            if hmac.compare_digest(code_at(seed, step, policy), code1) and hmac.compare_digest(
+                code_at(seed, step + 1, policy), code2
+            ):
+                return Verdict(True, TokenState(_clamp(step + 1 - now, policy.max_drift), step + 1, 0), step + 1)
+    return Verdict(False, replace(state, failures=state.failures + 1))
+
+
+def clock_hint(device_time: float | None, server_time: float, policy: TokenPolicy) -> dict[str, object]:
+    """What a client may learn after a rejected code: whether its clock is off, never whether the code was right."""
+    hint: dict[str, object] = {"server_time": server_time, "period": policy.period}
+    if device_time is not None:
+        skew = device_time - server_time
+        hint["clock_skew_seconds"] = round(skew, 1)
+        hint["time_sync_recommended"] = abs(skew) > policy.period / 2
+    return hint

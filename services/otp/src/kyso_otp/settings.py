@@ -46,6 +46,39 @@ class OtpSettings(ServiceSettings, AuthVerifierSettings):
         validation_alias="OTP_SMS_PER_PHONE_PER_HOUR",
         description="Challenges one phone number may receive per hour",
     )
+    sms_per_subject_per_hour: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="OTP_SMS_PER_SUBJECT_PER_HOUR",
+        description="Challenges one subject (registration, contract…) may get per hour",
+    )
+    sms_resend_cooldown_seconds: int = Field(
+        default=60,
+        ge=10,
+        le=600,
+        validation_alias="OTP_SMS_RESEND_COOLDOWN_SECONDS",
+        description="Wait between two sends of one challenge",
+    )
+    sms_max_resends: int = Field(
+        default=3, ge=0, le=10, validation_alias="OTP_SMS_MAX_RESENDS", description="Resends allowed per challenge"
+    )
+    terms_version: str = Field(
+        default="2025-01",
+        validation_alias="OTP_TERMS_VERSION",
+        description="Current version of the SmartOTP terms a user must accept",
+    )
+    fresh_credential_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=1800,
+        validation_alias="OTP_FRESH_CREDENTIAL_SECONDS",
+        description="How recently the password must have been entered for sensitive changes",
+    )
+    operator_key: str | None = Field(
+        default=None,
+        validation_alias="OTP_OPERATOR_KEY",
+        description="Shared key of the operator API (required in production)",
+    )
     activation_ttl_seconds: int = Field(
         default=600,
         ge=60,
@@ -75,6 +108,9 @@ class OtpSettings(ServiceSettings, AuthVerifierSettings):
             self,
             "auth_public_key_pem",
             resolve_pem(self.profile, self.auth_public_key_pem, "auth", "AUTH_PUBLIC_KEY_PEM", private=False),
+        )
+        object.__setattr__(
+            self, "operator_key", resolve_secret(self.profile, self.operator_key, "otp-operator", "OTP_OPERATOR_KEY")
         )
         if self.profile == "production" and not self.sms_gateway_url:
             raise ValueError("OTP_SMS_GATEWAY_URL must be set in production")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -225,7 +226,7 @@ class RegistrationService:
         )
         return {
             "account_id": account_id,
-            "access_token": self.tokens.issue(account_id),
+            "access_token": self.tokens.issue(account_id, auth_time=int(time.time()), amr=["pwd"]),
             "token_type": "Bearer",
             "expires_in": self.tokens.ttl,
         }
@@ -252,7 +253,7 @@ class RegistrationService:
         await self.accounts.update_one({"_id": acct["_id"]}, {"$set": {"failed_logins": 0, "last_login_at": t}})
         return {
             "account_id": acct["_id"],
-            "access_token": self.tokens.issue(acct["_id"]),
+            "access_token": self.tokens.issue(acct["_id"], auth_time=int(time.time()), amr=["pwd"]),
             "token_type": "Bearer",
             "expires_in": self.tokens.ttl,
         }

@@ -1,0 +1,40 @@
+"""What a transaction-bound code authorises, and its digest (dynamic linking, SCAL2).
+
+The device and the verifying service compute the same digest from the same transaction; the OTP is
+computed over that digest, so changing the amount, the payee or any document invalidates the code.
+
+    payment:   sha256("kyso-tx-v1|payment|<amount in đồng>|<payee>")
+    documents: sha256("kyso-tx-v1|documents|<sorted lower-case sha256 hex, comma-separated>")
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from .types import Sha256Hex, Vnd
+
+
+class PaymentTransaction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["payment"] = "payment"
+    amount_vnd: Vnd
+    payee: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+    def digest(self) -> str:
+        return hashlib.sha256(f"kyso-tx-v1|payment|{self.amount_vnd}|{self.payee}".encode()).hexdigest()
+
+
+class DocumentsTransaction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["documents"] = "documents"
+    document_hashes: list[Sha256Hex] = Field(min_length=1, max_length=100)
+
+    def digest(self) -> str:
+        joined = ",".join(sorted(set(self.document_hashes)))
+        return hashlib.sha256(f"kyso-tx-v1|documents|{joined}".encode()).hexdigest()
+
+
+Transaction = Annotated[PaymentTransaction | DocumentsTransaction, Field(discriminator="type")]

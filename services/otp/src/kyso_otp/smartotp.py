@@ -1,0 +1,316 @@
+"""SmartOTP soft tokens: enrolment with an activation code, verification (window, drift, replay,
+lock-out), resync, transaction-bound codes, and re-enrolment after a forgotten PIN."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from kyso_contracts import CloudEvent, OtpEnrolled, OtpPurpose, OtpTokenLocked, OtpTokenRevoked
+from kyso_kit.auth import forbidden
+from kyso_kit.crypto import SecretBox
+from kyso_kit.errors import ApiError, not_found
+from kyso_kit.outbox import with_events
+from kyso_kit.runtime import ServiceRuntime
+from kyso_kit.timeutil import now
+
+from . import domain
+from .errors import code_format, invalid_otp
+from .settings import OtpSettings
+from .sms import SmsOtp
+
+LIVE = ["pending_first_code", "active"]
+
+TERMS_TEXT = {
+    "2025-01": (
+        "Điều khoản sử dụng SmartOTP (phiên bản 2025-01): mã SmartOTP chỉ được tạo trên thiết bị đã kích hoạt; "
+        "mã PIN SmartOTP không bao giờ rời khỏi thiết bị; không chia sẻ mã OTP cho bất kỳ ai. / SmartOTP terms "
+        "(2025-01): codes are generated only on the activated device; the SmartOTP PIN never leaves the device; "
+        "never share a code."
+    ),
+}
+
+
+class SmartOtp:
+    def __init__(self, runtime: ServiceRuntime, settings: OtpSettings, sms: SmsOtp) -> None:
+        self.rt = runtime
+        self.s = settings
+        self.sms = sms
+        self.tokens = runtime.db["smartotp_tokens"]
+        self.methods = runtime.db["otp_methods"]
+        assert settings.master_key_b64
+        self.box = SecretBox(settings.master_key_b64)
+        self.policy = domain.TokenPolicy(max_failures=settings.token_max_failures)
+
+    async def init_indexes(self) -> None:
+        await self.tokens.create_index([("activation_hash", 1)], unique=True, sparse=True)
+        await self.tokens.create_index([("account_id", 1), ("status", 1)])
+
+    def terms(self) -> dict[str, str]:
+        return {"version": self.s.terms_version, "text": TERMS_TEXT.get(self.s.terms_version, "")}
+
+    # ------------------------------------------------------------------ enrolment
+
+    async def enrol(self, account_id: str, terms_version: str, sms_challenge_id: str) -> dict[str, Any]:
+        if terms_version != self.s.terms_version:
+            raise ApiError(
+                409,
+                "terms_outdated",
+                "Accept the current SmartOTP terms",
+                "Vui lòng đồng ý phiên bản điều khoản SmartOTP hiện hành",
+                details={"current_version": self.s.terms_version},
+            )
+        if await self.tokens.find_one({"account_id": account_id, "status": {"$in": LIVE}}):
+            raise ApiError(
+                409,
+                "smartotp_already_enrolled",
+                "SmartOTP is already active; use the forgotten-PIN flow to move it",
+                "SmartOTP đã được kích hoạt; dùng chức năng quên mã PIN để cài lại",
+            )
+        await self.sms.consume(sms_challenge_id, OtpPurpose.SMARTOTP_ENROLMENT, account_id)
+        return await self._issue_activation(account_id, terms_version)
+
+    async def _issue_activation(self, account_id: str, terms_version: str) -> dict[str, Any]:
+        # Any activation code handed out earlier and never used stops working.
+        await self.tokens.update_many(
+            {"account_id": account_id, "status": "awaiting_device"}, {"$set": {"status": "superseded"}}
+        )
+        token_id = uuid.uuid4().hex
+        code = domain.new_activation_code()
+        expires = now() + timedelta(seconds=self.s.activation_ttl_seconds)
+        await self.tokens.insert_one(
+            {
+                "_id": token_id,
+                "account_id": account_id,
+                "terms_version": terms_version,
+                "status": "awaiting_device",
+                "activation_hash": domain.activation_code_hash(code),
+                "activation_expires_at": expires,
+                "created_at": now(),
+                "outbox": [],
+            }
+        )
+        return {
+            "token_id": token_id,
+            "activation_code": code,
+            "expires_at": expires.isoformat(),
+            "ttl_seconds": self.s.activation_ttl_seconds,
+        }
+
+    async def activate(self, activation_code: str, device_id: str) -> dict[str, Any]:
+        if not domain.is_code_shape(activation_code, domain.ACTIVATION_DIGITS):
+            raise ApiError(
+                422,
+                "invalid_activation_code_format",
+                "The activation code must be 10 digits",
+                "Mã kích hoạt phải gồm 10 chữ số",
+            )
+        code_hash = domain.activation_code_hash(activation_code)
+        candidate = await self.tokens.find_one({"activation_hash": code_hash}, {"_id": 1, "account_id": 1})
+        seed = domain.new_seed()
+        pending = None
+        if candidate is not None:
+            token_id = candidate["_id"]
+            # One atomic write binds the token to this device and stores its sealed seed: a second
+            # device presenting the same code finds the status changed and fails.
+            pending = await self.tokens.find_one_and_update(
+                {
+                    "_id": token_id,
+                    "activation_hash": code_hash,
+                    "status": "awaiting_device",
+                    "activation_expires_at": {"$gt": now()},
+                },
+                {
+                    "$set": {
+                        "status": "pending_first_code",
+                        "device_id": device_id,
+                        "drift": 0,
+                        "last_step": -1,
+                        "failures": 0,
+                        "activated_at": now(),
+                        "seed": self.box.seal(seed, aad=f"smartotp:{token_id}"),
+                    }
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+        if pending is None:
+            raise ApiError(
+                400,
+                "invalid_activation_code",
+                "The activation code is invalid, used or expired",
+                "Mã kích hoạt không hợp lệ, đã dùng hoặc đã hết hạn",
+            )
+        p = self.policy
+        return {
+            "token_id": pending["_id"],
+            "otpauth_uri": domain.key_uri(seed, f"{pending['account_id']}", p),
+            "algorithm": p.algorithm,
+            "digits": p.digits,
+            "period": p.period,
+            "transaction_suite": domain.TRANSACTION_SUITE,
+            "server_time": time.time(),
+        }
+
+    # ------------------------------------------------------------------ verification
+
+    async def _owned_live(self, account_id: str, token_id: str) -> dict[str, Any]:
+        tok = await self.tokens.find_one({"_id": token_id}, {"account_id": 1})
+        if tok is None:
+            raise invalid_otp()
+        if tok["account_id"] != account_id:
+            raise forbidden()
+        return dict(tok)
+
+    async def _smartotp_locked_by_operator(self, account_id: str) -> bool:
+        methods = await self.methods.find_one({"_id": account_id}) or {}
+        return bool((methods.get("locks") or {}).get("smartotp"))
+
+    async def verify(
+        self,
+        account_id: str,
+        token_id: str,
+        code: str,
+        device_time: float | None = None,
+        transaction_digest: str | None = None,
+        code2: str | None = None,
+    ) -> dict[str, Any]:
+        if not domain.is_code_shape(code, self.policy.digits) or (
+            code2 is not None and not domain.is_code_shape(code2, self.policy.digits)
+        ):
+            raise code_format(self.policy.digits)
+        await self._owned_live(account_id, token_id)
+        server_now = time.time()
+        hint = domain.clock_hint(device_time, server_now, self.policy)
+        if await self._smartotp_locked_by_operator(account_id):
+            raise invalid_otp(**hint)
+        # Reserve the try before comparing (throttle first): parallel guesses cannot exceed the limit.
+        tok = await self.tokens.find_one_and_update(
+            {
+                "_id": token_id,
+                "account_id": account_id,
+                "status": {"$in": LIVE},
+                "failures": {"$lt": self.policy.max_failures},
+            },
+            {"$inc": {"failures": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if tok is None or "seed" not in tok:
+            raise invalid_otp(**hint)
+        seed = self.box.open(tok["seed"], aad=f"smartotp:{token_id}")
+        before = domain.TokenState(tok["drift"], tok["last_step"], tok["failures"] - 1)
+        if code2 is not None:
+            verdict = domain.resync(seed, code, code2, server_now, before, self.policy)
+        else:
+            verdict = domain.verify(seed, code, server_now, before, self.policy, transaction_digest)
+        if not verdict.accepted:
+            if tok["failures"] >= self.policy.max_failures:
+                await self._announce_lock(tok)
+            raise invalid_otp(**hint)
+        events: list[CloudEvent[Any]] = []
+        if tok["status"] == "pending_first_code":
+            events.append(
+                self.rt.event(
+                    OtpEnrolled(
+                        token_id=token_id,
+                        account_id=account_id,
+                        device_id=tok["device_id"],
+                        algorithm=self.policy.algorithm,
+                        digits=self.policy.digits,
+                        period_seconds=self.policy.period,
+                        enrolled_at=now(),
+                    )
+                )
+            )
+        st = verdict.state
+        # Compare-and-set on last_step: of two concurrent uses of one code, exactly one wins.
+        res = await self.tokens.update_one(
+            {"_id": token_id, "last_step": tok["last_step"], "status": tok["status"]},
+            with_events(
+                {
+                    "$set": {
+                        "last_step": st.last_step,
+                        "drift": st.drift,
+                        "failures": 0,
+                        "status": "active",
+                        "last_used_at": now(),
+                    }
+                },
+                events,
+            ),
+        )
+        if res.modified_count != 1:
+            raise invalid_otp(**hint)
+        if events:
+            self.rt.relay.nudge()
+        return {"valid": True, "token_id": token_id, "status": "active", "drift_steps": st.drift}
+
+    async def _announce_lock(self, tok: dict[str, Any]) -> None:
+        event = self.rt.event(
+            OtpTokenLocked(token_id=tok["_id"], account_id=tok["account_id"], failures=tok["failures"], locked_at=now())
+        )
+        res = await self.tokens.update_one(
+            {"_id": tok["_id"], "lock_announced": {"$ne": True}},
+            with_events({"$set": {"lock_announced": True, "locked_at": now()}}, [event]),
+        )
+        if res.modified_count:
+            self.rt.relay.nudge()
+
+    async def status(self, account_id: str, token_id: str) -> dict[str, Any]:
+        await self._owned_live(account_id, token_id)
+        tok = await self.tokens.find_one({"_id": token_id})
+        assert tok is not None
+        return {
+            "token_id": token_id,
+            "status": tok["status"],
+            "device_id": tok.get("device_id"),
+            "locked": tok.get("failures", 0) >= self.policy.max_failures,
+            "drift_steps": tok.get("drift", 0),
+            "period": self.policy.period,
+        }
+
+    async def active_token(self, account_id: str) -> dict[str, Any] | None:
+        return await self.tokens.find_one({"account_id": account_id, "status": "active"})
+
+    # ------------------------------------------------------------------ forgotten PIN, unlock
+
+    async def reset_forgotten_pin(self, account_id: str, sms_challenge_id: str) -> dict[str, Any]:
+        """Credential + SMS OTP → the old token is revoked → a new activation code to enrol again."""
+        await self.sms.consume(sms_challenge_id, OtpPurpose.PIN_RESET, account_id)
+        revoked = await self.revoke_all(account_id, "pin_forgotten")
+        out = await self._issue_activation(account_id, self.s.terms_version)
+        return {**out, "revoked_token_ids": revoked}
+
+    async def revoke_all(self, account_id: str, reason: str) -> list[str]:
+        revoked = []
+        async for tok in self.tokens.find({"account_id": account_id, "status": {"$in": LIVE}}, {"_id": 1}):
+            event = self.rt.event(
+                OtpTokenRevoked(
+                    token_id=tok["_id"],
+                    account_id=account_id,
+                    reason=reason,  # type: ignore[arg-type]
+                    revoked_at=now(),
+                )
+            )
+            res = await self.tokens.update_one(
+                {"_id": tok["_id"], "status": {"$in": LIVE}},
+                with_events({"$set": {"status": "revoked", "revoked_at": now(), "revoked_reason": reason}}, [event]),
+            )
+            if res.modified_count:
+                revoked.append(tok["_id"])
+        if revoked:
+            self.rt.relay.nudge()
+        return revoked
+
+    async def clear_failures(self, account_id: str) -> None:
+        await self.tokens.update_many(
+            {"account_id": account_id, "status": {"$in": LIVE}}, {"$set": {"failures": 0, "lock_announced": False}}
+        )
+
+    async def require(self, account_id: str, token_id: str) -> None:
+        tok = await self.tokens.find_one({"_id": token_id})
+        if tok is None or tok["account_id"] != account_id:
+            raise not_found("token", "SmartOTP")

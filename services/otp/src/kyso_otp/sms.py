@@ -1,0 +1,257 @@
+"""SMS OTP challenges: bound to a purpose, a subject and optionally a digest; six digits, five minutes,
+single use, stored as a keyed hash, five tries, resend with cooldown, per-phone and per-subject caps."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from kyso_contracts import AccountCreated, CloudEvent, OtpPurpose, SmsOtpVerified
+from kyso_kit.errors import ApiError
+from kyso_kit.inbox import mark_applied, once
+from kyso_kit.outbox import with_events
+from kyso_kit.runtime import ServiceRuntime
+from kyso_kit.timeutil import as_utc, now
+
+from . import domain
+from .delivery import SmsSender
+from .errors import code_format, invalid_otp, method_locked, too_many
+from .limits import RateLimiter
+from .settings import OtpSettings
+
+SMS_TEXT = "kyso: ma OTP {code} de {purpose}. Hieu luc {minutes} phut. Khong chia se ma nay voi bat ky ai."
+PURPOSE_VI = {
+    OtpPurpose.PHONE_VERIFICATION: "xac thuc so dien thoai",
+    OtpPurpose.CONTRACT_CONSENT: "ky hop dong dich vu",
+    OtpPurpose.SMARTOTP_ENROLMENT: "dang ky SmartOTP",
+    OtpPurpose.METHOD_CHANGE: "doi phuong thuc xac thuc",
+    OtpPurpose.PIN_RESET: "dat lai ma PIN SmartOTP",
+    OtpPurpose.UNLOCK: "mo khoa phuong thuc xac thuc",
+}
+
+
+def mask(phone: str) -> str:
+    return phone[:4] + "*" * (len(phone) - 7) + phone[-3:]
+
+
+class SmsOtp:
+    def __init__(self, runtime: ServiceRuntime, settings: OtpSettings, sender: SmsSender) -> None:
+        self.rt = runtime
+        self.s = settings
+        self.challenges = runtime.db["sms_challenges"]
+        self.accounts = runtime.db["accounts"]
+        self.methods = runtime.db["otp_methods"]
+        self.limits = RateLimiter(runtime.db["rate_limits"])
+        self.sender = sender
+        assert settings.sms_pepper_b64
+        self.pepper = base64.b64decode(settings.sms_pepper_b64)
+
+    async def init_indexes(self) -> None:
+        await self.challenges.create_index([("subject", 1), ("purpose", 1)])
+
+    async def _limit(self, phone: str, subject: str) -> None:
+        wait = await self.limits.hit("sms-phone", phone, self.s.sms_per_phone_per_hour, 3600)
+        if wait is None:
+            wait = await self.limits.hit("sms-subject", subject, self.s.sms_per_subject_per_hour, 3600)
+        if wait is not None:
+            raise too_many(
+                "too_many_otp_requests",
+                "Too many codes requested; try again later",
+                "Yêu cầu OTP quá nhiều lần, vui lòng thử lại sau",
+                wait,
+            )
+
+    async def _send(self, challenge_id: str, phone: str, purpose: OtpPurpose, code: str) -> None:
+        text = SMS_TEXT.format(code=code, purpose=PURPOSE_VI[purpose], minutes=self.s.sms_ttl_seconds // 60)
+        await self.sender.send(phone, text, reference=f"{challenge_id}:{uuid.uuid4().hex[:8]}")
+
+    async def create(
+        self, purpose: OtpPurpose, subject: str, phone: str | None, account_id: str | None, binding_sha256: str | None
+    ) -> dict[str, Any]:
+        if purpose == OtpPurpose.PHONE_VERIFICATION:
+            if not phone:
+                raise ApiError(422, "phone_required", "A phone number is required", "Cần nhập số điện thoại")
+        else:
+            if not account_id:
+                raise ApiError(422, "account_required", "An account id is required", "Cần mã tài khoản")
+            acct = await self.accounts.find_one({"_id": account_id})
+            if acct is None:
+                raise ApiError(404, "unknown_account", "No such account", "Không tìm thấy tài khoản")
+            phone = acct["phone"]
+            if purpose != OtpPurpose.UNLOCK:
+                methods = await self.methods.find_one({"_id": account_id}) or {}
+                if (methods.get("locks") or {}).get("sms"):
+                    raise method_locked("sms")
+        assert phone is not None
+        await self._limit(phone, subject)
+        challenge_id = uuid.uuid4().hex
+        code = domain.new_sms_code()
+        t = now()
+        expires = t + timedelta(seconds=self.s.sms_ttl_seconds)
+        await self.challenges.insert_one(
+            {
+                "_id": challenge_id,
+                "purpose": purpose.value,
+                "subject": subject,
+                "account_id": account_id,
+                "phone": phone,
+                "binding_sha256": binding_sha256,
+                "code_hash": domain.sms_code_hash(self.pepper, challenge_id, code),
+                "status": "pending",
+                "attempts": 0,
+                "resends": 0,
+                "created_at": t,
+                "last_sent_at": t,
+                "expires_at": expires,
+                "consumed": False,
+                "outbox": [],
+            }
+        )
+        await self._send(challenge_id, phone, purpose, code)
+        return {
+            "challenge_id": challenge_id,
+            "expires_at": expires.isoformat(),
+            "phone_masked": mask(phone),
+            "ttl_seconds": self.s.sms_ttl_seconds,
+            "resend_after_seconds": self.s.sms_resend_cooldown_seconds,
+        }
+
+    async def resend(self, challenge_id: str) -> dict[str, Any]:
+        t = now()
+        cooldown = timedelta(seconds=self.s.sms_resend_cooldown_seconds)
+        current = await self.challenges.find_one({"_id": challenge_id})
+        if current is None or current["status"] != "pending":
+            raise ApiError(
+                409,
+                "challenge_closed",
+                "This challenge is closed; request a new code",
+                "Yêu cầu OTP này đã kết thúc, vui lòng yêu cầu mã mới",
+            )
+        await self._limit(current["phone"], current["subject"])
+        code = domain.new_sms_code()
+        expires = t + timedelta(seconds=self.s.sms_ttl_seconds)
+        # A resend replaces the code but keeps the try counter: resending never buys more guesses.
+        doc = await self.challenges.find_one_and_update(
+            {
+                "_id": challenge_id,
+                "status": "pending",
+                "last_sent_at": {"$lte": t - cooldown},
+                "resends": {"$lt": self.s.sms_max_resends},
+            },
+            {
+                "$set": {
+                    "code_hash": domain.sms_code_hash(self.pepper, challenge_id, code),
+                    "last_sent_at": t,
+                    "expires_at": expires,
+                },
+                "$inc": {"resends": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            if current["resends"] >= self.s.sms_max_resends:
+                raise ApiError(
+                    429,
+                    "resend_limit_reached",
+                    "No more resends for this challenge; request a new code",
+                    "Đã hết số lần gửi lại, vui lòng yêu cầu mã mới",
+                )
+            wait = (as_utc(current["last_sent_at"]) + cooldown - t).total_seconds()
+            raise too_many(
+                "resend_too_soon",
+                "Wait before asking for the code again",
+                "Vui lòng chờ trước khi yêu cầu gửi lại mã",
+                int(wait) + 1,
+            )
+        await self._send(challenge_id, doc["phone"], OtpPurpose(doc["purpose"]), code)
+        return {
+            "challenge_id": challenge_id,
+            "expires_at": expires.isoformat(),
+            "resends_left": self.s.sms_max_resends - doc["resends"],
+            "resend_after_seconds": self.s.sms_resend_cooldown_seconds,
+        }
+
+    async def verify(self, challenge_id: str, code: str) -> dict[str, Any]:
+        if not domain.is_code_shape(code):
+            raise code_format()
+        # Count the try before comparing: guessing is bounded even under concurrency.
+        doc = await self.challenges.find_one_and_update(
+            {"_id": challenge_id, "status": "pending", "attempts": {"$lt": self.s.sms_max_attempts}},
+            {"$inc": {"attempts": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise invalid_otp()
+        if as_utc(doc["expires_at"]) <= now() or not hmac.compare_digest(
+            doc["code_hash"], domain.sms_code_hash(self.pepper, challenge_id, code)
+        ):
+            if doc["attempts"] >= self.s.sms_max_attempts:
+                await self.challenges.update_one(
+                    {"_id": challenge_id, "status": "pending"}, {"$set": {"status": "dead"}}
+                )
+            raise invalid_otp()
+        t = now()
+        event = self.rt.event(
+            SmsOtpVerified(
+                challenge_id=challenge_id,
+                purpose=OtpPurpose(doc["purpose"]),
+                subject=doc["subject"],
+                account_id=doc.get("account_id"),
+                phone=doc["phone"],
+                binding_sha256=doc.get("binding_sha256"),
+                verified_at=t,
+            )
+        )
+        res = await self.challenges.update_one(
+            {"_id": challenge_id, "status": "pending"},
+            with_events({"$set": {"status": "verified", "verified_at": t}}, [event]),
+        )
+        if res.modified_count != 1:
+            raise invalid_otp()  # a concurrent verification of the same code won
+        self.rt.relay.nudge()
+        return {"verified": True, "challenge_id": challenge_id, "purpose": doc["purpose"], "subject": doc["subject"]}
+
+    async def consume(
+        self, challenge_id: str, purpose: OtpPurpose, account_id: str, max_age_seconds: int = 600
+    ) -> None:
+        """Use up a verified challenge of this account and purpose for one internal step (single use)."""
+        used = await self.challenges.find_one_and_update(
+            {
+                "_id": challenge_id,
+                "status": "verified",
+                "consumed": False,
+                "purpose": purpose.value,
+                "account_id": account_id,
+                "verified_at": {"$gte": now() - timedelta(seconds=max_age_seconds)},
+            },
+            {"$set": {"consumed": True, "consumed_at": now()}},
+        )
+        if used is None:
+            raise ApiError(
+                403,
+                "sms_otp_not_verified",
+                "Verify a fresh SMS code for this step first",
+                "Vui lòng xác thực mã OTP SMS cho bước này trước",
+            )
+
+    async def when_account_created_remember_phone(self, event: CloudEvent[AccountCreated]) -> None:
+        a = event.data
+        try:
+            await self.accounts.update_one(
+                once(event.id, {"_id": a.account_id}),
+                mark_applied({"$set": {"phone": a.phone, "citizen_id": a.citizen_id}}, event.id),
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # already applied: the upsert collided with the existing document
+
+
+def server_time() -> float:
+    return time.time()
