@@ -200,6 +200,69 @@ class KysoApi:
             json={"code": code, "device_time": time.time()},
         )
 
+    async def resend_sms(self, challenge_id: str) -> Any:
+        return await self.call("POST", f"{self.ep.otp}/v1/sms-otp/challenges/{challenge_id}/resend")
+
+    async def smartotp_terms(self) -> Any:
+        return await self.call("GET", f"{self.ep.otp}/v1/smartotp/terms")
+
+    async def smartotp_status(self, token_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.otp}/v1/smartotp/tokens/{token_id}", auth=True)
+
+    async def smartotp_verify_transaction(
+        self, token_id: str, code: str, transaction: dict[str, Any], device_time: float | None = None
+    ) -> Any:
+        return await self.call(
+            "POST",
+            f"{self.ep.otp}/v1/smartotp/tokens/{token_id}/verify-transaction",
+            auth=True,
+            json={
+                "code": code,
+                "transaction": transaction,
+                "device_time": time.time() if device_time is None else device_time,
+            },
+        )
+
+    async def smartotp_resync(self, token_id: str, code1: str, code2: str) -> Any:
+        return await self.call(
+            "POST",
+            f"{self.ep.otp}/v1/smartotp/tokens/{token_id}/resync",
+            auth=True,
+            json={"code1": code1, "code2": code2},
+        )
+
+    async def smartotp_pin_reset(self, sms_challenge_id: str) -> Any:
+        return await self.call(
+            "POST", f"{self.ep.otp}/v1/smartotp/pin-reset", auth=True, json={"sms_challenge_id": sms_challenge_id}
+        )
+
+    async def otp_methods(self, account_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.otp}/v1/accounts/{account_id}/otp-methods", auth=True)
+
+    async def set_preferred_method(self, account_id: str, method: str) -> Any:
+        return await self.call(
+            "PUT", f"{self.ep.otp}/v1/accounts/{account_id}/otp-methods/preferred", auth=True, json={"method": method}
+        )
+
+    async def unlock_method(self, account_id: str, method: str, **proof: str) -> Any:
+        return await self.call(
+            "POST", f"{self.ep.otp}/v1/accounts/{account_id}/otp-methods/{method}/unlock", auth=True, json=proof
+        )
+
+    async def operator_lock(self, operator_key: str, account_id: str, method: str, reason: str) -> Any:
+        return await self.call(
+            "POST",
+            f"{self.ep.otp}/v1/operator/accounts/{account_id}/otp-methods/{method}/lock",
+            headers={"X-Operator-Key": operator_key},
+            json={"reason": reason},
+        )
+
+    async def verified_sms(self, purpose: str, subject: str, account_id: str, phone: str) -> str:
+        """Request, read (dev inbox) and verify an SMS code for an account; returns the challenge id."""
+        ch = await self.sms_challenge(purpose, subject, account_id=account_id)
+        await self.verify_sms(ch["challenge_id"], await self.dev_sms_code(phone, ch["challenge_id"]))
+        return str(ch["challenge_id"])
+
     async def server_time(self) -> Any:
         return await self.call("GET", f"{self.ep.otp}/v1/time")
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pyotp
 from aiokafka import AIOKafkaConsumer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +25,7 @@ from kyso_contracts import parse_event, topics
 
 from . import vneid
 from .api import Endpoints, KysoApi, eventually
+from .device import SoftToken
 
 Printer = Callable[[str], None]
 
@@ -45,6 +45,7 @@ class JourneyResult:
     ca_pem: str = ""
     acceptance_record: bytes = b""
     acceptance_signature: bytes = b""
+    soft_token: SoftToken | None = None
 
 
 class EventWatcher:
@@ -124,6 +125,7 @@ async def walk(
     say: Printer = print,
     *,
     pin: str = "482915",
+    smartotp_pin: str = "730514",
     package_code: str = "PERSONAL_1Y",
     correlation_id: str | None = None,
     after: Callable[[str], Awaitable[None]] | None = None,
@@ -160,9 +162,8 @@ async def walk(
         enrol = await api.smartotp_enrol(r.account_id, ch["challenge_id"])
         device = await api.smartotp_activate(enrol["activation_code"], f"device-{uuid.uuid4().hex[:12]}")
         r.token_id = device["token_id"]
-        totp = pyotp.parse_uri(device["otpauth_uri"])
-        assert isinstance(totp, pyotp.TOTP)
-        await api.smartotp_verify(r.token_id, totp.now())
+        r.soft_token = SoftToken.from_activation(device, smartotp_pin, smartotp_pin)  # the PIN stays here
+        await api.smartotp_verify(r.token_id, r.soft_token.code(smartotp_pin))
         say(f"   SmartOTP token {r.token_id} enrolled on the device (first code verified)")
 
         # Step 4 — choose a package, pay, sign the service contract.
