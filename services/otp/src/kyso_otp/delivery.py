@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, Protocol
 
 import httpx
@@ -24,12 +25,15 @@ class DevInbox:
         self._coll = db["dev_sms_inbox"]
 
     async def send(self, phone: str, text: str, *, reference: str) -> None:
-        await self._coll.insert_one({"_id": reference, "phone": phone, "text": text, "sent_at": now()})
+        # One challenge may be sent several times (resend): each message is its own document.
+        await self._coll.insert_one(
+            {"_id": uuid.uuid4().hex, "reference": reference, "phone": phone, "text": text, "sent_at": now()}
+        )
 
     async def messages(self, phone: str, limit: int = 20) -> list[dict[str, Any]]:
         cursor = self._coll.find({"phone": phone}).sort("sent_at", -1).limit(limit)
         return [
-            {"id": d["_id"], "phone": d["phone"], "text": d["text"], "sent_at": d["sent_at"].isoformat()}
+            {"id": d["reference"], "phone": d["phone"], "text": d["text"], "sent_at": d["sent_at"].isoformat()}
             async for d in cursor
         ]
 

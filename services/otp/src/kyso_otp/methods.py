@@ -32,13 +32,14 @@ class OtpMethods:
         doc = await self._doc(account_id)
         locks = doc.get("locks") or {}
         token = await self.smartotp.active_token(account_id)
+        phone_known = await self.sms.accounts.find_one({"_id": account_id}, {"_id": 1}) is not None
         token_locked = bool(token and token.get("failures", 0) >= self.smartotp.policy.max_failures)
         return {
             "account_id": account_id,
             "preferred": doc.get("preferred", "sms"),
             "methods": {
                 "sms": {
-                    "available": True,
+                    "available": phone_known,
                     "locked": bool(locks.get("sms")),
                     "lock_reason": (locks.get("sms") or {}).get("reason"),
                 },

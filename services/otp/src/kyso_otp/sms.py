@@ -70,7 +70,7 @@ class SmsOtp:
 
     async def _send(self, challenge_id: str, phone: str, purpose: OtpPurpose, code: str) -> None:
         text = SMS_TEXT.format(code=code, purpose=PURPOSE_VI[purpose], minutes=self.s.sms_ttl_seconds // 60)
-        await self.sender.send(phone, text, reference=f"{challenge_id}:{uuid.uuid4().hex[:8]}")
+        await self.sender.send(phone, text, reference=challenge_id)
 
     async def create(
         self, purpose: OtpPurpose, subject: str, phone: str | None, account_id: str | None, binding_sha256: str | None

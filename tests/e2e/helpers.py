@@ -1,0 +1,85 @@
+"""Building blocks for end-to-end tests: a citizen with an account, optionally with a SmartOTP token."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from kyso_client import vneid
+from kyso_client.api import KysoApi, KysoError, eventually
+from kyso_client.device import SoftToken
+from kyso_kit.auth import TokenIssuer
+from kyso_kit.devkeys import dev_ec_private_pem
+
+PASSWORD = "Ky-so an toan 2025!"
+SMARTOTP_PIN = "730514"
+
+
+@dataclass
+class Citizen:
+    api: KysoApi
+    account_id: str
+    phone: str
+    token_id: str = ""
+    device: SoftToken | None = None
+
+    def code(self, device_time: float | None = None) -> str:
+        assert self.device
+        return self.device.code(SMARTOTP_PIN, device_time)
+
+
+async def new_citizen(api: KysoApi) -> Citizen:
+    ident = vneid.identity(vneid.random_citizen_id(), "Hoàng Văn K", "1985-04-30")
+    reg = (await api.vneid_register(ident, vneid.sign(ident)))["registration_id"]
+    await api.confirm_registration(reg)
+    phone = vneid.random_phone()
+    ch = await api.sms_challenge("phone_verification", reg, phone=phone)
+    await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(phone, ch["challenge_id"]))
+    await eventually(lambda: api.registration(reg), lambda g: phone in g["verified_phones"])
+    acct = await api.create_account(reg, phone, f"k{uuid.uuid4().hex[:6]}@example.vn", PASSWORD)
+    # The otp service learns the account (and where to send its codes) from AccountCreated.
+    await eventually(lambda: api.otp_methods(acct["account_id"]), lambda m: m["methods"]["sms"]["available"])
+    return Citizen(api, acct["account_id"], phone)
+
+
+async def sms_verified(c: Citizen, purpose: str, subject: str | None = None) -> str:
+    """A verified SMS challenge of the citizen's account (retrying while otp learns of the new account)."""
+
+    async def ask() -> Any:
+        return await c.api.sms_challenge(purpose, subject or c.account_id, account_id=c.account_id)
+
+    ch = await eventually(ask)
+    await c.api.verify_sms(ch["challenge_id"], await c.api.dev_sms_code(c.phone, ch["challenge_id"]))
+    return str(ch["challenge_id"])
+
+
+async def activate_device(c: Citizen, activation_code: str) -> None:
+    device = await c.api.smartotp_activate(activation_code, f"dev-{uuid.uuid4().hex[:10]}")
+    c.token_id = device["token_id"]
+    c.device = SoftToken.from_activation(device, SMARTOTP_PIN, SMARTOTP_PIN)
+
+
+async def enrolled_citizen(api: KysoApi) -> Citizen:
+    c = await new_citizen(api)
+    ch = await sms_verified(c, "smartotp_enrolment")
+    terms = await api.smartotp_terms()
+    enrol = await api.smartotp_enrol(c.account_id, ch, terms["version"])
+    await activate_device(c, enrol["activation_code"])
+    await api.smartotp_verify(c.token_id, c.code())
+    return c
+
+
+def stale_token(account_id: str) -> str:
+    """A valid session whose password entry is ten minutes old (dev signing key)."""
+    return TokenIssuer(dev_ec_private_pem("auth")).issue(account_id, auth_time=int(time.time()) - 600, amr=["pwd"])
+
+
+async def expect(code: str, status: int, coro: Any) -> KysoError:
+    with pytest.raises(KysoError) as err:
+        await coro
+    assert (err.value.status, err.value.code) == (status, code), err.value.body
+    return err.value
