@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import time
 import uuid
 from datetime import timedelta
@@ -25,6 +26,8 @@ from .delivery import SmsSender
 from .errors import code_format, invalid_otp, method_locked, too_many
 from .limits import RateLimiter
 from .settings import OtpSettings
+
+log = logging.getLogger(__name__)
 
 SMS_TEXT = "kyso: ma OTP {code} de {purpose}. Hieu luc {minutes} phut. Khong chia se ma nay voi bat ky ai."
 PURPOSE_VI = {
@@ -70,7 +73,20 @@ class SmsOtp:
 
     async def _send(self, challenge_id: str, phone: str, purpose: OtpPurpose, code: str) -> None:
         text = SMS_TEXT.format(code=code, purpose=PURPOSE_VI[purpose], minutes=self.s.sms_ttl_seconds // 60)
-        await self.sender.send(phone, text, reference=challenge_id)
+        try:
+            await self.sender.send(phone, text, reference=challenge_id)
+        except Exception as exc:
+            # The code never reached the user: close the challenge so it cannot be guessed at either.
+            log.warning("SMS delivery failed", extra={"challenge_id": challenge_id, "error": type(exc).__name__})
+            await self.challenges.update_one(
+                {"_id": challenge_id, "status": "pending"}, {"$set": {"status": "undeliverable"}}
+            )
+            raise ApiError(
+                502,
+                "sms_delivery_failed",
+                "The SMS could not be sent; try again shortly",
+                "Không gửi được tin nhắn SMS, vui lòng thử lại sau",
+            ) from None
 
     async def create(
         self, purpose: OtpPurpose, subject: str, phone: str | None, account_id: str | None, binding_sha256: str | None

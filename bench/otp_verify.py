@@ -1,0 +1,151 @@
+"""Benchmark: SmartOTP code verification over HTTP against the real database.
+
+Starts Kafka + FerretDB (or uses KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL) and the otp service as its
+own process, provisions N active tokens directly in the otp database (the enrolment path is not what
+is measured), then drives verifications of valid current codes — each token once, because a code is
+accepted only once — and of wrong codes, with C concurrent clients. Prints throughput and latency.
+
+    uv run python bench/otp_verify.py [--tokens 2000] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from pymongo import AsyncMongoClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deploy"))
+
+from kyso_contracts import otp_algorithms
+from kyso_kit import devkeys
+from kyso_kit.auth import TokenIssuer
+from kyso_kit.crypto import SecretBox
+from kyso_otp import domain
+from stack import Stack
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def provision(mongo_url: str, db_name: str, n: int) -> list[tuple[str, str, bytes]]:
+    box = SecretBox(devkeys.dev_master_key("otp-seeds"))
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    tokens = []
+    docs = []
+    for _ in range(n):
+        token_id, account_id, seed = uuid.uuid4().hex, uuid.uuid4().hex, domain.new_seed()
+        tokens.append((token_id, account_id, seed))
+        docs.append(
+            {
+                "_id": token_id,
+                "account_id": account_id,
+                "status": "active",
+                "device_id": "bench",
+                "seed": box.seal(seed, aad=f"smartotp:{token_id}"),
+                "drift": 0,
+                "last_step": -1,
+                "failures": 0,
+                "outbox": [],
+            }
+        )
+    for i in range(0, n, 500):
+        await client[db_name]["smartotp_tokens"].insert_many(docs[i : i + 500])
+    await client.close()
+    return tokens
+
+
+async def drive(url: str, tokens: list[tuple[str, str, bytes]], concurrency: int, valid: bool) -> dict[str, float]:
+    issuer = TokenIssuer(devkeys.dev_ec_private_pem("auth"))
+    bearer = {t[0]: issuer.issue(t[1]) for t in tokens}
+    queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
+    for t in tokens:
+        queue.put_nowait(t)
+    latencies: list[float] = []
+    outcomes = {"accepted": 0, "rejected": 0, "errors": 0}
+    policy = domain.TokenPolicy()
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            token_id, _account, seed = queue.get_nowait()
+            step = otp_algorithms.time_step(time.time())
+            code = domain.code_at(seed, step, policy)
+            if not valid:
+                code = f"{(int(code) + 1) % 10**6:06d}"
+            t0 = time.perf_counter()
+            resp = await client.post(
+                f"{url}/v1/smartotp/tokens/{token_id}/verify",
+                json={"code": code},
+                headers={"Authorization": f"Bearer {bearer[token_id]}"},
+            )
+            latencies.append(time.perf_counter() - t0)
+            if resp.status_code == 200:
+                outcomes["accepted"] += 1
+            elif resp.status_code == 400:
+                outcomes["rejected"] += 1
+            else:
+                outcomes["errors"] += 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        **outcomes,
+        "seconds": round(elapsed, 2),
+        "per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p90_ms": round(percentile(latencies, 90) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    args = ap.parse_args()
+    stack = Stack()
+    stack.start_infra()
+    try:
+        from stack import localinfra
+
+        port = localinfra.free_port()
+        sp = stack.start_service("otp", port, {"payment": 0})
+        await asyncio.to_thread(stack.wait_ready, sp)
+        tokens = await provision(stack.mongodb_url, f"kyso_otp_{stack.run_id}", args.tokens * 2)
+        # Warm up connections and code paths.
+        await drive(sp.url, tokens[:50], 8, valid=False)
+        valid = await drive(sp.url, tokens[50 : 50 + args.tokens], args.concurrency, valid=True)
+        wrong = await drive(sp.url, tokens[50 + args.tokens :], args.concurrency, valid=False)
+        print(
+            json.dumps(
+                {
+                    "bench": "smartotp verify over HTTP",
+                    "tokens": args.tokens,
+                    "concurrency": args.concurrency,
+                    "valid_codes": valid,
+                    "wrong_codes": wrong,
+                },
+                indent=2,
+            )
+        )
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
