@@ -13,8 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +28,7 @@ from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deploy"))
 
+import localinfra
 from kyso_contracts import otp_algorithms
 from kyso_kit import devkeys
 from kyso_kit.auth import TokenIssuer
@@ -34,7 +39,7 @@ from stack import Stack
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def provision(mongo_url: str, db_name: str, n: int) -> list[tuple[str, str, bytes]]:
@@ -82,11 +87,16 @@ async def drive(url: str, tokens: list[tuple[str, str, bytes]], concurrency: int
             if not valid:
                 code = f"{(int(code) + 1) % 10**6:06d}"
             t0 = time.perf_counter()
-            resp = await client.post(
-                f"{url}/v1/smartotp/tokens/{token_id}/verify",
-                json={"code": code},
-                headers={"Authorization": f"Bearer {bearer[token_id]}"},
-            )
+            try:
+                resp = await client.post(
+                    f"{url}/v1/smartotp/tokens/{token_id}/verify",
+                    json={"code": code},
+                    headers={"Authorization": f"Bearer {bearer[token_id]}"},
+                )
+            except httpx.TransportError as exc:
+                outcomes["errors"] += 1
+                print(f"transport error: {exc!r}", file=sys.stderr)
+                continue
             latencies.append(time.perf_counter() - t0)
             if resp.status_code == 200:
                 outcomes["accepted"] += 1
@@ -94,6 +104,7 @@ async def drive(url: str, tokens: list[tuple[str, str, bytes]], concurrency: int
                 outcomes["rejected"] += 1
             else:
                 outcomes["errors"] += 1
+                print(f"unexpected answer {resp.status_code}: {resp.text[:300]}", file=sys.stderr)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
@@ -113,39 +124,78 @@ async def drive(url: str, tokens: list[tuple[str, str, bytes]], concurrency: int
     }
 
 
+def drive_wrk(
+    url: str, tokens: list[tuple[str, str, bytes]], concurrency: int, valid: bool, seconds: int
+) -> dict[str, float]:
+    issuer = TokenIssuer(devkeys.dev_ec_private_pem("auth"))
+    policy = domain.TokenPolicy()
+    # Codes of the next step: valid from now until the end of the step after it (at least 30 s).
+    step = otp_algorithms.time_step(time.time()) + 1
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        for token_id, account_id, seed in tokens:
+            code = domain.code_at(seed, step, policy)
+            if not valid:
+                code = f"{(int(code) + 1) % 10**6:06d}"
+            f.write(f"/v1/smartotp/tokens/{token_id}/verify {issuer.issue(account_id)} {code}\n")
+    threads = min(2, concurrency)
+    wrk = shutil.which("wrk")
+    assert wrk
+    out = subprocess.run(
+        [
+            wrk,
+            "-t",
+            str(threads),
+            "-c",
+            str(concurrency),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(Path(__file__).with_suffix(".lua")),
+            url,
+            "--",
+            f.name,
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    result: dict[str, float] = json.loads(line[len("WRKJSON ") :])
+    return result
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--tokens", type=int, default=2000)
+    ap.add_argument("--tokens", type=int, default=2000, help="tokens per phase (python driver)")
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--driver", choices=["wrk", "python"], default=None)
+    ap.add_argument("--seconds", type=int, default=15, help="length of each phase (wrk driver)")
     args = ap.parse_args()
+    driver = args.driver or ("wrk" if shutil.which("wrk") else "python")
     stack = Stack()
     stack.start_infra()
     try:
-        from stack import localinfra
-
-        port = localinfra.free_port()
-        sp = stack.start_service("otp", port, {"payment": 0})
+        sp = stack.start_service("otp", localinfra.free_port(), {"payment": 0})
         await asyncio.to_thread(stack.wait_ready, sp)
-        tokens = await provision(stack.mongodb_url, f"kyso_otp_{stack.run_id}", args.tokens * 2)
-        # Warm up connections and code paths.
-        await drive(sp.url, tokens[:50], 8, valid=False)
-        valid = await drive(sp.url, tokens[50 : 50 + args.tokens], args.concurrency, valid=True)
-        wrong = await drive(sp.url, tokens[50 + args.tokens :], args.concurrency, valid=False)
-        print(
-            json.dumps(
-                {
-                    "bench": "smartotp verify over HTTP",
-                    "tokens": args.tokens,
-                    "concurrency": args.concurrency,
-                    "valid_codes": valid,
-                    "wrong_codes": wrong,
-                },
-                indent=2,
-            )
-        )
+        # wrk runs for a fixed time, so it gets a generous supply of tokens (each is used once).
+        n = args.tokens if driver == "python" else max(args.tokens, args.seconds * 1000)
+        tokens = await provision(stack.mongodb_url, f"kyso_otp_{stack.run_id}", 2 * n + 50)
+        await drive(sp.url, tokens[:50], 8, valid=False)  # warm up connections and code paths
+        phases = {"valid_codes": (tokens[50 : 50 + n], True), "wrong_codes": (tokens[50 + n :], False)}
+        results: dict[str, dict[str, float]] = {}
+        for name, (batch, valid) in phases.items():
+            if driver == "wrk":
+                results[name] = await asyncio.to_thread(drive_wrk, sp.url, batch, args.concurrency, valid, args.seconds)
+            else:
+                results[name] = await drive(sp.url, batch, args.concurrency, valid=valid)
+        report = {"bench": "smartotp verify over HTTP", "driver": driver, "concurrency": args.concurrency, **results}
+        print(json.dumps(report, indent=2))
     finally:
         stack.stop()
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop what we started
     asyncio.run(main())

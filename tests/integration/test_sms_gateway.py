@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -15,7 +15,7 @@ from kyso_otp.delivery import HttpSmsGateway
 
 
 class Gateway(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], dict[str, Any]]] = []
+    received: ClassVar[list[tuple[dict[str, str], dict[str, Any]]]] = []
     fail = False
 
     def do_POST(self) -> None:

@@ -6,10 +6,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError
 from .logs import correlation_id
@@ -38,18 +40,7 @@ def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bo
         err = ApiError(exc.status_code, code, str(exc.detail), str(exc.detail))
         return JSONResponse(err.body(), status_code=exc.status_code)
 
-    @app.middleware("http")
-    async def _correlation(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        cid = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
-        if len(cid) > 128:
-            cid = str(uuid.uuid4())
-        token = correlation_id.set(cid)
-        try:
-            response = await call_next(request)
-        finally:
-            correlation_id.reset(token)
-        response.headers[CORRELATION_HEADER] = cid
-        return response
+    app.add_middleware(CorrelationIdMiddleware)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:
@@ -60,6 +51,32 @@ def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bo
         checks = await ready()
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+class CorrelationIdMiddleware:
+    """Pure ASGI (cheaper than BaseHTTPMiddleware): adopt or mint a correlation id, echo it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = Headers(scope=scope).get(CORRELATION_HEADER) or ""
+        if not cid or len(cid) > 128:
+            cid = str(uuid.uuid4())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
+            await send(message)
+
+        token = correlation_id.set(cid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            correlation_id.reset(token)
 
 
 def current_correlation_id() -> str:

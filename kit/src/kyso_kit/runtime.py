@@ -45,6 +45,7 @@ class ServiceRuntime:
             [self.db[c] for c in outbox_collections],
             lambda entry: publish_entry(self.broker, entry),
             poll_seconds=settings.outbox_poll_seconds,
+            sweep_seconds=settings.outbox_sweep_seconds,
         )
         self._publishes = list(publishes)
         declare_publishers(self.broker, self._publishes)

@@ -39,6 +39,12 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = Field(
         default=0.5, gt=0, validation_alias="OUTBOX_POLL_SECONDS", description="Relay poll interval when idle"
     )
+    outbox_sweep_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="OUTBOX_SWEEP_SECONDS",
+        description="How often the relay scans every outbox for leftovers (crash recovery)",
+    )
     consumer_max_attempts: int = Field(
         default=5,
         ge=1,

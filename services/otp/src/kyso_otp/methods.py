@@ -74,7 +74,7 @@ class OtpMethods:
         await self.methods.update_one(
             {"_id": account_id}, with_events({"$set": {"preferred": method}}, [event]), upsert=True
         )
-        self.rt.relay.nudge()
+        self.rt.relay.nudge("otp_methods", account_id)
         return await self.view(account_id)
 
     async def operator_lock(self, account_id: str, method: Method, reason: str) -> dict[str, Any]:
@@ -88,11 +88,13 @@ class OtpMethods:
                 "Không thể khóa đồng thời cả hai phương thức",
             )
         event = self.rt.event(OtpMethodLocked(account_id=account_id, method=method, reason=reason, locked_at=now()))
+        if method == "smartotp":
+            await self.smartotp.set_operator_lock(account_id, True)  # first: never a window without the lock
         update: dict[str, Any] = {"$set": {f"locks.{method}": {"reason": reason, "at": now()}}}
         if doc.get("preferred", "sms") == method:
             update["$set"]["preferred"] = other
         await self.methods.update_one({"_id": account_id}, with_events(update, [event]), upsert=True)
-        self.rt.relay.nudge()
+        self.rt.relay.nudge("otp_methods", account_id)
         return await self.view(account_id)
 
     async def unlock(
@@ -109,6 +111,7 @@ class OtpMethods:
                 )
             await self.sms.consume(sms_challenge_id, OtpPurpose.UNLOCK, account_id)
             await self.smartotp.clear_failures(account_id)
+            await self.smartotp.set_operator_lock(account_id, False)
         else:
             if not (token_id and code):
                 raise ApiError(
@@ -119,5 +122,5 @@ class OtpMethods:
         await self.methods.update_one(
             {"_id": account_id}, with_events({"$unset": {f"locks.{method}": ""}}, [event]), upsert=True
         )
-        self.rt.relay.nudge()
+        self.rt.relay.nudge("otp_methods", account_id)
         return await self.view(account_id)

@@ -79,6 +79,8 @@ class SmartOtp:
         await self.tokens.update_many(
             {"account_id": account_id, "status": "awaiting_device"}, {"$set": {"status": "superseded"}}
         )
+        methods = await self.methods.find_one({"_id": account_id}) or {}
+        operator_locked = bool((methods.get("locks") or {}).get("smartotp"))
         token_id = uuid.uuid4().hex
         code = domain.new_activation_code()
         expires = now() + timedelta(seconds=self.s.activation_ttl_seconds)
@@ -88,6 +90,7 @@ class SmartOtp:
                 "account_id": account_id,
                 "terms_version": terms_version,
                 "status": "awaiting_device",
+                "operator_locked": operator_locked,
                 "activation_hash": domain.activation_code_hash(code),
                 "activation_expires_at": expires,
                 "created_at": now(),
@@ -165,9 +168,12 @@ class SmartOtp:
             raise forbidden()
         return dict(tok)
 
-    async def _smartotp_locked_by_operator(self, account_id: str) -> bool:
-        methods = await self.methods.find_one({"_id": account_id}) or {}
-        return bool((methods.get("locks") or {}).get("smartotp"))
+    async def set_operator_lock(self, account_id: str, locked: bool) -> None:
+        """Mirror the account's SmartOTP operator lock onto its tokens, so verification needs no extra read."""
+        await self.tokens.update_many(
+            {"account_id": account_id, "status": {"$in": [*LIVE, "awaiting_device"]}},
+            {"$set": {"operator_locked": locked}},
+        )
 
     async def verify(
         self,
@@ -182,23 +188,25 @@ class SmartOtp:
             code2 is not None and not domain.is_code_shape(code2, self.policy.digits)
         ):
             raise code_format(self.policy.digits)
-        await self._owned_live(account_id, token_id)
         server_now = time.time()
         hint = domain.clock_hint(device_time, server_now, self.policy)
-        if await self._smartotp_locked_by_operator(account_id):
-            raise invalid_otp(**hint)
         # Reserve the try before comparing (throttle first): parallel guesses cannot exceed the limit.
+        # Ownership, liveness, the lock-out and the operator lock are all part of this one write.
         tok = await self.tokens.find_one_and_update(
             {
                 "_id": token_id,
                 "account_id": account_id,
                 "status": {"$in": LIVE},
                 "failures": {"$lt": self.policy.max_failures},
+                "operator_locked": {"$ne": True},
             },
             {"$inc": {"failures": 1}},
             return_document=ReturnDocument.AFTER,
         )
-        if tok is None or "seed" not in tok:
+        if tok is None:
+            await self._owned_live(account_id, token_id)  # someone else's token: 403, not "wrong"
+            raise invalid_otp(**hint)
+        if "seed" not in tok:
             raise invalid_otp(**hint)
         seed = self.box.open(tok["seed"], aad=f"smartotp:{token_id}")
         before = domain.TokenState(tok["drift"], tok["last_step"], tok["failures"] - 1)
@@ -245,7 +253,7 @@ class SmartOtp:
         if res.modified_count != 1:
             raise invalid_otp(**hint)
         if events:
-            self.rt.relay.nudge()
+            self.rt.relay.nudge("smartotp_tokens", token_id)
         return {"valid": True, "token_id": token_id, "status": "active", "drift_steps": st.drift}
 
     async def _announce_lock(self, tok: dict[str, Any]) -> None:
@@ -257,7 +265,7 @@ class SmartOtp:
             with_events({"$set": {"lock_announced": True, "locked_at": now()}}, [event]),
         )
         if res.modified_count:
-            self.rt.relay.nudge()
+            self.rt.relay.nudge("smartotp_tokens", tok["_id"])
 
     async def status(self, account_id: str, token_id: str) -> dict[str, Any]:
         await self._owned_live(account_id, token_id)
@@ -301,8 +309,8 @@ class SmartOtp:
             )
             if res.modified_count:
                 revoked.append(tok["_id"])
-        if revoked:
-            self.rt.relay.nudge()
+        for token_id in revoked:
+            self.rt.relay.nudge("smartotp_tokens", token_id)
         return revoked
 
     async def clear_failures(self, account_id: str) -> None:

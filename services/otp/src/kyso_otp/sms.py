@@ -231,7 +231,7 @@ class SmsOtp:
         )
         if res.modified_count != 1:
             raise invalid_otp()  # a concurrent verification of the same code won
-        self.rt.relay.nudge()
+        self.rt.relay.nudge("sms_challenges", challenge_id)
         return {"verified": True, "challenge_id": challenge_id, "purpose": doc["purpose"], "subject": doc["subject"]}
 
     async def consume(

@@ -153,7 +153,7 @@ class PaymentService:
         )
         if res.modified_count != 1:
             return {"RspCode": "02", "Message": "Order already confirmed"}
-        self.rt.relay.nudge()
+        self.rt.relay.nudge("payments", doc["_id"])
         return {"RspCode": "00", "Message": "Confirm Success"}
 
     def sandbox_gateway_notification(self, payment_url_query: dict[str, str], outcome: str) -> dict[str, str]:

@@ -219,7 +219,7 @@ class RegistrationService:
                 "An account already exists for this registration or phone",
                 "Đã có tài khoản cho đăng ký hoặc số điện thoại này",
             ) from None
-        self.rt.relay.nudge()
+        self.rt.relay.nudge("accounts", account_id)
         # The account document is the source of truth; this is only the view's convenience copy.
         await self.registrations.update_one(
             {"_id": reg_id}, {"$set": {"status": "account_created", "account_id": account_id}}
@@ -303,7 +303,7 @@ class RegistrationService:
             **new_document_outbox([event]),
         }
         await self.orders.insert_one(doc)
-        self.rt.relay.nudge()
+        self.rt.relay.nudge("orders", order_id)
         return self._order_view(doc)
 
     async def get_order(self, account_id: str, order_id: str) -> dict[str, Any]:

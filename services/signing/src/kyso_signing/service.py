@@ -210,7 +210,7 @@ class SigningService:
             ),
         )
         if res.modified_count:
-            self.rt.relay.nudge()
+            self.rt.relay.nudge("certificates", doc["_id"])
 
     # ------------------------------------------------------------------ activation
 
@@ -299,7 +299,7 @@ class SigningService:
                 "The certificate is not waiting for activation",
                 "Chứng thư số không ở trạng thái chờ kích hoạt",
             )
-        self.rt.relay.nudge()
+        self.rt.relay.nudge("certificates", doc["_id"])
         return {
             "certificate_id": doc["_id"],
             "status": "active",
