@@ -22,7 +22,7 @@ import httpx
 
 from kyso_contracts.transactions import DocumentsTransaction, PaymentTransaction
 
-from .device import SoftToken, WeakPin, WrongPin
+from .device import SoftToken, WeakPin, WrongPin, pin_problem
 
 DEFAULT_FILE = Path.home() / ".config" / "kyso" / "smartotp.json"
 
@@ -55,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.cmd == "activate":
+            # Choose the PIN first: a refused PIN must not use up the single-use activation code.
+            pin = read_pin("New SmartOTP PIN (at least 6 digits): ")
+            confirm = read_pin("Confirm the PIN: ")
+            if pin != confirm:
+                raise WeakPin("The two PINs differ")
+            problem = pin_problem(pin)
+            if problem:
+                raise WeakPin(problem)
             resp = httpx.post(
                 f"{args.otp_url}/v1/smartotp/activations",
                 json={"activation_code": args.activation_code, "device_id": args.device_id},
@@ -63,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
             if resp.status_code >= 400:
                 print(resp.json()["error"]["message"], file=sys.stderr)
                 return 2
-            pin = read_pin("New SmartOTP PIN (at least 6 digits): ")
-            confirm = read_pin("Confirm the PIN: ")
             token = SoftToken.from_activation(resp.json(), pin, confirm)
             token.save(args.token_file)
             print(f"activated token {token.token_id}; stored in {args.token_file}")

@@ -107,6 +107,16 @@ def _clamp(v: int, bound: int) -> int:
     return max(-bound, min(bound, v))
 
 
+def _learned_drift(step: int, now: int, policy: TokenPolicy) -> int:
+    """Drift is learned only when the device is outside the normal ±window tolerance.
+
+    A code accepted one step off is ordinary (network latency, a step boundary crossed in flight);
+    learning -1 from it would make the next code of a correct clock fail at the other edge.
+    """
+    offset = step - now
+    return _clamp(offset, policy.max_drift) if abs(offset) > policy.window else 0
+
+
 def verify(
     seed: bytes,
     code: str,
@@ -126,7 +136,7 @@ def verify(
     if is_code_shape(code, policy.digits):
         for step in range(centre - policy.window, centre + policy.window + 1):
             if step > state.last_step and hmac.compare_digest(code_at(seed, step, policy, transaction_digest), code):
-                return Verdict(True, TokenState(_clamp(step - now, policy.max_drift), step, 0), step)
+                return Verdict(True, TokenState(_learned_drift(step, now, policy), step, 0), step)
     return Verdict(False, replace(state, failures=state.failures + 1))
 
 
@@ -142,7 +152,7 @@ def resync(seed: bytes, code1: str, code2: str, unix_time: float, state: TokenSt
             if hmac.compare_digest(code_at(seed, step, policy), code1) and hmac.compare_digest(
                 code_at(seed, step + 1, policy), code2
             ):
-                return Verdict(True, TokenState(_clamp(step + 1 - now, policy.max_drift), step + 1, 0), step + 1)
+                return Verdict(True, TokenState(_learned_drift(step + 1, now, policy), step + 1, 0), step + 1)
     return Verdict(False, replace(state, failures=state.failures + 1))
 
 
