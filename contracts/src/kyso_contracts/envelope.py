@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -95,7 +95,3 @@ def wrap(
         causationid=causation_id,
         data=payload,
     )
-
-
-def envelope_json(event: CloudEvent[Any]) -> dict[str, Any]:
-    return event.model_dump(mode="json")

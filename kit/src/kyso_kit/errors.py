@@ -33,7 +33,3 @@ class ApiError(Exception):
 
 def not_found(what: str, what_vi: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found", f"Không tìm thấy {what_vi}")
-
-
-def conflict(code: str, message_en: str, message_vi: str) -> ApiError:
-    return ApiError(409, code, message_en, message_vi)

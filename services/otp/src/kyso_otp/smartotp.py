@@ -13,7 +13,7 @@ from pymongo import ReturnDocument
 from kyso_contracts import CloudEvent, OtpEnrolled, OtpPurpose, OtpTokenLocked, OtpTokenRevoked
 from kyso_kit.auth import forbidden
 from kyso_kit.crypto import SecretBox
-from kyso_kit.errors import ApiError, not_found
+from kyso_kit.errors import ApiError
 from kyso_kit.outbox import with_events
 from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.timeutil import now
@@ -317,8 +317,3 @@ class SmartOtp:
         await self.tokens.update_many(
             {"account_id": account_id, "status": {"$in": LIVE}}, {"$set": {"failures": 0, "lock_announced": False}}
         )
-
-    async def require(self, account_id: str, token_id: str) -> None:
-        tok = await self.tokens.find_one({"_id": token_id})
-        if tok is None or tok["account_id"] != account_id:
-            raise not_found("token", "SmartOTP")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -267,7 +266,3 @@ class SmsOtp:
             )
         except DuplicateKeyError:
             pass  # already applied: the upsert collided with the existing document
-
-
-def server_time() -> float:
-    return time.time()

@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
-from datetime import datetime
 from typing import Any
-
-from cryptography import x509
 
 from kyso_contracts import (
     CertActivated,
@@ -306,12 +303,3 @@ class SigningService:
             "acceptance_signature_b64": sig_b64,
             "acceptance_record_sha256": record_sha256,
         }
-
-
-def verify_chain(cert_pem: str, ca_pem: str, at: datetime) -> None:
-    """Raise if ``cert_pem`` is not issued by ``ca_pem`` or not valid at ``at`` (used by clients and tests)."""
-    cert = x509.load_pem_x509_certificate(cert_pem.encode())
-    ca = x509.load_pem_x509_certificate(ca_pem.encode())
-    cert.verify_directly_issued_by(ca)
-    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-        raise ValueError("certificate not valid at that time")
