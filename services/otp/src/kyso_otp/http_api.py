@@ -6,7 +6,7 @@ import hmac
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kyso_contracts import OtpPurpose
@@ -161,9 +161,10 @@ def router(
         return await smartotp.enrol(body.account_id, body.terms_version, body.sms_challenge_id)
 
     @r.post("/smartotp/activations", status_code=201, tags=["smartotp"])
-    async def activate(body: ActivationRequest) -> dict[str, Any]:
+    async def activate(body: ActivationRequest, request: Request) -> dict[str, Any]:
         """The device presents the activation code; the seed is returned once, as an otpauth:// URI."""
-        return await smartotp.activate(body.activation_code, body.device_id)
+        client = request.client.host if request.client else "unknown"
+        return await smartotp.activate(body.activation_code, body.device_id, client=client)
 
     @r.get("/smartotp/tokens/{token_id}", tags=["smartotp"])
     async def token_status(token_id: IdStr, caller: str = Depends(account)) -> dict[str, Any]:

@@ -17,12 +17,17 @@ class RateLimiter:
     def __init__(self, coll: Any) -> None:
         self._coll = coll
 
-    async def hit(self, scope: str, key: str, limit: int, window_seconds: int) -> int | None:
-        """Count one event; returns None if allowed, else seconds until the window ends."""
+    @staticmethod
+    def _window(scope: str, key: str, window_seconds: int) -> tuple[str, float, float]:
         now = time.time()
         start = math.floor(now / window_seconds) * window_seconds
+        return f"{scope}:{key}:{start}", start, now
+
+    async def hit(self, scope: str, key: str, limit: int, window_seconds: int) -> int | None:
+        """Count one event; returns None if allowed, else seconds until the window ends."""
+        doc_id, start, now = self._window(scope, key, window_seconds)
         doc = await self._coll.find_one_and_update(
-            {"_id": f"{scope}:{key}:{start}"},
+            {"_id": doc_id},
             {"$inc": {"count": 1}, "$setOnInsert": {"scope": scope, "window_end": start + window_seconds}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
@@ -30,3 +35,8 @@ class RateLimiter:
         if doc["count"] > limit:
             return math.ceil(start + window_seconds - now)
         return None
+
+    async def refund(self, scope: str, key: str, window_seconds: int) -> None:
+        """Give back one event of the current window (a try that turned out to be legitimate)."""
+        doc_id, _, _ = self._window(scope, key, window_seconds)
+        await self._coll.update_one({"_id": doc_id, "count": {"$gt": 0}}, {"$inc": {"count": -1}})

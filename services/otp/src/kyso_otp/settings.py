@@ -79,6 +79,12 @@ class OtpSettings(ServiceSettings, AuthVerifierSettings):
         validation_alias="OTP_OPERATOR_KEY",
         description="Shared key of the operator API (required in production)",
     )
+    activation_attempts_per_client_per_hour: int = Field(
+        default=20,
+        ge=1,
+        validation_alias="OTP_ACTIVATION_ATTEMPTS_PER_CLIENT_PER_HOUR",
+        description="Activation-code tries one client address may make per hour (guessing bound)",
+    )
     activation_ttl_seconds: int = Field(
         default=600,
         ge=60,

@@ -19,7 +19,7 @@ from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.timeutil import now
 
 from . import domain
-from .errors import code_format, invalid_otp
+from .errors import code_format, invalid_otp, too_many
 from .settings import OtpSettings
 from .sms import SmsOtp
 
@@ -104,13 +104,24 @@ class SmartOtp:
             "ttl_seconds": self.s.activation_ttl_seconds,
         }
 
-    async def activate(self, activation_code: str, device_id: str) -> dict[str, Any]:
+    async def activate(self, activation_code: str, device_id: str, client: str = "unknown") -> dict[str, Any]:
         if not domain.is_code_shape(activation_code, domain.ACTIVATION_DIGITS):
             raise ApiError(
                 422,
                 "invalid_activation_code_format",
                 "The activation code must be 10 digits",
                 "Mã kích hoạt phải gồm 10 chữ số",
+            )
+        # Reserve the try before looking the code up (guessing bounded per client address); a
+        # successful activation gives it back, so only wrong codes use up the allowance.
+        limit = self.s.activation_attempts_per_client_per_hour
+        wait = await self.sms.limits.hit("activation-client", client, limit, 3600)
+        if wait is not None:
+            raise too_many(
+                "too_many_activation_attempts",
+                "Too many activation attempts; try again later",
+                "Nhập mã kích hoạt sai quá nhiều lần, vui lòng thử lại sau",
+                wait,
             )
         code_hash = domain.activation_code_hash(activation_code)
         candidate = await self.tokens.find_one({"activation_hash": code_hash}, {"_id": 1, "account_id": 1})
@@ -147,6 +158,7 @@ class SmartOtp:
                 "The activation code is invalid, used or expired",
                 "Mã kích hoạt không hợp lệ, đã dùng hoặc đã hết hạn",
             )
+        await self.sms.limits.refund("activation-client", client, 3600)
         p = self.policy
         return {
             "token_id": pending["_id"],
