@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+
+from kyso_kit.errors import ApiError
+from kyso_kit.runtime import ServiceRuntime
 from kyso_otp.delivery import DevInbox
 from kyso_otp.settings import OtpSettings
 from kyso_otp.smartotp import SmartOtp
 from kyso_otp.sms import SmsOtp
-
-from kyso_kit.errors import ApiError
-from kyso_kit.runtime import ServiceRuntime
 
 from ..conftest import Servers
 
@@ -20,8 +20,10 @@ from ..conftest import Servers
 @pytest.fixture
 async def smartotp(servers: Servers, unique: str) -> AsyncIterator[SmartOtp]:
     settings = OtpSettings(  # type: ignore[call-arg]
-        KAFKA_BOOTSTRAP_SERVERS=servers.kafka_bootstrap, MONGODB_URL=servers.mongodb_url,
-        MONGODB_DATABASE=f"otp_limits_{unique}", OTP_ACTIVATION_ATTEMPTS_PER_CLIENT_PER_HOUR=5,
+        KAFKA_BOOTSTRAP_SERVERS=servers.kafka_bootstrap,
+        MONGODB_URL=servers.mongodb_url,
+        MONGODB_DATABASE=f"otp_limits_{unique}",
+        OTP_ACTIVATION_ATTEMPTS_PER_CLIENT_PER_HOUR=5,
     )
     rt = ServiceRuntime(settings, outbox_collections=["smartotp_tokens"])
     sms = SmsOtp(rt, settings, DevInbox(rt.db))
@@ -38,8 +40,9 @@ async def test_wrong_activation_codes_are_bounded_per_client_and_right_ones_are_
     for e in issued[:6]:  # right codes do not use up the allowance
         await smartotp.activate(e["activation_code"], "device", client="10.0.0.1")
     wrong = [f"{n:010d}" for n in range(1, 9)]
-    results = await asyncio.gather(*(smartotp.activate(w, "device", client="10.0.0.2") for w in wrong),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(smartotp.activate(w, "device", client="10.0.0.2") for w in wrong), return_exceptions=True
+    )
     codes = sorted(r.code for r in results if isinstance(r, ApiError))
     assert codes.count("invalid_activation_code") == 5  # even in parallel, only 5 guesses are looked at
     assert codes.count("too_many_activation_attempts") == 3
