@@ -369,6 +369,51 @@ def _spawn(cmd: list[str], logfile: Path, env: dict[str, str] | None = None) -> 
     return proc.pid
 
 
+def _java_common(home: Path) -> list[str]:
+    return ["java", "-cp", f"{home / 'libs'}/*", f"-Dlog4j2.configurationFile={home / 'log4j2.xml'}"]
+
+
+def _spawn_kafka(run_dir: Path) -> int:
+    return _spawn(
+        ["java", "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+         *_java_common(kafka_home())[1:], "kafka.Kafka", str(run_dir / "server.properties")],
+        run_dir / "kafka.log",
+    )  # fmt: skip
+
+
+def _spawn_ferretdb(run_dir: Path, port: int) -> int:
+    sqlite_dir = run_dir / "ferretdb"
+    sqlite_dir.mkdir(exist_ok=True)
+    return _spawn(
+        [str(ferretdb_binary()), "--handler=sqlite", f"--sqlite-url=file:{sqlite_dir}/?{SQLITE_PRAGMAS}",
+         f"--listen-addr=127.0.0.1:{port}", "--state-dir=-", "--debug-addr=-", "--telemetry=disable",
+         "--log-level=warn"],
+        run_dir / "ferretdb.log",
+    )  # fmt: skip
+
+
+def crash_and_restart(running: Running, server: str, down_seconds: float = 0.0, timeout: float = 90.0) -> None:
+    """Kill one server with SIGKILL (a crash, not a shutdown) and start it again on the same port and
+    data directory. For fault-injection tests; updates ``running`` and its state file."""
+    run_dir = Path(running.dir)
+    if server == "kafka":
+        _terminate(running.kafka_pid, grace=0, sig=signal.SIGKILL)
+        time.sleep(down_seconds)
+        running.kafka_pid = _spawn_kafka(run_dir)
+    elif server == "ferretdb":
+        _terminate(running.ferretdb_pid, grace=0, sig=signal.SIGKILL)
+        time.sleep(down_seconds)
+        running.ferretdb_pid = _spawn_ferretdb(run_dir, running.mongo_port)
+    else:
+        raise ValueError(server)
+    (run_dir / STATE_FILE).write_text(json.dumps(asdict(running)))
+    deadline = time.monotonic() + timeout
+    while not running.ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{server} not ready again after {timeout}s")
+        time.sleep(0.3)
+
+
 def start(run_dir: Path | None = None, timeout: float = 120.0) -> Running:
     """Start both servers in ``run_dir`` (fresh temp dir by default) and wait until ready."""
     provision()
@@ -384,41 +429,13 @@ def start(run_dir: Path | None = None, timeout: float = 120.0) -> Running:
     if not cid_file.exists():
         cid_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
     cid = cid_file.read_text().strip()
-    classpath = f"{home / 'libs'}/*"
-    java_common = ["java", "-cp", classpath, f"-Dlog4j2.configurationFile={home / 'log4j2.xml'}"]
     subprocess.run(
-        [*java_common, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props), "--ignore-formatted"],
+        [*_java_common(home), "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props), "--ignore-formatted"],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    kafka_pid = _spawn(
-        [
-            "java",
-            "-Xms256m",
-            "-Xmx512m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            *java_common[1:],
-            "kafka.Kafka",
-            str(props),
-        ],
-        run_dir / "kafka.log",
-    )
-    sqlite_dir = run_dir / "ferretdb"
-    sqlite_dir.mkdir(exist_ok=True)
-    ferret_pid = _spawn(
-        [
-            str(ferretdb_binary()),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{sqlite_dir}/?{SQLITE_PRAGMAS}",
-            f"--listen-addr=127.0.0.1:{mport}",
-            "--state-dir=-",
-            "--debug-addr=-",
-            "--telemetry=disable",
-            "--log-level=warn",
-        ],
-        run_dir / "ferretdb.log",
-    )
+    kafka_pid = _spawn_kafka(run_dir)
+    ferret_pid = _spawn_ferretdb(run_dir, mport)
     running = Running(str(run_dir), kport, cport, mport, kafka_pid, ferret_pid)
     (run_dir / STATE_FILE).write_text(json.dumps(asdict(running)))
 
@@ -450,15 +467,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _terminate(pid: int, grace: float = 15.0) -> None:
+def _terminate(pid: int, grace: float = 15.0, sig: int = signal.SIGTERM) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.1)
     if _alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
 
 
 def stop(running: Running) -> None:
