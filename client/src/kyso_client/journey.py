@@ -83,27 +83,23 @@ class EventWatcher:
                     continue
                 self.printer(f"      ⇢ event {doc.get('type')}  key={rec.key.decode() if rec.key else '-'}")
 
-    def events(self, correlation_id: str) -> list[dict[str, Any]]:
-        out = []
-        for _, _, value in self.records:
-            try:
-                doc = json.loads(value)
-            except ValueError:
-                continue
-            if isinstance(doc, dict) and doc.get("correlationid") == correlation_id:
-                out.append(doc)
-        return out
-
-    def keyed(self, correlation_id: str) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+    def keyed_all(self) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+        """Every record that is a JSON object, as (topic, key, document)."""
         out = []
         for t, k, value in self.records:
             try:
                 doc = json.loads(value)
             except ValueError:
                 continue
-            if isinstance(doc, dict) and doc.get("correlationid") == correlation_id:
+            if isinstance(doc, dict):
                 out.append((t, k, doc))
         return out
+
+    def keyed(self, correlation_id: str) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+        return [r for r in self.keyed_all() if r[2].get("correlationid") == correlation_id]
+
+    def events(self, correlation_id: str) -> list[dict[str, Any]]:
+        return [doc for _, _, doc in self.keyed(correlation_id)]
 
     async def stop(self) -> None:
         if self._task:

@@ -7,6 +7,7 @@ import secrets
 import uuid
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from kyso_contracts import CloudEvent, OrderPlaced, PaymentConfirmed, PaymentFailed
@@ -81,6 +82,23 @@ class PaymentService:
             raise not_found("payment", "giao dịch thanh toán")
         if doc["account_id"] != account_id:
             raise forbidden()
+        if doc["status"] == "failed":
+            # A failed or cancelled attempt may be retried: a new gateway reference, the old one retired.
+            retried = await self.payments.find_one_and_update(
+                {"_id": payment_id, "status": "failed", "txn_ref": doc["txn_ref"]},
+                {
+                    "$set": {"status": "pending", "txn_ref": secrets.token_hex(10)},
+                    "$push": {
+                        "previous_attempts": {
+                            "txn_ref": doc["txn_ref"],
+                            "failed_at": doc.get("settled_at"),
+                            "gateway_response_code": doc.get("gateway_response_code"),
+                        }
+                    },
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+            doc = retried or await self.payments.find_one({"_id": payment_id}) or doc
         if doc["status"] != "pending":
             raise ApiError(409, "payment_not_pending", "This payment is already settled", "Giao dịch này đã được xử lý")
         params = {
