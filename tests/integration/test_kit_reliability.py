@@ -214,3 +214,17 @@ async def _ge_async(value: Awaitable[int], n: int) -> bool:
 
 async def _dlq_count(servers: Servers, prefix: str) -> int:
     return len(await read_topic(servers.kafka_bootstrap, topics.dead_letter(topics.REGISTRATION), prefix, 1000))
+
+
+async def test_inbox_housekeeping_forgets_only_old_entries(probe: Probe, unique: str) -> None:
+    from datetime import timedelta
+
+    from kyso_kit.timeutil import now
+
+    await probe.rt.inbox.remember(f"{unique}-new", "t")
+    await probe.rt.db["processed_events"].insert_one(
+        {"_id": f"{probe.rt.settings.consumer_group}:{unique}-old", "type": "t", "at": now() - timedelta(days=90)}
+    )
+    assert await probe.rt.inbox.forget_older_than(now() - timedelta(days=30)) >= 1
+    assert await probe.rt.inbox.seen(f"{unique}-new")
+    assert not await probe.rt.inbox.seen(f"{unique}-old")

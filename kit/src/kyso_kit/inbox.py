@@ -31,6 +31,12 @@ class Inbox:
     async def seen(self, event_id: str) -> bool:
         return await self._coll.find_one({"_id": self._key(event_id)}, {"_id": 1}) is not None
 
+    async def forget_older_than(self, cutoff: datetime) -> int:
+        """Housekeeping (FerretDB has no TTL indexes). The aggregate-level guard still stops a very
+        late duplicate; this table only makes ordinary redelivery cheap."""
+        res = await self._coll.delete_many({"at": {"$lt": cutoff}})
+        return int(res.deleted_count)
+
     async def remember(self, event_id: str, event_type: str) -> None:
         try:
             await self._coll.insert_one({"_id": self._key(event_id), "type": event_type, "at": datetime.now(UTC)})

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from .inbox import Inbox
 from .logs import configure
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
+from .timeutil import now
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,8 @@ class ServiceRuntime:
         self.mongo = mongo.client(settings.mongodb_url)
         self.db = self.mongo[settings.mongodb_database]
         self.broker: KafkaBroker = make_broker(settings)
-        self.consumer = EventConsumer(settings, self.broker, Inbox(self.db, settings.consumer_group))
+        self.inbox = Inbox(self.db, settings.consumer_group)
+        self.consumer = EventConsumer(settings, self.broker, self.inbox)
         self.relay = OutboxRelay(
             [self.db[c] for c in outbox_collections],
             lambda entry: publish_entry(self.broker, entry),
@@ -50,6 +53,7 @@ class ServiceRuntime:
         self._publishes = list(publishes)
         declare_publishers(self.broker, self._publishes)
         self._startup: list[Callable[[], Awaitable[None]]] = []
+        self._housekeeping: asyncio.Task[None] | None = None
 
     def on_startup(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         self._startup.append(fn)
@@ -84,12 +88,28 @@ class ServiceRuntime:
         self.consumer.install()
         await self.broker.start()
         self.relay.start()
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         log.info("service started", extra={"consumes": self.consumer.topics})
 
     async def stop(self) -> None:
+        if self._housekeeping:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
         await self.relay.stop()
         await self.broker.stop()
         await self.mongo.close()
+
+    async def _housekeep(self, every_seconds: float = 3600.0) -> None:
+        while True:
+            try:
+                cutoff = now() - timedelta(days=self.settings.inbox_retention_days)
+                removed = await self.inbox.forget_older_than(cutoff)
+                if removed:
+                    log.info("forgot old processed event ids", extra={"removed": removed})
+            except Exception:
+                log.exception("housekeeping failed")
+            await asyncio.sleep(every_seconds)
 
     def http_app(self, title: str, description: str = "") -> FastAPI:
         @contextlib.asynccontextmanager

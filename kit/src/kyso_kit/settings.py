@@ -45,6 +45,12 @@ class ServiceSettings(BaseSettings):
         validation_alias="OUTBOX_SWEEP_SECONDS",
         description="How often the relay scans every outbox for leftovers (crash recovery)",
     )
+    inbox_retention_days: int = Field(
+        default=30,
+        ge=1,
+        validation_alias="INBOX_RETENTION_DAYS",
+        description="How long processed event ids are kept for de-duplication (longer than Kafka retention)",
+    )
     consumer_max_attempts: int = Field(
         default=5,
         ge=1,
