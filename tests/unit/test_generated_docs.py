@@ -12,13 +12,24 @@ REGENERATE = "regenerate with: uv run python deploy/contract_docs.py"
 
 def test_json_schemas_match_the_models() -> None:
     rendered = schemas.event_schemas()
-    on_disk = {p.name for p in contract_docs.SCHEMA_DIR.glob("*.json")}
+    on_disk = {str(p.relative_to(contract_docs.SCHEMA_DIR)) for p in contract_docs.SCHEMA_DIR.rglob("*.json")}
     assert on_disk == set(rendered), REGENERATE
     for name, schema in rendered.items():
         assert (contract_docs.SCHEMA_DIR / name).read_text(encoding="utf-8") == schemas.render(schema), (
             f"{name} drifted; {REGENERATE}"
         )
-    assert len(rendered) == len(ALL_EVENTS)
+    assert len(rendered) == 2 * len(ALL_EVENTS)
+
+
+def test_every_dataschema_uri_names_a_published_file_with_that_id() -> None:
+    from kyso_contracts.envelope import SCHEMA_BASE
+
+    for e in ALL_EVENTS:
+        for uri in (e.dataschema(), e.envelope_schema()):
+            path = contract_docs.SCHEMA_DIR / uri.removeprefix(SCHEMA_BASE + "/")
+            assert json.loads(path.read_text(encoding="utf-8"))["$id"] == uri
+        data = json.loads((contract_docs.SCHEMA_DIR / "data" / f"{e.event_type}.json").read_text())
+        assert set(data["required"]) <= set(e.model_fields)
 
 
 def test_asyncapi_document_matches_the_services() -> None:

@@ -30,7 +30,13 @@ class Payload(BaseModel):
 
     @classmethod
     def dataschema(cls) -> str:
-        return f"{SCHEMA_BASE}/{cls.event_type}.json"
+        """URI of the JSON Schema of this payload (the envelope's ``dataschema``)."""
+        return f"{SCHEMA_BASE}/data/{cls.event_type}.json"
+
+    @classmethod
+    def envelope_schema(cls) -> str:
+        """URI of the JSON Schema of the whole CloudEvent carrying this payload."""
+        return f"{SCHEMA_BASE}/envelope/{cls.event_type}.json"
 
 
 P = TypeVar("P", bound=Payload)

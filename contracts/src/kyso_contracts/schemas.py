@@ -1,6 +1,11 @@
-"""JSON Schemas of every event envelope, written to ``contracts/schemas/`` for outside subscribers.
+"""JSON Schemas of every event, written to ``contracts/schemas/`` for outside subscribers.
 
-python -m kyso_contracts.schemas <dir>     # (re)write the files
+* ``envelope/<type>.json`` — the whole CloudEvent as it travels on Kafka;
+* ``data/<type>.json`` — its ``data`` alone: the document each event's ``dataschema`` URI names.
+
+The URIs mirror the directory: ``https://schemas.kyso.vn/events/<path>`` ↔ ``contracts/schemas/<path>``.
+
+    python -m kyso_contracts.schemas <dir>     # (re)write the files
 """
 
 from __future__ import annotations
@@ -15,18 +20,31 @@ from .events import ALL_EVENTS
 from .registry import envelope_model
 
 
+def _relative(uri: str) -> str:
+    return uri.removeprefix(SCHEMA_BASE + "/")
+
+
 def event_schemas() -> dict[str, dict[str, Any]]:
+    """Relative file path → schema, for every event's envelope and data."""
     out: dict[str, dict[str, Any]] = {}
     for payload in ALL_EVENTS:
-        schema = envelope_model(payload).model_json_schema()
-        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"{SCHEMA_BASE}/{payload.event_type}.envelope.json"
-        schema["title"] = payload.__name__
-        schema["description"] = (payload.__doc__ or "").strip()
-        schema["x-kafka-topic"] = payload.topic
-        schema["x-kafka-key"] = f"data.{payload.key_field}"
-        schema["properties"]["type"] = {"const": payload.event_type, "type": "string"}
-        out[f"{payload.event_type}.json"] = schema
+        doc = (payload.__doc__ or "").strip()
+        data = payload.model_json_schema()
+        data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        data["$id"] = payload.dataschema()
+        data["description"] = doc
+        out[_relative(payload.dataschema())] = data
+
+        envelope = envelope_model(payload).model_json_schema()
+        envelope["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        envelope["$id"] = payload.envelope_schema()
+        envelope["title"] = payload.__name__
+        envelope["description"] = doc
+        envelope["x-kafka-topic"] = payload.topic
+        envelope["x-kafka-key"] = f"data.{payload.key_field}"
+        envelope["properties"]["type"] = {"const": payload.event_type, "type": "string"}
+        envelope["properties"]["dataschema"] = {"const": payload.dataschema(), "type": "string"}
+        out[_relative(payload.envelope_schema())] = envelope
     return out
 
 
@@ -39,6 +57,7 @@ def write(directory: Path) -> list[Path]:
     written = []
     for name, schema in event_schemas().items():
         path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(schema), encoding="utf-8")
         written.append(path)
     return written
