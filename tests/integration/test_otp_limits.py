@@ -50,3 +50,27 @@ async def test_wrong_activation_codes_are_bounded_per_client_and_right_ones_are_
         await smartotp.activate(issued[6]["activation_code"], "device", client="10.0.0.2")
     assert err.value.status == 429 and int(err.value.headers["Retry-After"]) > 0
     assert (await smartotp.activate(issued[6]["activation_code"], "device", client="10.0.0.3"))["token_id"]
+
+
+async def test_housekeeping_forgets_ended_windows_and_old_published_challenges(smartotp: SmartOtp) -> None:
+    import time
+    from datetime import timedelta
+
+    from kyso_kit.timeutil import now
+
+    sms = smartotp.sms
+    assert await sms.limits.hit("x", "k", 5, 3600) is None  # a live window
+    await sms.limits._coll.insert_one({"_id": "x:k:0", "count": 3, "window_end": time.time() - 10})
+    assert await sms.limits.forget_ended_windows() == 1
+    assert await sms.limits._coll.count_documents({}) == 1
+
+    old = now() - timedelta(days=8)
+    await sms.challenges.insert_many(
+        [
+            {"_id": "old-published", "created_at": old, "outbox": []},
+            {"_id": "old-unpublished", "created_at": old, "outbox": [{"id": "e1"}]},
+            {"_id": "recent", "created_at": now(), "outbox": []},
+        ]
+    )
+    assert await sms.forget_old_challenges() == 1
+    assert {d["_id"] async for d in sms.challenges.find({}, {"_id": 1})} == {"old-unpublished", "recent"}

@@ -53,7 +53,9 @@ class ServiceRuntime:
         self._publishes = list(publishes)
         declare_publishers(self.broker, self._publishes)
         self._startup: list[Callable[[], Awaitable[None]]] = []
-        self._housekeeping: asyncio.Task[None] | None = None
+        self._periodic: list[tuple[float, Callable[[], Awaitable[Any]], str]] = []
+        self._periodic_tasks: list[asyncio.Task[None]] = []
+        self.every(3600, self._forget_old_event_ids, "forget-old-event-ids")
 
     def on_startup(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         self._startup.append(fn)
@@ -88,28 +90,35 @@ class ServiceRuntime:
         self.consumer.install()
         await self.broker.start()
         self.relay.start()
-        self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+        self._periodic_tasks = [asyncio.create_task(self._run_periodic(*p), name=p[2]) for p in self._periodic]
         log.info("service started", extra={"consumes": self.consumer.topics})
 
     async def stop(self) -> None:
-        if self._housekeeping:
-            self._housekeeping.cancel()
+        for task in self._periodic_tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+                await task
         await self.relay.stop()
         await self.broker.stop()
         await self.mongo.close()
 
-    async def _housekeep(self, every_seconds: float = 3600.0) -> None:
+    def every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+        """Run ``job`` now and then every ``seconds`` while the service runs (housekeeping: FerretDB has
+        no TTL indexes, so expiry clean-up is done in code)."""
+        self._periodic.append((seconds, job, name))
+
+    async def _run_periodic(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
         while True:
             try:
-                cutoff = now() - timedelta(days=self.settings.inbox_retention_days)
-                removed = await self.inbox.forget_older_than(cutoff)
-                if removed:
-                    log.info("forgot old processed event ids", extra={"removed": removed})
+                result = await job()
+                if result:
+                    log.info("housekeeping", extra={"job": name, "result": result})
             except Exception:
-                log.exception("housekeeping failed")
-            await asyncio.sleep(every_seconds)
+                log.exception("housekeeping job failed", extra={"job": name})
+            await asyncio.sleep(seconds)
+
+    async def _forget_old_event_ids(self) -> int:
+        return await self.inbox.forget_older_than(now() - timedelta(days=self.settings.inbox_retention_days))
 
     def http_app(self, title: str, description: str = "") -> FastAPI:
         @contextlib.asynccontextmanager

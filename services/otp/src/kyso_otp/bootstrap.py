@@ -54,6 +54,8 @@ def build(settings: OtpSettings | None = None) -> tuple[ServiceRuntime, FastAPI]
     rt.on_startup(sms.init_indexes)
     rt.on_startup(smartotp.init_indexes)
     rt.consumer.on(AccountCreated)(sms.when_account_created_remember_phone)
+    rt.every(3600, sms.limits.forget_ended_windows, "forget-ended-rate-limit-windows")
+    rt.every(3600, sms.forget_old_challenges, "forget-old-sms-challenges")
     app = rt.http_app("kyso otp", "SMS OTP challenges and SmartOTP soft tokens")
     assert settings.auth_public_key_pem
     app.include_router(router(settings, sms, smartotp, methods, inbox, TokenVerifier(settings.auth_public_key_pem)))

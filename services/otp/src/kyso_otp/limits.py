@@ -40,3 +40,7 @@ class RateLimiter:
         """Give back one event of the current window (a try that turned out to be legitimate)."""
         doc_id, _, _ = self._window(scope, key, window_seconds)
         await self._coll.update_one({"_id": doc_id, "count": {"$gt": 0}}, {"$inc": {"count": -1}})
+
+    async def forget_ended_windows(self) -> int:
+        res = await self._coll.delete_many({"window_end": {"$lt": time.time()}})
+        return int(res.deleted_count)

@@ -256,6 +256,13 @@ class SmsOtp:
                 "Vui lòng xác thực mã OTP SMS cho bước này trước",
             )
 
+    async def forget_old_challenges(self, older_than: timedelta = timedelta(days=7)) -> int:
+        """Challenges long past their five minutes, whose events have been published, are deleted."""
+        res = await self.challenges.delete_many(
+            {"created_at": {"$lt": now() - older_than}, "outbox.0": {"$exists": False}}
+        )
+        return int(res.deleted_count)
+
     async def when_account_created_remember_phone(self, event: CloudEvent[AccountCreated]) -> None:
         a = event.data
         try:
