@@ -369,6 +369,15 @@ def _spawn(cmd: list[str], logfile: Path, env: dict[str, str] | None = None) -> 
     return proc.pid
 
 
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, base64url. Like Kafka's own Uuid.randomUuid(), never one that
+    starts with "-" — StorageTool would read it as an option (1 start in 64 failed before this)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 def _java_common(home: Path) -> list[str]:
     return ["java", "-cp", f"{home / 'libs'}/*", f"-Dlog4j2.configurationFile={home / 'log4j2.xml'}"]
 
@@ -427,7 +436,7 @@ def start(run_dir: Path | None = None, timeout: float = 120.0) -> Running:
     # A run directory keeps its cluster id, so `up` after `down` restarts the same broker and data.
     cid_file = run_dir / "cluster.id"
     if not cid_file.exists():
-        cid_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        cid_file.write_text(new_cluster_id())
     cid = cid_file.read_text().strip()
     subprocess.run(
         [*_java_common(home), "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props), "--ignore-formatted"],

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from kyso_client.api import Endpoints
+from kyso_client.api import Endpoints, KysoApi
 from kyso_client.journey import EventWatcher
 from stack import Stack
 
@@ -24,6 +24,15 @@ def stack(servers: Servers) -> Iterator[Stack]:
 @pytest.fixture
 def endpoints(stack: Stack) -> Endpoints:
     return Endpoints(*(stack.url(n) for n in ("registration", "payment", "signing", "otp")))
+
+
+@pytest.fixture
+async def api(endpoints: Endpoints) -> AsyncIterator[KysoApi]:
+    a = KysoApi(endpoints)
+    try:
+        yield a
+    finally:
+        await a.aclose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,15 +21,6 @@ async def expect(code: str, status: int, coro: Any) -> KysoError:
     body = err.value.body["error"]
     assert body["message"] and body["message_vi"]
     return err.value
-
-
-@pytest.fixture
-async def api(endpoints: Endpoints) -> AsyncIterator[KysoApi]:
-    a = KysoApi(endpoints)
-    try:
-        yield a
-    finally:
-        await a.aclose()
 
 
 async def registered(api: KysoApi) -> tuple[str, str]:

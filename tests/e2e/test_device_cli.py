@@ -7,7 +7,6 @@ import io
 import json
 import re
 import sys
-from collections.abc import AsyncIterator
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -18,15 +17,6 @@ from kyso_client.api import Endpoints, KysoApi
 from kyso_contracts.transactions import PaymentTransaction
 
 from .helpers import new_citizen, sms_verified
-
-
-@pytest.fixture
-async def api(endpoints: Endpoints) -> AsyncIterator[KysoApi]:
-    a = KysoApi(endpoints)
-    try:
-        yield a
-    finally:
-        await a.aclose()
 
 
 def run_cli(args: list[str], pins: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from pymongo import AsyncMongoClient
 
-from kyso_client.api import Endpoints, KysoApi
+from kyso_client.api import KysoApi
 from kyso_client.device import SoftToken, WeakPin, WrongPin
 from kyso_client.journey import EventWatcher
 from kyso_kit.devkeys import dev_master_key
@@ -25,15 +25,6 @@ from .helpers import (
     sms_verified,
     stale_token,
 )
-
-
-@pytest.fixture
-async def api(endpoints: Endpoints) -> AsyncIterator[KysoApi]:
-    a = KysoApi(endpoints)
-    try:
-        yield a
-    finally:
-        await a.aclose()
 
 
 @pytest.fixture

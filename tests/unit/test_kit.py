@@ -129,3 +129,11 @@ def test_json_logs_carry_the_correlation_id() -> None:
         correlation_id.reset(token)
     assert doc["msg"] == "hello world" and doc["correlation_id"] == "corr-1" and doc["order_id"] == "o1"
     assert doc["service"] == "svc" and doc["level"] == "INFO"
+
+
+def test_kafka_cluster_ids_never_look_like_options() -> None:
+    import localinfra
+
+    ids = {localinfra.new_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

@@ -110,15 +110,18 @@ def forbidden() -> ApiError:
     )
 
 
+def _bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized()
+    return token.strip()
+
+
 def bearer_dependency(verifier: TokenVerifier) -> Callable[[Request], Awaitable[str]]:
     """A FastAPI dependency giving the authenticated account id (``Depends(bearer_dependency(v))``)."""
 
     async def current_account(request: Request) -> str:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise unauthorized()
-        return str(verifier.verify(token.strip())["sub"])
+        return str(verifier.verify(_bearer_token(request))["sub"])
 
     return current_account
 
@@ -142,11 +145,7 @@ def fresh_credential_dependency(
     """
 
     async def fresh_account(request: Request) -> str:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise unauthorized()
-        claims = verifier.verify(token.strip())
+        claims = verifier.verify(_bearer_token(request))
         auth_time = claims.get("auth_time")
         if (
             not isinstance(auth_time, int)
