@@ -11,7 +11,6 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from kyso_client.api import KysoApi
-from kyso_client.device import SoftToken, WeakPin, WrongPin
 from kyso_client.journey import EventWatcher
 from kyso_kit.devkeys import dev_master_key
 from stack import Stack
@@ -390,32 +389,3 @@ async def test_malformed_smartotp_requests_are_422(api: KysoApi) -> None:
     await expect("invalid_request", 422, api.smartotp_resync(c.token_id, "123456", ""))
     assert (await api.smartotp_status(c.token_id))["locked"] is False  # none of that counted as a try
     await expect("invalid_otp", 400, api.smartotp_verify("no-such-token", "123456"))
-
-
-def test_device_refuses_weak_pins_and_wrong_pins() -> None:
-    from kyso_otp import domain
-
-    seed = domain.new_seed()
-    activation = {
-        "token_id": "t1",
-        "otpauth_uri": domain.key_uri(seed, "acct", domain.TokenPolicy()),
-        "transaction_suite": domain.TRANSACTION_SUITE,
-        "server_time": time.time(),
-    }
-    for weak in ("000000", "123456", "654321", "12345", "111111", "abcdef"):
-        with pytest.raises(WeakPin):
-            SoftToken.from_activation(activation, weak, weak)
-    with pytest.raises(WeakPin):
-        SoftToken.from_activation(activation, "730514", "730515")
-    tok = SoftToken.from_activation(activation, "730514", "730514")
-    expected = domain.code_at(seed, int(time.time() // 30), domain.TokenPolicy())
-    assert tok.code("730514") == expected
-    tok.change_pin("730514", "918273", "918273")
-    assert tok.code("918273") == expected
-    wrong_pins = 0
-    for guess in ("730514", "111112", "222223", "333334"):
-        try:
-            assert tok.code(guess) != expected  # a wrong PIN never yields the right code…
-        except WrongPin:
-            wrong_pins += 1  # …and is usually caught on the device
-    assert wrong_pins >= 2
