@@ -11,11 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from kyso_contracts import AccountCreated, CloudEvent, OtpPurpose, SmsOtpVerified
 from kyso_kit.errors import ApiError
-from kyso_kit.inbox import mark_applied, once
+from kyso_kit.inbox import upsert_once
 from kyso_kit.outbox import with_events
 from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.timeutil import as_utc, now
@@ -265,11 +264,6 @@ class SmsOtp:
 
     async def when_account_created_remember_phone(self, event: CloudEvent[AccountCreated]) -> None:
         a = event.data
-        try:
-            await self.accounts.update_one(
-                once(event.id, {"_id": a.account_id}),
-                mark_applied({"$set": {"phone": a.phone, "citizen_id": a.citizen_id}}, event.id),
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            pass  # already applied: the upsert collided with the existing document
+        await upsert_once(
+            self.accounts, {"_id": a.account_id}, event.id, {"$set": {"phone": a.phone, "citizen_id": a.citizen_id}}, {}
+        )

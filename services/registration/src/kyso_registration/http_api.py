@@ -110,13 +110,6 @@ def router(svc: RegistrationService, verifier: TokenVerifier) -> APIRouter:
     async def get_account(account_id: IdStr, caller: str = Depends(account)) -> dict[str, Any]:
         if caller != account_id:
             raise forbidden()
-        acct = await svc.accounts.find_one({"_id": account_id}, {"password_hash": 0, "outbox": 0})
-        assert acct is not None
-        return {
-            "account_id": acct["_id"],
-            "phone": acct["phone"],
-            "email": acct["email"],
-            "registration_id": acct["registration_id"],
-        }
+        return await svc.get_account(account_id)
 
     return r

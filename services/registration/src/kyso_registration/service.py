@@ -231,6 +231,17 @@ class RegistrationService:
             "expires_in": self.tokens.ttl,
         }
 
+    async def get_account(self, account_id: str) -> dict[str, Any]:
+        acct = await self.accounts.find_one({"_id": account_id}, {"password_hash": 0, "outbox": 0})
+        if acct is None:
+            raise not_found("account", "tài khoản")
+        return {
+            "account_id": acct["_id"],
+            "phone": acct["phone"],
+            "email": acct["email"],
+            "registration_id": acct["registration_id"],
+        }
+
     async def login(self, phone: str, password: str) -> dict[str, Any]:
         acct = await self.accounts.find_one({"phone": phone})
         t = now()

@@ -50,7 +50,7 @@ class SigningService:
 
     # ------------------------------------------------------------------ contract preparation
 
-    def _new_request(self, order_id: str) -> dict[str, Any]:
+    def _new_request(self) -> dict[str, Any]:
         return {"_id": uuid.uuid4().hex, "created_at": now(), "status": "collecting"}
 
     async def when_order_placed_remember_order(self, event: CloudEvent[OrderPlaced]) -> None:
@@ -61,7 +61,7 @@ class SigningService:
             {"order_id": o.order_id},
             event.id,
             {"$set": {"order": snapshot, "account_id": o.account_id}},
-            self._new_request(o.order_id),
+            self._new_request(),
         )
         await self._prepare_contract_if_ready(o.order_id)
 
@@ -72,7 +72,7 @@ class SigningService:
             {"order_id": p.order_id},
             event.id,
             {"$set": {"paid": True, "payment_id": p.payment_id, "paid_amount_vnd": p.amount_vnd}},
-            self._new_request(p.order_id),
+            self._new_request(),
         )
         await self._prepare_contract_if_ready(p.order_id)
 
