@@ -15,9 +15,10 @@ lint:
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
+	@$(UV) run --frozen lint-imports --no-cache
 
-unit:  ## fast tests only (no servers)
-	@$(UV) run --frozen pytest -m unit
+unit:  ## fast tests only (no servers): pure code, then every use-case rule with fakes
+	@$(UV) run --frozen pytest -m "unit or service"
 
 docs:  ## regenerate contracts/schemas and contracts/asyncapi.json from the code
 	@$(UV) run --frozen python deploy/contract_docs.py

@@ -14,7 +14,10 @@ import pytest
 
 import localinfra
 
-_DIR_MARKERS = {"unit": "unit", "integration": "infra", "e2e": "e2e"}
+_DIR_MARKERS = {"unit": "unit", "service": "service", "integration": "infra", "e2e": "e2e"}
+
+
+_LAYER_ORDER = ["unit", "service", "integration", "e2e"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -23,6 +26,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marker = _DIR_MARKERS.get(part)
         if marker:
             item.add_marker(getattr(pytest.mark, marker))
+
+    # Fast layers first, so a failure shows early: pure code, then fakes, then real servers.
+    def layer(item: pytest.Item) -> int:
+        part = Path(str(item.fspath)).parent.name
+        return _LAYER_ORDER.index(part) if part in _LAYER_ORDER else len(_LAYER_ORDER)
+
+    items.sort(key=layer)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -10,10 +13,11 @@ from typing import Any
 import pytest
 
 from kyso_client import vneid
-from kyso_client.api import KysoApi, KysoError, eventually
+from kyso_client.api import Endpoints, KysoApi, KysoError, eventually
 from kyso_client.device import SoftToken
 from kyso_kit.auth import TokenIssuer
 from kyso_kit.devkeys import dev_ec_private_pem
+from stack import Stack
 
 PASSWORD = "Ky-so an toan 2025!"
 SMARTOTP_PIN = "730514"
@@ -88,3 +92,29 @@ async def expect(code: str, status: int, coro: Any) -> KysoError:
         await coro
     assert (err.value.status, err.value.code) == (status, code), err.value.body
     return err.value
+
+
+def create_operator_account(stack: Stack, phone: str, roles: tuple[str, ...] = ("operator",)) -> str:
+    """What an administrator does: the real ``kyso-admin`` command against this stack's database."""
+    env = {
+        **os.environ,
+        "MONGODB_URL": stack.mongodb_url,
+        "MONGODB_DATABASE": f"kyso_registration_{stack.run_id}",
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "KYSO_PROFILE": "development",
+        "KYSO_ADMIN_PASSWORD": PASSWORD,
+    }
+    args = [sys.executable, "-m", "kyso_registration.admin", "create-operator", "--phone", phone]
+    for role in roles:
+        args += ["--role", role]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.strip()
+
+
+async def operator_console(stack: Stack, endpoints: Endpoints, roles: tuple[str, ...] = ("operator",)) -> KysoApi:
+    """A client signed in as a new operator account."""
+    phone = vneid.random_phone()
+    create_operator_account(stack, phone, roles)
+    op = KysoApi(endpoints)
+    await op.login(phone, PASSWORD)
+    return op

@@ -4,13 +4,15 @@ races, lock-out, drift, transaction-bound codes, methods and every bad input we 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 from pymongo import AsyncMongoClient
 
-from kyso_client.api import KysoApi
+from kyso_client.api import Endpoints, KysoApi
 from kyso_client.journey import EventWatcher
 from kyso_kit.devkeys import dev_master_key
 from stack import Stack
@@ -21,6 +23,7 @@ from .helpers import (
     enrolled_citizen,
     expect,
     new_citizen,
+    operator_console,
     sms_verified,
     stale_token,
 )
@@ -122,16 +125,22 @@ async def test_activation_code_is_single_use_single_device_and_expires(api: Kyso
 async def test_seed_is_stored_encrypted_and_at_least_160_bits(api: KysoApi, otp_db: object) -> None:
     c = await enrolled_citizen(api)
     doc = await otp_db["smartotp_tokens"].find_one({"_id": c.token_id})  # type: ignore[index]
-    from kyso_contracts import otp_algorithms
+    import pyotp
+
     from kyso_kit.crypto import SecretBox
 
     seed = SecretBox(dev_master_key("otp-seeds")).open(doc["seed"], aad=f"smartotp:{c.token_id}")
     assert len(seed) * 8 >= 160
     assert c.device is not None
+
     # The device's seed and the server's agree (the device never sent its PIN or its seed).
-    assert otp_algorithms.hotp(seed, 1, 6, "SHA256") == otp_algorithms.hotp(
-        c.device._seed(SMARTOTP_PIN), 1, 6, "SHA256"
-    )
+    def b32(raw: bytes) -> str:
+        return base64.b32encode(raw).decode()
+
+    assert seed == c.device._seed(SMARTOTP_PIN)
+    assert pyotp.HOTP(b32(seed), digest=hashlib.sha256).at(1) == pyotp.HOTP(
+        b32(c.device._seed(SMARTOTP_PIN)), digest=hashlib.sha256
+    ).at(1)
     raw = repr(doc)
     assert seed.hex() not in raw and str(doc.get("seed", "")) != seed.hex()
 
@@ -272,23 +281,27 @@ async def test_method_change_needs_a_fresh_credential_and_emits_an_event(api: Ky
 
 
 async def test_operator_locks_one_method_the_other_keeps_working(
-    api: KysoApi, stack: Stack, watcher: EventWatcher
+    api: KysoApi, stack: Stack, endpoints: Endpoints, watcher: EventWatcher
 ) -> None:
-    from kyso_kit.devkeys import dev_master_key as key
-
-    operator_key = key("otp-operator")
+    op = await operator_console(stack, endpoints)
+    auditor = await operator_console(stack, endpoints, ("auditor",))
     c = await enrolled_citizen(api)
-    await expect("operator_unauthorized", 401, api.operator_lock("wrong", c.account_id, "smartotp", "fraud check"))
-    view = await api.operator_lock(operator_key, c.account_id, "smartotp", "suspected device theft")
+    # A subscriber's own session, an auditor's and no session at all cannot lock anything.
+    await expect("role_required", 403, api.operator_lock(c.account_id, "smartotp", "fraud check"))
+    await expect("role_required", 403, auditor.operator_lock(c.account_id, "smartotp", "fraud check"))
+    anonymous = KysoApi(endpoints)
+    anonymous.token = "not-a-token"
+    await expect("unauthorized", 401, anonymous.operator_lock(c.account_id, "smartotp", "fraud check"))
+    view = await op.operator_lock(c.account_id, "smartotp", "suspected device theft")
     assert view["methods"]["smartotp"]["locked"] and view["methods"]["smartotp"]["lock_reason"]
     assert await events_of(watcher, "vn.kyso.otp.method_locked.v1", c.account_id)
     await expect("invalid_otp", 400, api.smartotp_verify(c.token_id, c.code(device_time=time.time() + 30)))
     await sms_verified(c, "contract_consent", "contract-x")  # SMS still works
-    await expect("other_method_locked", 409, api.operator_lock(operator_key, c.account_id, "sms", "both?"))
+    await expect("other_method_locked", 409, op.operator_lock(c.account_id, "sms", "both?"))
     await api.unlock_method(c.account_id, "smartotp", sms_challenge_id=await sms_verified(c, "unlock"))
     assert await events_of(watcher, "vn.kyso.otp.method_unlocked.v1", c.account_id)
     # Now lock SMS: SMS challenges refuse, SmartOTP works, and SmartOTP proves identity to unlock SMS.
-    await api.operator_lock(operator_key, c.account_id, "sms", "SIM swap reported")
+    await op.operator_lock(c.account_id, "sms", "SIM swap reported")
     await expect("method_locked", 403, api.sms_challenge("contract_consent", "contract-y", account_id=c.account_id))
     assert (await api.smartotp_verify(c.token_id, c.code()))["valid"]
     view = await api.unlock_method(c.account_id, "sms", token_id=c.token_id, code=c.code(device_time=time.time() + 30))

@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from kyso_contracts import CloudEvent, OrderPlaced, SubscriberIdentity, topics, wrap
 from kyso_kit.broker import publish_entry
-from kyso_kit.inbox import upsert_once
-from kyso_kit.outbox import OutboxRelay, new_document_outbox
+from kyso_kit.outbox import OutboxRelay
 from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.settings import ServiceSettings
+from kyso_kit.store import MongoStore
 
 from ..conftest import Servers
 
@@ -55,7 +55,7 @@ class Probe:
             OUTBOX_POLL_SECONDS=0.1,
         )
         self.unique = unique
-        self.rt = ServiceRuntime(settings, outbox_collections=["things"], publishes=[OrderPlaced])
+        self.rt = ServiceRuntime(settings, publishes=[OrderPlaced])
         self.effects = self.rt.db["effects"]
         self.calls: dict[str, int] = {}
         self.rt.consumer.on(OrderPlaced)(self.handle)
@@ -115,8 +115,11 @@ async def test_relay_killed_between_publish_and_mark_duplicates_but_the_effect_h
 ) -> None:
     oid = f"{unique}-crash"
     ev = order_event(oid)
-    coll = probe.rt.db["crashy"]
-    await coll.insert_one({"_id": oid, "state": "placed", **new_document_outbox([ev])})
+    # A store whose relay never runs, so only the relays below publish.
+    idle = OutboxRelay([], lambda e: publish_entry(probe.rt.broker, e))
+    store = MongoStore(probe.rt.db, probe.rt.events, idle).collection("crashy", events=True)
+    await store.insert({"_id": oid, "state": "placed"}, events=[ev])
+    coll = store.raw
 
     async def publish_then_die(entry: dict[str, Any]) -> None:
         await publish_entry(probe.rt.broker, entry)
@@ -187,18 +190,16 @@ async def test_technical_faults_are_retried_then_dead_lettered(
     assert headers["x-attempts"] == "3" and headers["x-error-type"] == "RuntimeError"
 
 
-async def test_upsert_once_applies_each_event_once_even_when_two_events_race_to_create(
-    probe: Probe, unique: str
-) -> None:
-    coll = probe.rt.db[f"race{unique}"]
-    await coll.create_index([("order_id", 1)], unique=True)
+async def test_caused_by_applies_each_event_once_even_when_two_events_race_to_create(probe: Probe, unique: str) -> None:
+    coll = probe.rt.store.collection(f"race{unique}")
+    await coll.ensure_index([("order_id", 1)], unique=True)
     key = {"order_id": unique}
 
     async def apply(eid: str, field: str) -> bool:
-        return await upsert_once(coll, key, eid, {"$set": {field: True}}, {"_id": f"{eid}-doc"})
+        return await coll.update(key, {"$set": {field: True}}, caused_by=eid, upsert_with={"_id": f"{eid}-doc"})
 
     results = await asyncio.gather(apply("e1", "a"), apply("e2", "b"), apply("e1", "a"))
-    doc = await coll.find_one(key)
+    doc = await coll.raw.find_one(key)
     assert doc["a"] is True and doc["b"] is True
     assert sorted(doc["applied_events"]) == ["e1", "e2"]
     assert results.count(True) == 2

@@ -55,8 +55,15 @@ def test_service_matches_its_settings(compose: dict[str, Any], name: str) -> Non
     assert re.search(rf"127\.0\.0\.1:{default_port}/(ready|health)", test)
     assert svc["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
     assert svc["depends_on"]["mongo"]["condition"] == "service_healthy"
-    dockerfile = ROOT / svc["build"]["dockerfile"]
-    assert dockerfile.exists() and f"kyso-{name}" in dockerfile.read_text()
+    assert svc["build"]["dockerfile"] == "deploy/Dockerfile"  # one recipe for the four services
+    assert svc["build"]["args"] == {"SERVICE": name, "PORT": str(default_port)}
+
+
+def test_the_one_dockerfile_builds_and_starts_the_service_named_at_build_time() -> None:
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert 'uv sync --frozen --no-dev --package "kyso-$SERVICE"' in text
+    assert "exec kyso-$KYSO_SERVICE" in text and "KYSO_SERVICE=$SERVICE" in text
+    assert not list((ROOT / "services").glob("*/Dockerfile"))
 
 
 def test_topic_creation_covers_every_topic_and_dead_letter_topic(compose: dict[str, Any]) -> None:

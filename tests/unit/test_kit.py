@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 import pytest
 
 from kyso_contracts import AccountCreated, wrap
-from kyso_kit.auth import TokenIssuer, TokenVerifier, public_pem_of
+from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier, may, public_pem_of
+from kyso_kit.clock import FakeClock
 from kyso_kit.crypto import SecretBox, hash_secret, verify_secret
 from kyso_kit.devkeys import dev_ec_private_pem
-from kyso_kit.errors import ApiError
-from kyso_kit.inbox import APPLIED_FIELD, mark_applied, once
+from kyso_kit.errors import Unauthenticated
 from kyso_kit.logs import JsonFormatter, correlation_id
-from kyso_kit.outbox import OUTBOX_FIELD, outbox_entry, with_events
+from kyso_kit.outbox import outbox_entry
 from kyso_otp.settings import OtpSettings
 from kyso_registration.settings import RegistrationSettings
 
@@ -42,20 +42,6 @@ def test_outbox_entry_carries_topic_key_and_the_full_envelope() -> None:
     assert entry["value"]["id"] == entry["id"] and entry["value"]["type"].endswith("account_created.v1")
 
 
-def test_with_events_adds_to_the_same_update_without_mutating_it() -> None:
-    upd = {"$set": {"status": "x"}, "$push": {"timeline": 1}}
-    merged = with_events(upd, [event()])  # type: ignore[list-item]
-    assert merged["$set"] == {"status": "x"}
-    assert merged["$push"]["timeline"] == 1 and len(merged["$push"][OUTBOX_FIELD]["$each"]) == 1
-    assert OUTBOX_FIELD not in upd["$push"]
-    assert with_events(upd, []) is upd
-
-
-def test_once_and_mark_applied_guard_on_the_event_id() -> None:
-    assert once("e1", {"_id": "x"}) == {"_id": "x", APPLIED_FIELD: {"$ne": "e1"}}
-    assert mark_applied({"$set": {"a": 1}}, "e1") == {"$set": {"a": 1}, "$push": {APPLIED_FIELD: "e1"}}
-
-
 def test_argon2id_hashes_verify_and_reject() -> None:
     h = hash_secret("correct horse")
     assert h.startswith("$argon2id$")
@@ -78,7 +64,8 @@ def test_access_tokens_verify_and_reject_tampering_expiry_and_foreign_keys() -> 
     issuer = TokenIssuer(dev_ec_private_pem("auth"), ttl_seconds=60)
     verifier = TokenVerifier(public_pem_of(dev_ec_private_pem("auth")))
     tok = issuer.issue("acct1")
-    assert verifier.verify(tok)["sub"] == "acct1"
+    assert verifier.verify(tok) == Principal("acct1", frozenset({"subscriber"}))
+    assert TokenVerifier(issuer.jwks()).verify(tok).account_id == "acct1"  # the JWKS registration serves
     h, _b, s = tok.split(".")
     forged_body = (
         base64.urlsafe_b64encode(
@@ -90,15 +77,43 @@ def test_access_tokens_verify_and_reject_tampering_expiry_and_foreign_keys() -> 
         .rstrip("=")
     )
     for bad in (f"{h}.{forged_body}.{s}", tok[:-2] + "AA", "a.b", "", "x.y.z"):
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(Unauthenticated) as err:
             verifier.verify(bad)
-        assert err.value.status == 401 and err.value.code == "unauthorized"
+        assert err.value.code == "unauthorized"
     other = TokenIssuer(dev_ec_private_pem("someone-else")).issue("acct1")
-    with pytest.raises(ApiError):
+    with pytest.raises(Unauthenticated):
         verifier.verify(other)
     expired = TokenIssuer(dev_ec_private_pem("auth"), ttl_seconds=-120).issue("acct1")
-    with pytest.raises(ApiError):
+    with pytest.raises(Unauthenticated):
         verifier.verify(expired)
+
+
+def test_tokens_carry_roles_and_organisation_and_the_clock_decides_expiry() -> None:
+    clock = FakeClock()
+    issuer = TokenIssuer(dev_ec_private_pem("auth"), ttl_seconds=60, clock=clock)
+    verifier = TokenVerifier(issuer.jwks(), clock)
+    tok = issuer.issue("op1", roles=["operator"], organisation_id="org1", auth_time=int(clock.time()), amr=["pwd"])
+    who = verifier.verify(tok)
+    assert who.has("operator") and not who.has("subscriber") and who.organisation_id == "org1"
+    assert who.amr == ("pwd",)
+    clock.advance(seconds=60 + 29)  # inside the leeway
+    verifier.verify(tok)
+    clock.advance(seconds=2)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(tok)
+    forged_role = TokenIssuer(dev_ec_private_pem("auth"), clock=clock).issue("x", roles=["superuser"])
+    with pytest.raises(Unauthenticated):
+        verifier.verify(forged_role)
+
+
+def test_the_policy_answers_who_may_act_on_what() -> None:
+    owner, other = Principal("a1"), Principal("a2")
+    operator = Principal("op", frozenset({"operator"}))
+    auditor = Principal("au", frozenset({"auditor"}))
+    assert may(owner, "a1") and may(owner, "a1", "sign")
+    assert not may(other, "a1", "read") and not may(other, None)
+    assert may(operator, "a1", "write") and not may(operator, "a1", "sign")  # sole control stays with the owner
+    assert may(auditor, "a1", "read") and not may(auditor, "a1", "write")
 
 
 def test_production_profile_fails_fast_without_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

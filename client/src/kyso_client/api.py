@@ -249,11 +249,12 @@ class KysoApi:
             "POST", f"{self.ep.otp}/v1/accounts/{account_id}/otp-methods/{method}/unlock", auth=True, json=proof
         )
 
-    async def operator_lock(self, operator_key: str, account_id: str, method: str, reason: str) -> Any:
+    async def operator_lock(self, account_id: str, method: str, reason: str) -> Any:
+        """Operator console: lock one OTP method of an account (this client signed in as an operator)."""
         return await self.call(
             "POST",
             f"{self.ep.otp}/v1/operator/accounts/{account_id}/otp-methods/{method}/lock",
-            headers={"X-Operator-Key": operator_key},
+            auth=True,
             json={"reason": reason},
         )
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pyotp
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -148,7 +149,9 @@ class SoftToken:
     def code(self, pin: str, device_time: float | None = None) -> str:
         """'Get OTP without logging in': PIN → the current code."""
         step = otp_algorithms.time_step(self.server_now(device_time), self.period)
-        return otp_algorithms.hotp(self._seed(pin), step, self.digits, self.algorithm)  # type: ignore[arg-type]
+        secret = base64.b32encode(self._seed(pin)).decode().rstrip("=")
+        digest = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}[self.algorithm]
+        return str(pyotp.HOTP(secret, digits=self.digits, digest=digest).at(step))
 
     def transaction_code(
         self, pin: str, transaction: PaymentTransaction | DocumentsTransaction, device_time: float | None = None

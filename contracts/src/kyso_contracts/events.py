@@ -149,6 +149,40 @@ class CertActivated(Payload):
     activated_at: UtcDateTime
 
 
+class PaymentAmountMismatch(Payload):
+    """The confirmed payment differs from the order's amount: no contract is drawn up (a refund follows)."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.payment_amount_mismatch.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    payment_id: Id
+    paid_vnd: Vnd
+    order_vnd: Vnd
+    detected_at: UtcDateTime
+
+
+class ConsentRejected(Payload):
+    """A verified consent code did not authorise this contract (another account or another hash).
+
+    The contract stays waiting for consent; the user can ask for a new code."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.consent_rejected.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    contract_id: Id
+    consent_challenge_id: Id
+    reason: Literal["other_account", "bound_to_other_document"]
+    rejected_at: UtcDateTime
+
+
 # --------------------------------------------------------------------------- otp
 
 
@@ -262,6 +296,8 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     ContractSigned,
     CertIssued,
     CertActivated,
+    PaymentAmountMismatch,
+    ConsentRejected,
     SmsOtpVerified,
     OtpEnrolled,
     OtpMethodChanged,

@@ -1,9 +1,9 @@
-"""One-time password algorithms, implemented from the RFCs (standard library only, no state).
+"""OCRA (RFC 6287), implemented from the RFC (standard library only, no state), and the RFC 6238
+time step. HOTP and TOTP come from ``pyotp`` (RFC 4226 / RFC 6238) in the otp service and the device
+SDK; no maintained library implements OCRA, so it lives here, checked against RFC 6287's vectors.
 
 Shared by the otp service and the device SDK so both compute codes identically.
 
-* HOTP — RFC 4226 (HMAC-based, dynamic truncation).
-* TOTP — RFC 6238 (HOTP over the Unix time step; SHA-1, SHA-256, SHA-512).
 * OCRA — RFC 6287 (challenge-response); we use it for transaction-bound codes: the "question" is the
   SHA-256 digest of the transaction and the time step is part of the input, so a code verifies only
   for that exact transaction in that time window (the dynamic linking of PSD2 / Circular 50's
@@ -28,21 +28,9 @@ def _truncate(mac: bytes, digits: int) -> str:
     return str(binary % 10**digits).zfill(digits)
 
 
-def hotp(key: bytes, counter: int, digits: int = 6, algorithm: Algorithm = "SHA1") -> str:
-    """RFC 4226 §5.3."""
-    if not 6 <= digits <= 10:
-        raise ValueError("digits must be 6..10")
-    mac = hmac.new(key, counter.to_bytes(8, "big"), _DIGESTS[algorithm]).digest()
-    return _truncate(mac, digits)
-
-
 def time_step(unix_time: float, period: int = 30, t0: int = 0) -> int:
     """RFC 6238 §4.2: T = floor((now - T0) / X)."""
     return int((unix_time - t0) // period)
-
-
-def totp(key: bytes, unix_time: float, digits: int = 6, algorithm: Algorithm = "SHA1", period: int = 30) -> str:
-    return hotp(key, time_step(unix_time, period), digits, algorithm)
 
 
 # --------------------------------------------------------------------------- OCRA (RFC 6287)

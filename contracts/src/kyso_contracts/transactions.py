@@ -10,15 +10,21 @@ computed over that digest, so changing the amount, the payee or any document inv
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .types import Sha256Hex, Vnd
 
 
+def _type_required(schema: dict[str, Any]) -> None:
+    # Inside the tagged union the tag must be sent (the server refuses a transaction without it);
+    # the default exists only for building one in Python.
+    schema["required"] = ["type", *[f for f in schema.get("required", []) if f != "type"]]
+
+
 class PaymentTransaction(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_type_required)
     type: Literal["payment"] = "payment"
     amount_vnd: Vnd
     payee: Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -28,7 +34,7 @@ class PaymentTransaction(BaseModel):
 
 
 class DocumentsTransaction(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_type_required)
     type: Literal["documents"] = "documents"
     document_hashes: list[Sha256Hex] = Field(min_length=1, max_length=100)
 

@@ -1,176 +1,243 @@
-"""Access tokens: compact ES256 JWTs issued by registration and checked by every service.
+"""Access tokens and who may do what.
 
-Small on purpose: one algorithm (ES256), fixed header, required ``iss``/``aud``/``sub``/``exp``/``iat``,
-and a narrow clock leeway. Anything else is rejected.
+Tokens are ES256 JWTs made and checked with a maintained JOSE library (joserfc), issued by the
+registration service and checked by every service against registration's JWKS (a ``kid`` in every
+header, so signing keys can rotate). A token carries a :class:`Principal`: the account, an optional
+organisation and roles. :func:`ensure_may` is the one answer to "may this principal act on this
+resource", used by every use case instead of hand-written owner checks.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
 
-from .errors import ApiError
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import Forbidden, Unauthenticated, forbidden, unauthorized
 
 ISSUER = "kyso-registration"
 AUDIENCE = "kyso"
 LEEWAY_SECONDS = 30
-_HEADER = {"alg": "ES256", "typ": "JWT"}
+ALGORITHMS = ["ES256"]
+
+Role = Literal["subscriber", "sales_agent", "operator", "auditor"]
+ROLES: tuple[Role, ...] = ("subscriber", "sales_agent", "operator", "auditor")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an account, the organisation it acts for (if any) and its roles."""
+
+    account_id: str
+    roles: frozenset[str] = field(default_factory=lambda: frozenset({"subscriber"}))
+    organisation_id: str | None = None
+    auth_time: int | None = None
+    amr: tuple[str, ...] = ()
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
 
 
-def _unb64(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+Action = Literal["read", "write", "sign"]
+
+
+def may(who: Principal, owner_account_id: str | None, action: Action = "write") -> bool:
+    """May ``who`` act on a resource owned by ``owner_account_id``?
+
+    The owner may; an operator may read or change anything but never ``sign`` (sole control of a
+    signing key stays with its subscriber); an auditor may read anything.
+    """
+    if owner_account_id is not None and who.account_id == owner_account_id:
+        return True
+    if action == "sign":
+        return False
+    if who.has("operator"):
+        return True
+    return action == "read" and who.has("auditor")
+
+
+def ensure_may(who: Principal, owner_account_id: str | None, action: Action = "write") -> None:
+    if not may(who, owner_account_id, action):
+        raise forbidden()
+
+
+def ensure_role(who: Principal, role: Role) -> None:
+    if not who.has(role):
+        raise Forbidden("role_required", f"This needs the {role} role", "Bạn không có quyền thực hiện thao tác này")
 
 
 class TokenIssuer:
-    def __init__(self, private_pem: str, ttl_seconds: int = 900) -> None:
-        key = serialization.load_pem_private_key(private_pem.encode(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+    def __init__(self, private_pem: str, ttl_seconds: int = 900, clock: Clock = SYSTEM_CLOCK) -> None:
+        key = ECKey.import_key(private_pem)
+        if key.curve_name != "P-256" or not key.is_private:
             raise ValueError("access-token key must be an EC P-256 private key")
         self._key = key
+        self.kid = key.thumbprint()
         self.ttl = ttl_seconds
+        self._clock = clock
 
-    def issue(self, subject: str, **claims: Any) -> str:
-        now = int(time.time())
-        body = {
+    def issue(
+        self,
+        subject: str,
+        *,
+        roles: Iterable[str] = ("subscriber",),
+        organisation_id: str | None = None,
+        auth_time: int | None = None,
+        amr: Iterable[str] = (),
+    ) -> str:
+        now = int(self._clock.time())
+        claims: dict[str, Any] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": subject,
             "iat": now,
             "exp": now + self.ttl,
-            "jti": uuid.uuid4().hex,
-            **claims,
+            "jti": jwt_id(),
+            "roles": sorted(set(roles)),
         }
-        signing_input = f"{_b64(json.dumps(_HEADER).encode())}.{_b64(json.dumps(body).encode())}"
-        der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
-        r, s = decode_dss_signature(der)
-        return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+        if organisation_id:
+            claims["org"] = organisation_id
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        if amr:
+            claims["amr"] = list(amr)
+        return jwt.encode({"alg": "ES256", "typ": "JWT", "kid": self.kid}, claims, self._key, algorithms=ALGORITHMS)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public half as a JWK Set (RFC 7517), for every service that checks tokens."""
+        public = ECKey.import_key(self._key.as_dict(private=False))
+        return dict(KeySet([public]).as_dict(private=False, kid=self.kid, use="sig", alg="ES256"))
+
+
+def jwt_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 class TokenVerifier:
-    def __init__(self, public_pem: str) -> None:
-        key = serialization.load_pem_public_key(public_pem.encode())
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise ValueError("access-token key must be an EC public key")
-        self._key = key
+    """Checks ES256 tokens against a JWK Set (or one PEM public key)."""
 
-    def verify(self, token: str) -> dict[str, Any]:
+    def __init__(self, keys: str | dict[str, Any], clock: Clock = SYSTEM_CLOCK) -> None:
+        if isinstance(keys, str):
+            key = ECKey.import_key(keys)
+            keys = {"keys": [key.as_dict(private=False, kid=key.thumbprint())]}
+        self._keys = KeySet.import_key_set(keys)  # type: ignore[arg-type]
+        for k in self._keys:
+            if not isinstance(k, ECKey) or k.curve_name != "P-256":
+                raise ValueError("access-token keys must be EC P-256 keys")
+        self._clock = clock
+        self._claims = jwt.JWTClaimsRegistry(
+            now=lambda: int(self._clock.time()),
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": ISSUER},
+            aud={"essential": True, "value": AUDIENCE},
+            sub={"essential": True},
+            exp={"essential": True},
+            iat={"essential": True},
+        )
+
+    def verify(self, token: str) -> Principal:
         try:
-            header_b64, body_b64, sig_b64 = token.split(".")
-            header = json.loads(_unb64(header_b64))
-            if header != _HEADER:
-                raise ValueError("header")
-            sig = _unb64(sig_b64)
-            if len(sig) != 64:
-                raise ValueError("signature length")
-            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-            self._key.verify(der, f"{header_b64}.{body_b64}".encode(), ec.ECDSA(hashes.SHA256()))
-            claims: dict[str, Any] = json.loads(_unb64(body_b64))
-        except (ValueError, InvalidSignature, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            decoded = jwt.decode(token, self._keys, algorithms=ALGORITHMS)
+            if decoded.header.get("typ") != "JWT":
+                raise unauthorized()
+            claims = decoded.claims
+            self._claims.validate(claims)
+            if claims["iat"] - LEEWAY_SECONDS > self._clock.time() or not isinstance(claims["sub"], str):
+                raise unauthorized()
+            roles = claims.get("roles", ["subscriber"])
+            if not isinstance(roles, list) or not all(r in ROLES for r in roles):
+                raise unauthorized()
+        except (JoseError, ValueError, KeyError, TypeError) as exc:
             raise unauthorized() from exc
-        now = time.time()
-        if (
-            claims.get("iss") != ISSUER
-            or claims.get("aud") != AUDIENCE
-            or not isinstance(claims.get("sub"), str)
-            or not isinstance(claims.get("exp"), int)
-            or claims["exp"] + LEEWAY_SECONDS < now
-            or claims.get("iat", 0) - LEEWAY_SECONDS > now
-        ):
+        auth_time = claims.get("auth_time")
+        return Principal(
+            account_id=claims["sub"],
+            roles=frozenset(roles),
+            organisation_id=claims.get("org"),
+            auth_time=auth_time if isinstance(auth_time, int) else None,
+            amr=tuple(claims.get("amr") or ()),
+        )
+
+
+# --------------------------------------------------------------------------- FastAPI dependencies
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from `POST /v1/sessions` (registration)")
+
+
+def bearer_dependency(verifier: TokenVerifier) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency giving the authenticated principal; declares the bearer scheme in OpenAPI."""
+
+    async def current(creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+        if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials.strip():
             raise unauthorized()
-        return claims
+        return verifier.verify(creds.credentials.strip())
+
+    return current
 
 
-def unauthorized() -> ApiError:
-    return ApiError(
-        401,
-        "unauthorized",
-        "Sign in again: the access token is missing, invalid or expired",
-        "Phiên đăng nhập không hợp lệ hoặc đã hết hạn, vui lòng đăng nhập lại",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+def role_dependency(verifier: TokenVerifier, role: Role) -> Callable[..., Awaitable[Principal]]:
+    authenticated = bearer_dependency(verifier)
+
+    async def with_role(who: Principal = Depends(authenticated)) -> Principal:
+        ensure_role(who, role)
+        return who
+
+    return with_role
 
 
-def forbidden() -> ApiError:
-    return ApiError(
-        403, "forbidden", "This resource belongs to another account", "Tài nguyên này thuộc về tài khoản khác"
-    )
+def fresh_credential_dependency(
+    verifier: TokenVerifier, max_age_seconds: int = 300, clock: Clock = SYSTEM_CLOCK
+) -> Callable[..., Awaitable[Principal]]:
+    """The principal, only if the password was entered within ``max_age_seconds`` (OIDC ``max_age``).
+
+    Sensitive changes (OTP method, SmartOTP enrolment, PIN reset, unlock) need a fresh credential,
+    not merely a valid session.
+    """
+    authenticated = bearer_dependency(verifier)
+
+    async def fresh(who: Principal = Depends(authenticated)) -> Principal:
+        if who.auth_time is None or who.auth_time + max_age_seconds < clock.time() or "pwd" not in who.amr:
+            raise Unauthenticated(
+                "fresh_credential_required",
+                "Enter your account password again to continue",
+                "Vui lòng nhập lại mật khẩu tài khoản để tiếp tục",
+                challenge='Bearer error="insufficient_user_authentication"',
+            )
+        return who
+
+    return fresh
 
 
-def _bearer_token(request: Request) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized()
-    return token.strip()
+def optional_bearer_dependency(verifier: TokenVerifier) -> Callable[..., Awaitable[Principal | None]]:
+    """Like :func:`bearer_dependency`, but ``None`` when no Authorization header is sent at all."""
 
+    async def maybe(
+        request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    ) -> Principal | None:
+        if "Authorization" not in request.headers:
+            return None
+        if creds is None:
+            raise unauthorized()
+        return verifier.verify(creds.credentials.strip())
 
-def bearer_dependency(verifier: TokenVerifier) -> Callable[[Request], Awaitable[str]]:
-    """A FastAPI dependency giving the authenticated account id (``Depends(bearer_dependency(v))``)."""
-
-    async def current_account(request: Request) -> str:
-        return str(verifier.verify(_bearer_token(request))["sub"])
-
-    return current_account
+    return maybe
 
 
 def public_pem_of(private_pem: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     key = serialization.load_pem_private_key(private_pem.encode(), password=None)
     return (
         key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-
-
-def fresh_credential_dependency(
-    verifier: TokenVerifier, max_age_seconds: int = 300
-) -> Callable[[Request], Awaitable[str]]:
-    """The account id, only if the password was entered within ``max_age_seconds`` (OIDC ``max_age``).
-
-    Sensitive changes (OTP method, SmartOTP enrolment, PIN reset, unlock) need a fresh credential,
-    not merely a valid session.
-    """
-
-    async def fresh_account(request: Request) -> str:
-        claims = verifier.verify(_bearer_token(request))
-        auth_time = claims.get("auth_time")
-        if (
-            not isinstance(auth_time, int)
-            or auth_time + max_age_seconds < time.time()
-            or "pwd" not in claims.get("amr", [])
-        ):
-            raise ApiError(
-                401,
-                "fresh_credential_required",
-                "Enter your account password again to continue",
-                "Vui lòng nhập lại mật khẩu tài khoản để tiếp tục",
-                headers={"WWW-Authenticate": 'Bearer error="insufficient_user_authentication"'},
-            )
-        return str(claims["sub"])
-
-    return fresh_account
-
-
-def optional_bearer_dependency(verifier: TokenVerifier) -> Callable[[Request], Awaitable[str | None]]:
-    """Like :func:`bearer_dependency`, but ``None`` when no Authorization header is sent at all."""
-    required = bearer_dependency(verifier)
-
-    async def maybe_account(request: Request) -> str | None:
-        if "Authorization" not in request.headers:
-            return None
-        return await required(request)
-
-    return maybe_account

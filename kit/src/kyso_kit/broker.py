@@ -45,7 +45,7 @@ def make_broker(settings: ServiceSettings) -> KafkaBroker:
         apply_types=False,
         logger=logging.getLogger("faststream"),
         log_level=logging.DEBUG,
-        description=f"kyso {settings.service_name} service",
+        description=f"kyso {settings.service_name} service. {CONTENT_MODE}",
     )
 
 
@@ -64,14 +64,22 @@ async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int = 
         await admin.close()
 
 
+CONTENT_MODE = (
+    "Every message is one CloudEvents 1.0 event in *structured* content mode (CloudEvents Kafka protocol "
+    "binding §3.2): the Kafka value is the whole event as JSON, the `content-type` header is "
+    f"`{CONTENT_TYPE}`, the key is the event's `subject` (its aggregate id), and no `ce_` headers are sent "
+    "(the official SDKs take any `ce_` header to mean binary mode)."
+)
+
+
 async def publish_entry(broker: KafkaBroker, entry: dict[str, Any]) -> None:
-    """Publish one outbox entry as a structured-mode CloudEvent keyed by its aggregate id."""
+    """Publish one outbox entry as a structured-mode CloudEvent keyed by its aggregate id (see CONTENT_MODE)."""
     value = entry["value"]
     await broker.publish(
         json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(),
         entry["topic"],
         key=entry["key"].encode(),
-        headers={"content-type": CONTENT_TYPE, "ce_id": value["id"], "ce_type": value["type"]},
+        headers={"content-type": CONTENT_TYPE},
         correlation_id=value.get("correlationid"),
     )
 

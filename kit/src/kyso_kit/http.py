@@ -4,53 +4,111 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import ApiError
+from kyso_contracts.types import FIELD_ERRORS
+
+from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Rejected, TooMany, Unauthenticated, Upstream
 from .logs import correlation_id
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
 
+STATUS_OF: dict[type[DomainError], int] = {
+    Rejected: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    TooMany: 429,
+    Upstream: 502,
+}
+"""The one place a domain error becomes an HTTP status."""
+
+_FRAMEWORK: dict[int, tuple[str, str, str]] = {
+    400: ("bad_request", "The request is malformed", "Yêu cầu không đúng định dạng"),
+    404: ("not_found", "No such path", "Không tìm thấy đường dẫn"),
+    405: ("method_not_allowed", "This method is not allowed on this path", "Phương thức không được hỗ trợ"),
+    413: ("payload_too_large", "The request is too large", "Yêu cầu quá lớn"),
+    415: ("unsupported_media_type", "Unsupported content type", "Kiểu nội dung không được hỗ trợ"),
+}
+
+
+def status_of(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]  # type: ignore[index]
+    return 400
+
+
+def error_response(exc: DomainError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if isinstance(exc, TooMany):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = exc.challenge
+    return JSONResponse(exc.body(), status_code=status_of(exc), headers=headers)
+
+
 def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
-        err = ApiError(
-            422, "invalid_request", "The request is invalid", "Yêu cầu không hợp lệ", details={"errors": details}
-        )
+        field_codes = [d["type"] for d in details if d["type"] in FIELD_ERRORS]
+        if any(d["type"] == "json_invalid" for d in details):
+            code, en, vi = (
+                "malformed_json",
+                "The request body is not valid JSON",
+                "Nội dung yêu cầu không phải JSON hợp lệ",
+            )
+        elif field_codes and len(field_codes) == len(details):
+            code, (en, vi) = field_codes[0], FIELD_ERRORS[field_codes[0]]
+        else:
+            code, en, vi = "invalid_request", "The request is invalid", "Yêu cầu không hợp lệ"
+        err = DomainError(code, en, vi, details={"errors": details})
         return JSONResponse(err.body(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        err = ApiError(exc.status_code, code, str(exc.detail), str(exc.detail))
-        return JSONResponse(err.body(), status_code=exc.status_code)
+        code, en, vi = _FRAMEWORK.get(exc.status_code, ("http_error", str(exc.detail), "Lỗi yêu cầu HTTP"))
+        err = DomainError(code, en, vi)
+        # Keep what the framework says in headers (405 → Allow).
+        return JSONResponse(err.body(), status_code=exc.status_code, headers=dict(exc.headers or {}))
 
     app.add_middleware(CorrelationIdMiddleware)
 
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        return {"status": "alive"}
+    @app.get("/health", tags=["ops"], response_model=Health)
+    async def health() -> Health:
+        return Health(status="alive")
 
-    @app.get("/ready", tags=["ops"], response_model=None)
-    async def ready_endpoint() -> Any:
+    @app.get("/ready", tags=["ops"], response_model=Readiness, responses={503: {"model": Readiness}})
+    async def ready_endpoint() -> JSONResponse:
         checks = await ready()
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
 
 
 class CorrelationIdMiddleware:
@@ -77,7 +135,3 @@ class CorrelationIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             correlation_id.reset(token)
-
-
-def current_correlation_id() -> str:
-    return correlation_id.get() or str(uuid.uuid4())

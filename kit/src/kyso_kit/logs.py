@@ -6,10 +6,17 @@ import contextvars
 import json
 import logging
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+
+def current_correlation_id() -> str:
+    """The journey's correlation id (from the HTTP request or the event being handled), or a new one."""
+    return correlation_id.get() or str(uuid.uuid4())
+
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 

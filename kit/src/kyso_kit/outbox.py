@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -39,24 +39,6 @@ def outbox_entry(event: CloudEvent[Any]) -> dict[str, Any]:
     }
 
 
-def with_events(update: dict[str, Any], events: Iterable[CloudEvent[Any]]) -> dict[str, Any]:
-    """Return ``update`` extended so the same atomic write appends ``events`` to the outbox."""
-    entries = [outbox_entry(e) for e in events]
-    if not entries:
-        return update
-    merged = {k: dict(v) for k, v in update.items()}
-    push = merged.setdefault("$push", {})
-    if OUTBOX_FIELD in push:
-        raise ValueError("update already pushes to the outbox")
-    push[OUTBOX_FIELD] = {"$each": entries}
-    return merged
-
-
-def new_document_outbox(events: Iterable[CloudEvent[Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The outbox field of a document that is inserted together with its first events."""
-    return {OUTBOX_FIELD: [outbox_entry(e) for e in events]}
-
-
 class OutboxRelay:
     """Publishes pending outbox entries, oldest first per document.
 
@@ -71,6 +53,7 @@ class OutboxRelay:
         self,
         collections: Sequence[AsyncCollection[Any]],
         publish: Publish,
+        *,
         poll_seconds: float = 0.5,
         sweep_seconds: float = 10.0,
         batch: int = 200,
@@ -85,6 +68,10 @@ class OutboxRelay:
         self._sweep_requested = True
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+
+    def watch(self, collection: AsyncCollection[Any]) -> None:
+        """Add a collection whose documents carry an outbox (registered once, by the store)."""
+        self._collections[collection.name] = collection
 
     def nudge(self, collection: str | None = None, doc_id: Any = None) -> None:
         """Ask the relay to publish now: one document's events, or (without arguments) a full sweep."""

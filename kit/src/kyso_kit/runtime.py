@@ -9,23 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from kyso_contracts import CloudEvent, Payload, wrap
+from kyso_contracts import Payload
 
-from . import mongo
+from . import mongo, openapi
+from .auth import TokenVerifier
 from .broker import EventConsumer, declare_publishers, ensure_topics, make_broker, publish_entry
-from .http import current_correlation_id, install_conventions
+from .clock import SYSTEM_CLOCK, Clock
+from .http import install_conventions
 from .inbox import Inbox
 from .logs import configure
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
-from .timeutil import now
+from .store import EventFactory, MongoStore
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +37,24 @@ class ServiceRuntime:
         self,
         settings: ServiceSettings,
         *,
-        outbox_collections: Sequence[str],
         publishes: Iterable[type[Payload]] = (),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.mongo = mongo.client(settings.mongodb_url)
         self.db = self.mongo[settings.mongodb_database]
         self.broker: KafkaBroker = make_broker(settings)
-        self.inbox = Inbox(self.db, settings.consumer_group)
+        self.inbox = Inbox(self.db, settings.consumer_group, clock)
         self.consumer = EventConsumer(settings, self.broker, self.inbox)
         self.relay = OutboxRelay(
-            [self.db[c] for c in outbox_collections],
+            [],
             lambda entry: publish_entry(self.broker, entry),
             poll_seconds=settings.outbox_poll_seconds,
             sweep_seconds=settings.outbox_sweep_seconds,
         )
+        self.events = EventFactory(settings.source, clock)
+        self.store = MongoStore(self.db, self.events, self.relay)
         self._publishes = list(publishes)
         declare_publishers(self.broker, self._publishes)
         self._startup: list[Callable[[], Awaitable[None]]] = []
@@ -60,17 +65,6 @@ class ServiceRuntime:
     def on_startup(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         self._startup.append(fn)
         return fn
-
-    def event(
-        self, payload: Payload, *, causation_id: str | None = None, correlation_id: str | None = None
-    ) -> CloudEvent[Any]:
-        """Wrap a payload in this service's envelope, in the current correlation context."""
-        return wrap(
-            payload,
-            source=self.settings.source,
-            correlation_id=correlation_id or current_correlation_id(),
-            causation_id=causation_id,
-        )
 
     async def ready(self) -> dict[str, bool]:
         db_ok = await mongo.ping(self.db)
@@ -118,7 +112,7 @@ class ServiceRuntime:
             await asyncio.sleep(seconds)
 
     async def _forget_old_event_ids(self) -> int:
-        return await self.inbox.forget_older_than(now() - timedelta(days=self.settings.inbox_retention_days))
+        return await self.inbox.forget_older_than(self.clock.now() - timedelta(days=self.settings.inbox_retention_days))
 
     def http_app(self, title: str, description: str = "") -> FastAPI:
         @contextlib.asynccontextmanager
@@ -131,7 +125,12 @@ class ServiceRuntime:
 
         app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
         install_conventions(app, self.ready)
+        openapi.install(app)
         return app
+
+    def verifier(self) -> TokenVerifier:
+        """Checks the access tokens registration issues (its JWKS or public key, from settings)."""
+        return TokenVerifier(self.settings.token_keys(), self.clock)
 
     def serve(self, app: FastAPI) -> None:
         import uvicorn

@@ -5,7 +5,8 @@ Only a service's composition root instantiates settings; nothing else reads the 
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,11 +66,37 @@ class ServiceSettings(BaseSettings):
         description="First retry delay; doubles per attempt",
     )
 
+    auth_public_key_pem: str | None = Field(
+        default=None,
+        validation_alias="AUTH_PUBLIC_KEY_PEM",
+        description="PEM public key (P-256) of the registration service's access-token signer "
+        "(development: the well-known dev key); AUTH_JWKS takes precedence",
+    )
+    auth_jwks: str | None = Field(
+        default=None,
+        validation_alias="AUTH_JWKS",
+        description="JSON Web Key Set of the access-token signers (several keys while rotating), as "
+        "registration serves it at /.well-known/jwks.json",
+    )
+
     @model_validator(mode="after")
-    def _default_db(self) -> ServiceSettings:
+    def _defaults(self) -> ServiceSettings:
         if not self.mongodb_database:
             object.__setattr__(self, "mongodb_database", f"kyso_{self.service_name}")
+        if not self.auth_public_key_pem and not self.auth_jwks and self.profile == "development":
+            from .devkeys import dev_ec_public_pem
+
+            object.__setattr__(self, "auth_public_key_pem", dev_ec_public_pem("auth"))
         return self
+
+    def token_keys(self) -> str | dict[str, Any]:
+        """What access tokens are checked against; production refuses to run without it."""
+        if self.auth_jwks:
+            keys: dict[str, Any] = json.loads(self.auth_jwks)
+            return keys
+        if self.auth_public_key_pem:
+            return self.auth_public_key_pem
+        raise ValueError("AUTH_JWKS or AUTH_PUBLIC_KEY_PEM must be set in production")
 
     @property
     def source(self) -> str:
@@ -105,13 +132,3 @@ def resolve_pem(profile: str, value: str | None, purpose: str, env_name: str, *,
     from .devkeys import dev_ec_private_pem, dev_ec_public_pem
 
     return dev_ec_private_pem(purpose) if private else dev_ec_public_pem(purpose)
-
-
-class AuthVerifierSettings(BaseSettings):
-    """Mixin for services that accept the access tokens registration issues."""
-
-    auth_public_key_pem: str | None = Field(
-        default=None,
-        validation_alias="AUTH_PUBLIC_KEY_PEM",
-        description="PEM public key (P-256) of the registration service's access-token signer",
-    )

@@ -7,9 +7,9 @@ import uuid
 from typing import Any, Protocol
 
 import httpx
-from pymongo.asynchronous.database import AsyncDatabase
 
-from kyso_kit.timeutil import now
+from kyso_kit.clock import Clock
+from kyso_kit.store import Aggregates
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +21,27 @@ class SmsSender(Protocol):
 class DevInbox:
     """Persists messages so the demo and tests can read them; exposed only in the development profile."""
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self._coll = db["dev_sms_inbox"]
+    def __init__(self, coll: Aggregates, clock: Clock) -> None:
+        self._coll = coll
+        self._clock = clock
 
     async def send(self, phone: str, text: str, *, reference: str) -> None:
         # One challenge may be sent several times (resend): each message is its own document.
-        await self._coll.insert_one(
-            {"_id": uuid.uuid4().hex, "reference": reference, "phone": phone, "text": text, "sent_at": now()}
+        await self._coll.insert(
+            {
+                "_id": uuid.uuid4().hex,
+                "reference": reference,
+                "phone": phone,
+                "text": text,
+                "sent_at": self._clock.now(),
+            }
         )
 
     async def messages(self, phone: str, limit: int = 20) -> list[dict[str, Any]]:
-        cursor = self._coll.find({"phone": phone}).sort("sent_at", -1).limit(limit)
+        found = await self._coll.find({"phone": phone}, sort=("sent_at", -1), limit=limit)
         return [
             {"id": d["reference"], "phone": d["phone"], "text": d["text"], "sent_at": d["sent_at"].isoformat()}
-            async for d in cursor
+            for d in found
         ]
 
 

@@ -10,6 +10,8 @@ import secrets
 from dataclasses import dataclass, replace
 from urllib.parse import quote, urlencode
 
+import pyotp
+
 from kyso_contracts import otp_algorithms as algorithms
 from kyso_contracts.otp_algorithms import Algorithm
 
@@ -20,6 +22,7 @@ ACTIVATION_DIGITS = 10
 # OCRA suite of transaction-bound codes: SHA-256 HMAC, 6 digits, a 32-byte (64 hex) question that is
 # the transaction digest, and the 30-second time step.
 TRANSACTION_SUITE = "OCRA-1:HOTP-SHA256-6:QH64-T30S"
+DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
 
 
 # --------------------------------------------------------------------------- SMS
@@ -97,9 +100,14 @@ def transaction_digest_ok(digest: str) -> bool:
     return len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
 
 
+def hotp(seed: bytes, counter: int, policy: TokenPolicy) -> str:
+    """RFC 4226 HOTP (RFC 6238 TOTP when ``counter`` is the time step), by pyotp."""
+    return str(pyotp.HOTP(seed_b32(seed), digits=policy.digits, digest=DIGESTS[policy.algorithm]).at(counter))
+
+
 def code_at(seed: bytes, step: int, policy: TokenPolicy, transaction_digest: str | None = None) -> str:
     if transaction_digest is None:
-        return algorithms.hotp(seed, step, policy.digits, policy.algorithm)
+        return hotp(seed, step, policy)
     return algorithms.ocra(TRANSACTION_SUITE, seed, transaction_digest, time_steps=step)
 
 

@@ -4,30 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from kyso_kit.errors import ApiError
+from kyso_contracts.types import FIELD_ERRORS
+from kyso_kit.errors import Forbidden, Invalid, Rejected, TooMany
 
 
-def invalid_otp(**details: Any) -> ApiError:
-    return ApiError(
-        400, "invalid_otp", "The code is invalid or expired", "Mã OTP không đúng hoặc đã hết hạn", details=details
+def invalid_otp(**details: Any) -> Rejected:
+    return Rejected(
+        "invalid_otp", "The code is invalid or expired", "Mã OTP không đúng hoặc đã hết hạn", details=details
     )
 
 
-def too_many(code: str, message_en: str, message_vi: str, retry_after: int) -> ApiError:
-    retry_after = max(1, int(retry_after))
-    return ApiError(
-        429,
-        code,
-        message_en,
-        message_vi,
-        headers={"Retry-After": str(retry_after)},
-        details={"retry_after_seconds": retry_after},
-    )
+def too_many(code: str, message_en: str, message_vi: str, retry_after: float) -> TooMany:
+    return TooMany(code, message_en, message_vi, retry_after)
 
 
-def method_locked(method: str) -> ApiError:
-    return ApiError(
-        403,
+def method_locked(method: str) -> Forbidden:
+    return Forbidden(
         "method_locked",
         f"The {method} method is locked for this account",
         "Phương thức xác thực này đang bị khóa",
@@ -35,5 +27,6 @@ def method_locked(method: str) -> ApiError:
     )
 
 
-def code_format(digits: int = 6) -> ApiError:
-    return ApiError(422, "invalid_code_format", f"The code must be {digits} digits", f"Mã OTP phải gồm {digits} chữ số")
+def code_format(digits: int = 6) -> Invalid:
+    en, vi = FIELD_ERRORS["invalid_code_format"]
+    return Invalid("invalid_code_format", en.replace("6", str(digits)), vi.replace("6", str(digits)))

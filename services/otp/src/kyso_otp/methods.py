@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from kyso_contracts import OtpMethodChanged, OtpMethodLocked, OtpMethodUnlocked, OtpPurpose
-from kyso_kit.errors import ApiError
-from kyso_kit.outbox import with_events
-from kyso_kit.runtime import ServiceRuntime
-from kyso_kit.timeutil import now
+from kyso_kit.clock import Clock
+from kyso_kit.errors import Conflict, Invalid
+from kyso_kit.store import Doc, Store
 
 from .errors import method_locked
 from .smartotp import SmartOtp
@@ -19,20 +18,23 @@ Method = Literal["sms", "smartotp"]
 
 
 class OtpMethods:
-    def __init__(self, runtime: ServiceRuntime, sms: SmsOtp, smartotp: SmartOtp) -> None:
-        self.rt = runtime
-        self.methods = runtime.db["otp_methods"]
+    def __init__(self, store: Store, sms: SmsOtp, smartotp: SmartOtp, clock: Clock) -> None:
+        self.methods = store.collection("otp_methods", events=True)
         self.sms = sms
         self.smartotp = smartotp
+        self.clock = clock
 
-    async def _doc(self, account_id: str) -> dict[str, Any]:
-        return dict(await self.methods.find_one({"_id": account_id}) or {"_id": account_id})
+    async def _doc(self, account_id: str) -> Doc:
+        return await self.methods.get(account_id) or {"_id": account_id}
+
+    async def _write(self, account_id: str, update: Doc, event: Any) -> None:
+        await self.methods.update({"_id": account_id}, update, events=[event], upsert_with={"_id": account_id})
 
     async def view(self, account_id: str) -> dict[str, Any]:
         doc = await self._doc(account_id)
         locks = doc.get("locks") or {}
         token = await self.smartotp.active_token(account_id)
-        phone_known = await self.sms.accounts.find_one({"_id": account_id}, {"_id": 1}) is not None
+        phone_known = await self.sms.accounts.get(account_id, {"_id": 1}) is not None
         token_locked = bool(token and token.get("failures", 0) >= self.smartotp.policy.max_failures)
         return {
             "account_id": account_id,
@@ -57,8 +59,7 @@ class OtpMethods:
         view = await self.view(account_id)
         info = view["methods"][method]
         if not info["available"]:
-            raise ApiError(
-                409,
+            raise Conflict(
                 "method_unavailable",
                 "Enrol SmartOTP before choosing it",
                 "Vui lòng đăng ký SmartOTP trước khi chọn phương thức này",
@@ -68,33 +69,27 @@ class OtpMethods:
         previous = view["preferred"]
         if previous == method:
             return view
-        event = self.rt.event(
-            OtpMethodChanged(account_id=account_id, method=method, previous=previous, changed_at=now())
-        )
-        await self.methods.update_one(
-            {"_id": account_id}, with_events({"$set": {"preferred": method}}, [event]), upsert=True
-        )
-        self.rt.relay.nudge("otp_methods", account_id)
+        changed = OtpMethodChanged(account_id=account_id, method=method, previous=previous, changed_at=self.clock.now())
+        await self._write(account_id, {"$set": {"preferred": method}}, changed)
         return await self.view(account_id)
 
     async def operator_lock(self, account_id: str, method: Method, reason: str) -> dict[str, Any]:
         other = "smartotp" if method == "sms" else "sms"
         doc = await self._doc(account_id)
         if (doc.get("locks") or {}).get(other):
-            raise ApiError(
-                409,
+            raise Conflict(
                 "other_method_locked",
                 "Both methods cannot be locked at once",
                 "Không thể khóa đồng thời cả hai phương thức",
             )
-        event = self.rt.event(OtpMethodLocked(account_id=account_id, method=method, reason=reason, locked_at=now()))
+        t = self.clock.now()
+        locked = OtpMethodLocked(account_id=account_id, method=method, reason=reason, locked_at=t)
         if method == "smartotp":
             await self.smartotp.set_operator_lock(account_id, True)  # first: never a window without the lock
-        update: dict[str, Any] = {"$set": {f"locks.{method}": {"reason": reason, "at": now()}}}
+        update: Doc = {"$set": {f"locks.{method}": {"reason": reason, "at": t}}}
         if doc.get("preferred", "sms") == method:
             update["$set"]["preferred"] = other
-        await self.methods.update_one({"_id": account_id}, with_events(update, [event]), upsert=True)
-        self.rt.relay.nudge("otp_methods", account_id)
+        await self._write(account_id, update, locked)
         return await self.view(account_id)
 
     async def unlock(
@@ -103,8 +98,7 @@ class OtpMethods:
         """Unlock one method by proving identity with the other (plus a fresh credential, checked by the caller)."""
         if method == "smartotp":
             if not sms_challenge_id:
-                raise ApiError(
-                    422,
+                raise Invalid(
                     "sms_challenge_required",
                     "Unlocking SmartOTP needs a verified SMS code",
                     "Mở khóa SmartOTP cần mã OTP SMS đã xác thực",
@@ -114,13 +108,10 @@ class OtpMethods:
             await self.smartotp.set_operator_lock(account_id, False)
         else:
             if not (token_id and code):
-                raise ApiError(
-                    422, "smartotp_code_required", "Unlocking SMS needs a SmartOTP code", "Mở khóa SMS cần mã SmartOTP"
+                raise Invalid(
+                    "smartotp_code_required", "Unlocking SMS needs a SmartOTP code", "Mở khóa SMS cần mã SmartOTP"
                 )
             await self.smartotp.verify(account_id, token_id, code)
-        event = self.rt.event(OtpMethodUnlocked(account_id=account_id, method=method, unlocked_at=now()))
-        await self.methods.update_one(
-            {"_id": account_id}, with_events({"$unset": {f"locks.{method}": ""}}, [event]), upsert=True
-        )
-        self.rt.relay.nudge("otp_methods", account_id)
+        unlocked = OtpMethodUnlocked(account_id=account_id, method=method, unlocked_at=self.clock.now())
+        await self._write(account_id, {"$unset": {f"locks.{method}": ""}}, unlocked)
         return await self.view(account_id)

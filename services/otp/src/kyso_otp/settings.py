@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from kyso_kit.settings import AuthVerifierSettings, ServiceSettings, resolve_pem, resolve_secret
+from kyso_kit.settings import ServiceSettings, resolve_secret
 
 
-class OtpSettings(ServiceSettings, AuthVerifierSettings):
+class OtpSettings(ServiceSettings):
     service_name: str = "otp"
     http_port: int = Field(default=8004, validation_alias="HTTP_PORT", description="HTTP port")
     master_key_b64: str | None = Field(
@@ -74,11 +74,6 @@ class OtpSettings(ServiceSettings, AuthVerifierSettings):
         validation_alias="OTP_FRESH_CREDENTIAL_SECONDS",
         description="How recently the password must have been entered for sensitive changes",
     )
-    operator_key: str | None = Field(
-        default=None,
-        validation_alias="OTP_OPERATOR_KEY",
-        description="Shared key of the operator API (required in production)",
-    )
     activation_attempts_per_client_per_hour: int = Field(
         default=20,
         ge=1,
@@ -109,14 +104,6 @@ class OtpSettings(ServiceSettings, AuthVerifierSettings):
             self,
             "sms_pepper_b64",
             resolve_secret(self.profile, self.sms_pepper_b64, "otp-sms-pepper", "OTP_SMS_PEPPER"),
-        )
-        object.__setattr__(
-            self,
-            "auth_public_key_pem",
-            resolve_pem(self.profile, self.auth_public_key_pem, "auth", "AUTH_PUBLIC_KEY_PEM", private=False),
-        )
-        object.__setattr__(
-            self, "operator_key", resolve_secret(self.profile, self.operator_key, "otp-operator", "OTP_OPERATOR_KEY")
         )
         if self.profile == "production" and not self.sms_gateway_url:
             raise ValueError("OTP_SMS_GATEWAY_URL must be set in production")

@@ -3,20 +3,16 @@ lock-out), resync, transaction-bound codes, and re-enrolment after a forgotten P
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
-
-from kyso_contracts import CloudEvent, OtpEnrolled, OtpPurpose, OtpTokenLocked, OtpTokenRevoked
-from kyso_kit.auth import forbidden
+from kyso_contracts import OtpEnrolled, OtpPurpose, OtpTokenLocked, OtpTokenRevoked, Payload
+from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox
-from kyso_kit.errors import ApiError
-from kyso_kit.outbox import with_events
-from kyso_kit.runtime import ServiceRuntime
-from kyso_kit.timeutil import now
+from kyso_kit.errors import Conflict, Invalid, Rejected
+from kyso_kit.store import Doc, Store
 
 from . import domain
 from .errors import code_format, invalid_otp, too_many
@@ -36,19 +32,19 @@ TERMS_TEXT = {
 
 
 class SmartOtp:
-    def __init__(self, runtime: ServiceRuntime, settings: OtpSettings, sms: SmsOtp) -> None:
-        self.rt = runtime
+    def __init__(self, store: Store, settings: OtpSettings, sms: SmsOtp, clock: Clock) -> None:
         self.s = settings
         self.sms = sms
-        self.tokens = runtime.db["smartotp_tokens"]
-        self.methods = runtime.db["otp_methods"]
+        self.clock = clock
+        self.tokens = store.collection("smartotp_tokens", events=True)
+        self.methods = store.collection("otp_methods", events=True)
         assert settings.master_key_b64
         self.box = SecretBox(settings.master_key_b64)
         self.policy = domain.TokenPolicy(max_failures=settings.token_max_failures)
 
     async def init_indexes(self) -> None:
-        await self.tokens.create_index([("activation_hash", 1)], unique=True, sparse=True)
-        await self.tokens.create_index([("account_id", 1), ("status", 1)])
+        await self.tokens.ensure_index([("activation_hash", 1)], unique=True, sparse=True)
+        await self.tokens.ensure_index([("account_id", 1), ("status", 1)])
 
     def terms(self) -> dict[str, str]:
         return {"version": self.s.terms_version, "text": TERMS_TEXT.get(self.s.terms_version, "")}
@@ -57,16 +53,14 @@ class SmartOtp:
 
     async def enrol(self, account_id: str, terms_version: str, sms_challenge_id: str) -> dict[str, Any]:
         if terms_version != self.s.terms_version:
-            raise ApiError(
-                409,
+            raise Conflict(
                 "terms_outdated",
                 "Accept the current SmartOTP terms",
                 "Vui lòng đồng ý phiên bản điều khoản SmartOTP hiện hành",
                 details={"current_version": self.s.terms_version},
             )
         if await self.tokens.find_one({"account_id": account_id, "status": {"$in": LIVE}}):
-            raise ApiError(
-                409,
+            raise Conflict(
                 "smartotp_already_enrolled",
                 "SmartOTP is already active; use the forgotten-PIN flow to move it",
                 "SmartOTP đã được kích hoạt; dùng chức năng quên mã PIN để cài lại",
@@ -79,12 +73,12 @@ class SmartOtp:
         await self.tokens.update_many(
             {"account_id": account_id, "status": "awaiting_device"}, {"$set": {"status": "superseded"}}
         )
-        methods = await self.methods.find_one({"_id": account_id}) or {}
+        methods = await self.methods.get(account_id) or {}
         operator_locked = bool((methods.get("locks") or {}).get("smartotp"))
         token_id = uuid.uuid4().hex
         code = domain.new_activation_code()
-        expires = now() + timedelta(seconds=self.s.activation_ttl_seconds)
-        await self.tokens.insert_one(
+        expires = self.clock.now() + timedelta(seconds=self.s.activation_ttl_seconds)
+        await self.tokens.insert(
             {
                 "_id": token_id,
                 "account_id": account_id,
@@ -93,8 +87,7 @@ class SmartOtp:
                 "operator_locked": operator_locked,
                 "activation_hash": domain.activation_code_hash(code),
                 "activation_expires_at": expires,
-                "created_at": now(),
-                "outbox": [],
+                "created_at": self.clock.now(),
             }
         )
         return {
@@ -106,8 +99,7 @@ class SmartOtp:
 
     async def activate(self, activation_code: str, device_id: str, client: str = "unknown") -> dict[str, Any]:
         if not domain.is_code_shape(activation_code, domain.ACTIVATION_DIGITS):
-            raise ApiError(
-                422,
+            raise Invalid(
                 "invalid_activation_code_format",
                 "The activation code must be 10 digits",
                 "Mã kích hoạt phải gồm 10 chữ số",
@@ -131,12 +123,12 @@ class SmartOtp:
             token_id = candidate["_id"]
             # One atomic write binds the token to this device and stores its sealed seed: a second
             # device presenting the same code finds the status changed and fails.
-            pending = await self.tokens.find_one_and_update(
+            pending = await self.tokens.update_and_get(
                 {
                     "_id": token_id,
                     "activation_hash": code_hash,
                     "status": "awaiting_device",
-                    "activation_expires_at": {"$gt": now()},
+                    "activation_expires_at": {"$gt": self.clock.now()},
                 },
                 {
                     "$set": {
@@ -145,15 +137,13 @@ class SmartOtp:
                         "drift": 0,
                         "last_step": -1,
                         "failures": 0,
-                        "activated_at": now(),
+                        "activated_at": self.clock.now(),
                         "seed": self.box.seal(seed, aad=f"smartotp:{token_id}"),
                     }
                 },
-                return_document=ReturnDocument.AFTER,
             )
         if pending is None:
-            raise ApiError(
-                400,
+            raise Rejected(
                 "invalid_activation_code",
                 "The activation code is invalid, used or expired",
                 "Mã kích hoạt không hợp lệ, đã dùng hoặc đã hết hạn",
@@ -167,18 +157,17 @@ class SmartOtp:
             "digits": p.digits,
             "period": p.period,
             "transaction_suite": domain.TRANSACTION_SUITE,
-            "server_time": time.time(),
+            "server_time": self.clock.time(),
         }
 
     # ------------------------------------------------------------------ verification
 
-    async def _owned_live(self, account_id: str, token_id: str) -> dict[str, Any]:
-        tok = await self.tokens.find_one({"_id": token_id}, {"account_id": 1})
+    async def _owned(self, who: Principal, token_id: str, action: str = "write") -> Doc:
+        tok = await self.tokens.get(token_id)
         if tok is None:
             raise invalid_otp()
-        if tok["account_id"] != account_id:
-            raise forbidden()
-        return dict(tok)
+        ensure_may(who, tok["account_id"], action)  # type: ignore[arg-type]
+        return tok
 
     async def set_operator_lock(self, account_id: str, locked: bool) -> None:
         """Mirror the account's SmartOTP operator lock onto its tokens, so verification needs no extra read."""
@@ -200,11 +189,11 @@ class SmartOtp:
             code2 is not None and not domain.is_code_shape(code2, self.policy.digits)
         ):
             raise code_format(self.policy.digits)
-        server_now = time.time()
+        server_now = self.clock.time()
         hint = domain.clock_hint(device_time, server_now, self.policy)
         # Reserve the try before comparing (throttle first): parallel guesses cannot exceed the limit.
         # Ownership, liveness, the lock-out and the operator lock are all part of this one write.
-        tok = await self.tokens.find_one_and_update(
+        tok = await self.tokens.update_and_get(
             {
                 "_id": token_id,
                 "account_id": account_id,
@@ -213,10 +202,10 @@ class SmartOtp:
                 "operator_locked": {"$ne": True},
             },
             {"$inc": {"failures": 1}},
-            return_document=ReturnDocument.AFTER,
         )
         if tok is None:
-            await self._owned_live(account_id, token_id)  # someone else's token: 403, not "wrong"
+            # someone else's token: 403, not "wrong" (a token is its owner's alone: "sign")
+            await self._owned(Principal(account_id), token_id, "sign")
             raise invalid_otp(**hint)
         if "seed" not in tok:
             raise invalid_otp(**hint)
@@ -230,59 +219,51 @@ class SmartOtp:
             if tok["failures"] >= self.policy.max_failures:
                 await self._announce_lock(tok)
             raise invalid_otp(**hint)
-        events: list[CloudEvent[Any]] = []
+        events: list[Payload] = []
         if tok["status"] == "pending_first_code":
             events.append(
-                self.rt.event(
-                    OtpEnrolled(
-                        token_id=token_id,
-                        account_id=account_id,
-                        device_id=tok["device_id"],
-                        algorithm=self.policy.algorithm,
-                        digits=self.policy.digits,
-                        period_seconds=self.policy.period,
-                        enrolled_at=now(),
-                    )
+                OtpEnrolled(
+                    token_id=token_id,
+                    account_id=account_id,
+                    device_id=tok["device_id"],
+                    algorithm=self.policy.algorithm,
+                    digits=self.policy.digits,
+                    period_seconds=self.policy.period,
+                    enrolled_at=self.clock.now(),
                 )
             )
         st = verdict.state
         # Compare-and-set on last_step: of two concurrent uses of one code, exactly one wins.
-        res = await self.tokens.update_one(
+        won = await self.tokens.update(
             {"_id": token_id, "last_step": tok["last_step"], "status": tok["status"]},
-            with_events(
-                {
-                    "$set": {
-                        "last_step": st.last_step,
-                        "drift": st.drift,
-                        "failures": 0,
-                        "status": "active",
-                        "last_used_at": now(),
-                    }
-                },
-                events,
-            ),
+            {
+                "$set": {
+                    "last_step": st.last_step,
+                    "drift": st.drift,
+                    "failures": 0,
+                    "status": "active",
+                    "last_used_at": self.clock.now(),
+                }
+            },
+            events=events,
         )
-        if res.modified_count != 1:
+        if not won:
             raise invalid_otp(**hint)
-        if events:
-            self.rt.relay.nudge("smartotp_tokens", token_id)
         return {"valid": True, "token_id": token_id, "status": "active", "drift_steps": st.drift}
 
-    async def _announce_lock(self, tok: dict[str, Any]) -> None:
-        event = self.rt.event(
-            OtpTokenLocked(token_id=tok["_id"], account_id=tok["account_id"], failures=tok["failures"], locked_at=now())
+    async def _announce_lock(self, tok: Doc) -> None:
+        t = self.clock.now()
+        locked = OtpTokenLocked(
+            token_id=tok["_id"], account_id=tok["account_id"], failures=tok["failures"], locked_at=t
         )
-        res = await self.tokens.update_one(
+        await self.tokens.update(
             {"_id": tok["_id"], "lock_announced": {"$ne": True}},
-            with_events({"$set": {"lock_announced": True, "locked_at": now()}}, [event]),
+            {"$set": {"lock_announced": True, "locked_at": t}},
+            events=[locked],
         )
-        if res.modified_count:
-            self.rt.relay.nudge("smartotp_tokens", tok["_id"])
 
-    async def status(self, account_id: str, token_id: str) -> dict[str, Any]:
-        await self._owned_live(account_id, token_id)
-        tok = await self.tokens.find_one({"_id": token_id})
-        assert tok is not None
+    async def status(self, who: Principal, token_id: str) -> dict[str, Any]:
+        tok = await self._owned(who, token_id, "read")
         return {
             "token_id": token_id,
             "status": tok["status"],
@@ -292,7 +273,7 @@ class SmartOtp:
             "period": self.policy.period,
         }
 
-    async def active_token(self, account_id: str) -> dict[str, Any] | None:
+    async def active_token(self, account_id: str) -> Doc | None:
         return await self.tokens.find_one({"account_id": account_id, "status": "active"})
 
     # ------------------------------------------------------------------ forgotten PIN, unlock
@@ -306,23 +287,15 @@ class SmartOtp:
 
     async def revoke_all(self, account_id: str, reason: str) -> list[str]:
         revoked = []
-        async for tok in self.tokens.find({"account_id": account_id, "status": {"$in": LIVE}}, {"_id": 1}):
-            event = self.rt.event(
-                OtpTokenRevoked(
-                    token_id=tok["_id"],
-                    account_id=account_id,
-                    reason=reason,  # type: ignore[arg-type]
-                    revoked_at=now(),
-                )
-            )
-            res = await self.tokens.update_one(
+        for tok in await self.tokens.find({"account_id": account_id, "status": {"$in": LIVE}}, projection={"_id": 1}):
+            t = self.clock.now()
+            event = OtpTokenRevoked(token_id=tok["_id"], account_id=account_id, reason=reason, revoked_at=t)  # type: ignore[arg-type]
+            if await self.tokens.update(
                 {"_id": tok["_id"], "status": {"$in": LIVE}},
-                with_events({"$set": {"status": "revoked", "revoked_at": now(), "revoked_reason": reason}}, [event]),
-            )
-            if res.modified_count:
+                {"$set": {"status": "revoked", "revoked_at": t, "revoked_reason": reason}},
+                events=[event],
+            ):
                 revoked.append(tok["_id"])
-        for token_id in revoked:
-            self.rt.relay.nudge("smartotp_tokens", token_id)
         return revoked
 
     async def clear_failures(self, account_id: str) -> None:

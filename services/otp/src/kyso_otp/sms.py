@@ -10,14 +10,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
-
 from kyso_contracts import AccountCreated, CloudEvent, OtpPurpose, SmsOtpVerified
-from kyso_kit.errors import ApiError
-from kyso_kit.inbox import upsert_once
-from kyso_kit.outbox import with_events
-from kyso_kit.runtime import ServiceRuntime
-from kyso_kit.timeutil import as_utc, now
+from kyso_kit.clock import Clock
+from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooMany, Upstream
+from kyso_kit.store import Store
+from kyso_kit.timeutil import as_utc
 
 from . import domain
 from .delivery import SmsSender
@@ -43,19 +40,19 @@ def mask(phone: str) -> str:
 
 
 class SmsOtp:
-    def __init__(self, runtime: ServiceRuntime, settings: OtpSettings, sender: SmsSender) -> None:
-        self.rt = runtime
+    def __init__(self, store: Store, settings: OtpSettings, sender: SmsSender, clock: Clock) -> None:
         self.s = settings
-        self.challenges = runtime.db["sms_challenges"]
-        self.accounts = runtime.db["accounts"]
-        self.methods = runtime.db["otp_methods"]
-        self.limits = RateLimiter(runtime.db["rate_limits"])
+        self.clock = clock
+        self.challenges = store.collection("sms_challenges", events=True)
+        self.accounts = store.collection("accounts")
+        self.methods = store.collection("otp_methods", events=True)
+        self.limits = RateLimiter(store.collection("rate_limits"), clock)
         self.sender = sender
         assert settings.sms_pepper_b64
         self.pepper = base64.b64decode(settings.sms_pepper_b64)
 
     async def init_indexes(self) -> None:
-        await self.challenges.create_index([("subject", 1), ("purpose", 1)])
+        await self.challenges.ensure_index([("subject", 1), ("purpose", 1)])
 
     async def _limit(self, phone: str, subject: str) -> None:
         wait = await self.limits.hit("sms-phone", phone, self.s.sms_per_phone_per_hour, 3600)
@@ -76,11 +73,10 @@ class SmsOtp:
         except Exception as exc:
             # The code never reached the user: close the challenge so it cannot be guessed at either.
             log.warning("SMS delivery failed", extra={"challenge_id": challenge_id, "error": type(exc).__name__})
-            await self.challenges.update_one(
+            await self.challenges.update(
                 {"_id": challenge_id, "status": "pending"}, {"$set": {"status": "undeliverable"}}
             )
-            raise ApiError(
-                502,
+            raise Upstream(
                 "sms_delivery_failed",
                 "The SMS could not be sent; try again shortly",
                 "Không gửi được tin nhắn SMS, vui lòng thử lại sau",
@@ -91,25 +87,25 @@ class SmsOtp:
     ) -> dict[str, Any]:
         if purpose == OtpPurpose.PHONE_VERIFICATION:
             if not phone:
-                raise ApiError(422, "phone_required", "A phone number is required", "Cần nhập số điện thoại")
+                raise Invalid("phone_required", "A phone number is required", "Cần nhập số điện thoại")
         else:
             if not account_id:
-                raise ApiError(422, "account_required", "An account id is required", "Cần mã tài khoản")
-            acct = await self.accounts.find_one({"_id": account_id})
+                raise Invalid("account_required", "An account id is required", "Cần mã tài khoản")
+            acct = await self.accounts.get(account_id)
             if acct is None:
-                raise ApiError(404, "unknown_account", "No such account", "Không tìm thấy tài khoản")
+                raise NotFound("unknown_account", "No such account", "Không tìm thấy tài khoản")
             phone = acct["phone"]
             if purpose != OtpPurpose.UNLOCK:
-                methods = await self.methods.find_one({"_id": account_id}) or {}
+                methods = await self.methods.get(account_id) or {}
                 if (methods.get("locks") or {}).get("sms"):
                     raise method_locked("sms")
         assert phone is not None
         await self._limit(phone, subject)
         challenge_id = uuid.uuid4().hex
         code = domain.new_sms_code()
-        t = now()
+        t = self.clock.now()
         expires = t + timedelta(seconds=self.s.sms_ttl_seconds)
-        await self.challenges.insert_one(
+        await self.challenges.insert(
             {
                 "_id": challenge_id,
                 "purpose": purpose.value,
@@ -125,7 +121,6 @@ class SmsOtp:
                 "last_sent_at": t,
                 "expires_at": expires,
                 "consumed": False,
-                "outbox": [],
             }
         )
         await self._send(challenge_id, phone, purpose, code)
@@ -138,12 +133,11 @@ class SmsOtp:
         }
 
     async def resend(self, challenge_id: str) -> dict[str, Any]:
-        t = now()
+        t = self.clock.now()
         cooldown = timedelta(seconds=self.s.sms_resend_cooldown_seconds)
-        current = await self.challenges.find_one({"_id": challenge_id})
+        current = await self.challenges.get(challenge_id)
         if current is None or current["status"] != "pending":
-            raise ApiError(
-                409,
+            raise Conflict(
                 "challenge_closed",
                 "This challenge is closed; request a new code",
                 "Yêu cầu OTP này đã kết thúc, vui lòng yêu cầu mã mới",
@@ -152,7 +146,7 @@ class SmsOtp:
         code = domain.new_sms_code()
         expires = t + timedelta(seconds=self.s.sms_ttl_seconds)
         # A resend replaces the code but keeps the try counter: resending never buys more guesses.
-        doc = await self.challenges.find_one_and_update(
+        doc = await self.challenges.update_and_get(
             {
                 "_id": challenge_id,
                 "status": "pending",
@@ -167,15 +161,14 @@ class SmsOtp:
                 },
                 "$inc": {"resends": 1},
             },
-            return_document=ReturnDocument.AFTER,
         )
         if doc is None:
             if current["resends"] >= self.s.sms_max_resends:
-                raise ApiError(
-                    429,
+                raise TooMany(
                     "resend_limit_reached",
                     "No more resends for this challenge; request a new code",
                     "Đã hết số lần gửi lại, vui lòng yêu cầu mã mới",
+                    retry_after=self.s.sms_ttl_seconds,
                 )
             wait = (as_utc(current["last_sent_at"]) + cooldown - t).total_seconds()
             raise too_many(
@@ -196,74 +189,68 @@ class SmsOtp:
         if not domain.is_code_shape(code):
             raise code_format()
         # Count the try before comparing: guessing is bounded even under concurrency.
-        doc = await self.challenges.find_one_and_update(
+        doc = await self.challenges.update_and_get(
             {"_id": challenge_id, "status": "pending", "attempts": {"$lt": self.s.sms_max_attempts}},
             {"$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER,
         )
         if doc is None:
             raise invalid_otp()
-        if as_utc(doc["expires_at"]) <= now() or not hmac.compare_digest(
+        if as_utc(doc["expires_at"]) <= self.clock.now() or not hmac.compare_digest(
             doc["code_hash"], domain.sms_code_hash(self.pepper, challenge_id, code)
         ):
             if doc["attempts"] >= self.s.sms_max_attempts:
-                await self.challenges.update_one(
-                    {"_id": challenge_id, "status": "pending"}, {"$set": {"status": "dead"}}
-                )
+                await self.challenges.update({"_id": challenge_id, "status": "pending"}, {"$set": {"status": "dead"}})
             raise invalid_otp()
-        t = now()
-        event = self.rt.event(
-            SmsOtpVerified(
-                challenge_id=challenge_id,
-                purpose=OtpPurpose(doc["purpose"]),
-                subject=doc["subject"],
-                account_id=doc.get("account_id"),
-                phone=doc["phone"],
-                binding_sha256=doc.get("binding_sha256"),
-                verified_at=t,
-            )
+        t = self.clock.now()
+        verified = SmsOtpVerified(
+            challenge_id=challenge_id,
+            purpose=OtpPurpose(doc["purpose"]),
+            subject=doc["subject"],
+            account_id=doc.get("account_id"),
+            phone=doc["phone"],
+            binding_sha256=doc.get("binding_sha256"),
+            verified_at=t,
         )
-        res = await self.challenges.update_one(
+        if not await self.challenges.update(
             {"_id": challenge_id, "status": "pending"},
-            with_events({"$set": {"status": "verified", "verified_at": t}}, [event]),
-        )
-        if res.modified_count != 1:
+            {"$set": {"status": "verified", "verified_at": t}},
+            events=[verified],
+        ):
             raise invalid_otp()  # a concurrent verification of the same code won
-        self.rt.relay.nudge("sms_challenges", challenge_id)
         return {"verified": True, "challenge_id": challenge_id, "purpose": doc["purpose"], "subject": doc["subject"]}
 
     async def consume(
         self, challenge_id: str, purpose: OtpPurpose, account_id: str, max_age_seconds: int = 600
     ) -> None:
         """Use up a verified challenge of this account and purpose for one internal step (single use)."""
-        used = await self.challenges.find_one_and_update(
+        t = self.clock.now()
+        used = await self.challenges.update(
             {
                 "_id": challenge_id,
                 "status": "verified",
                 "consumed": False,
                 "purpose": purpose.value,
                 "account_id": account_id,
-                "verified_at": {"$gte": now() - timedelta(seconds=max_age_seconds)},
+                "verified_at": {"$gte": t - timedelta(seconds=max_age_seconds)},
             },
-            {"$set": {"consumed": True, "consumed_at": now()}},
+            {"$set": {"consumed": True, "consumed_at": t}},
         )
-        if used is None:
-            raise ApiError(
-                403,
+        if not used:
+            raise Forbidden(
                 "sms_otp_not_verified",
                 "Verify a fresh SMS code for this step first",
                 "Vui lòng xác thực mã OTP SMS cho bước này trước",
             )
 
     async def forget_old_challenges(self, older_than: timedelta = timedelta(days=7)) -> int:
-        """Challenges long past their five minutes, whose events have been published, are deleted."""
-        res = await self.challenges.delete_many(
-            {"created_at": {"$lt": now() - older_than}, "outbox.0": {"$exists": False}}
-        )
-        return int(res.deleted_count)
+        """Challenges long past their five minutes are deleted (the store keeps any whose events are unpublished)."""
+        return await self.challenges.delete_many({"created_at": {"$lt": self.clock.now() - older_than}})
 
     async def when_account_created_remember_phone(self, event: CloudEvent[AccountCreated]) -> None:
         a = event.data
-        await upsert_once(
-            self.accounts, {"_id": a.account_id}, event.id, {"$set": {"phone": a.phone, "citizen_id": a.citizen_id}}, {}
+        await self.accounts.update(
+            {"_id": a.account_id},
+            {"$set": {"phone": a.phone, "citizen_id": a.citizen_id}},
+            caused_by=event.id,
+            upsert_with={"_id": a.account_id},
         )

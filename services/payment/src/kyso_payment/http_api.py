@@ -2,53 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from kyso_kit.auth import TokenVerifier, bearer_dependency
+from kyso_contracts.types import Id
+from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency
+from kyso_kit.clock import Clock
+from kyso_kit.openapi import errors
 
-from .service import PaymentService
-
-IdStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-class SandboxPay(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    payment_url: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-    outcome: Literal["success", "cancel"] = "success"
+from .gateway import SandboxVnpay
+from .payments import Payments
+from .schemas import CheckoutView, GatewayAnswer, PaymentView, SandboxPay, SandboxPayResult, VnpayNotification
 
 
-def router(svc: PaymentService, verifier: TokenVerifier, sandbox: bool) -> APIRouter:
+def router(payments: Payments, verifier: TokenVerifier, sandbox: SandboxVnpay | None, clock: Clock) -> APIRouter:
     r = APIRouter()
     account = bearer_dependency(verifier)
 
-    @r.get("/v1/payments", tags=["payments"])
+    @r.get("/v1/payments", tags=["payments"], responses=errors(401, 403, 404, 422))
     async def payment_for_order(
-        order_id: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")], account_id: str = Depends(account)
-    ) -> dict[str, Any]:
-        return await svc.get_for_order(account_id, order_id)
+        order_id: Annotated[Id, Query(description="The order the payment is for")],
+        who: Principal = Depends(account),
+    ) -> PaymentView:
+        return await payments.for_order(who, order_id)
 
-    @r.post("/v1/payments/{payment_id}/checkout", tags=["payments"])
-    async def checkout(payment_id: IdStr, request: Request, account_id: str = Depends(account)) -> dict[str, Any]:
+    @r.post("/v1/payments/{payment_id}/checkout", tags=["payments"], responses=errors(401, 403, 404, 409, 422))
+    async def checkout(payment_id: Id, request: Request, who: Principal = Depends(account)) -> CheckoutView:
+        """A signed gateway URL; a failed or cancelled payment gets a new gateway reference."""
         ip = request.client.host if request.client else "127.0.0.1"
-        return await svc.checkout(account_id, payment_id, ip)
+        return await payments.checkout(who, payment_id, ip)
 
     @r.get("/v1/payments/vnpay/ipn", tags=["gateway"])
-    async def ipn(request: Request) -> dict[str, str]:
-        """Server-to-server notification from the gateway (signed, idempotent)."""
-        return await svc.handle_ipn(dict(request.query_params))
+    async def ipn(request: Request, notification: Annotated[VnpayNotification, Query()]) -> GatewayAnswer:
+        """Server-to-server notification from the gateway (HMAC-SHA512 signed, idempotent).
 
-    if sandbox:
+        Always answers 200 with VNPay's RspCode, as VNPay requires; the signature covers every
+        ``vnp_`` parameter received, so they are read as sent."""
+        del notification  # declared for the OpenAPI document; verified as received below
+        return GatewayAnswer(**await payments.notify(dict(request.query_params)))
 
-        @r.post("/sandbox/vnpay/pay", tags=["development"])
-        async def sandbox_pay(body: SandboxPay) -> dict[str, Any]:
+    if sandbox is not None:
+
+        @r.post("/sandbox/vnpay/pay", tags=["development"], responses=errors(400, 422))
+        async def sandbox_pay(body: SandboxPay) -> SandboxPayResult:
             """Development only: play the gateway — the user pays, the gateway notifies us (signed IPN)."""
-            from urllib.parse import parse_qsl, urlsplit
-
-            query = dict(parse_qsl(urlsplit(body.payment_url).query))
-            notification = svc.sandbox_gateway_notification(query, body.outcome)
-            return {"ipn_response": await svc.handle_ipn(notification)}
+            notification = sandbox.notification_for(body.payment_url, body.outcome, clock.now())
+            return SandboxPayResult(ipn_response=GatewayAnswer(**await payments.notify(notification)))
 
     return r

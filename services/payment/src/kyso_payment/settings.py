@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from kyso_kit.settings import AuthVerifierSettings, ServiceSettings, resolve_pem, resolve_secret
+from kyso_kit.settings import ServiceSettings, resolve_secret
 
 
-class PaymentSettings(ServiceSettings, AuthVerifierSettings):
+class PaymentSettings(ServiceSettings):
     service_name: str = "payment"
     http_port: int = Field(default=8002, validation_alias="HTTP_PORT", description="HTTP port")
     vnpay_tmn_code: str = Field(
@@ -35,10 +35,5 @@ class PaymentSettings(ServiceSettings, AuthVerifierSettings):
             self,
             "vnpay_hash_secret",
             resolve_secret(self.profile, self.vnpay_hash_secret, "vnpay", "VNPAY_HASH_SECRET"),
-        )
-        object.__setattr__(
-            self,
-            "auth_public_key_pem",
-            resolve_pem(self.profile, self.auth_public_key_pem, "auth", "AUTH_PUBLIC_KEY_PEM", private=False),
         )
         return self

@@ -2,39 +2,77 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import FastAPI
 
 from kyso_contracts import (
     AccountCreated,
     CertActivated,
     CertIssued,
+    ConsentRejected,
     ContractSigned,
     OrderPlaced,
+    PaymentAmountMismatch,
     PaymentConfirmed,
     PaymentFailed,
     SmsOtpVerified,
 )
-from kyso_kit.auth import TokenVerifier, public_pem_of
+from kyso_kit.auth import TokenIssuer, TokenVerifier
 from kyso_kit.runtime import ServiceRuntime
 
+from . import domain
+from .accounts import Accounts
 from .http_api import router
-from .service import RegistrationService
+from .identity import Identities
+from .orders import Orders
 from .settings import RegistrationSettings
+from .status import OrderStatusView
+
+
+@dataclass
+class Registration:
+    identities: Identities
+    accounts: Accounts
+    orders: Orders
+    status: OrderStatusView
+    tokens: TokenIssuer
+
+
+def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registration:
+    assert settings.vneid_public_key_pem and settings.auth_signing_key_pem
+    tokens = TokenIssuer(settings.auth_signing_key_pem, settings.access_token_ttl_seconds, rt.clock)
+    identities = Identities(
+        rt.store, domain.VneidVerifier(settings.vneid_public_key_pem), rt.clock, settings.identity_max_age_seconds
+    )
+    accounts = Accounts(
+        rt.store,
+        identities,
+        tokens,
+        rt.clock,
+        max_failures=settings.login_max_failures,
+        lock_seconds=settings.login_lock_seconds,
+    )
+    return Registration(identities, accounts, Orders(rt.store, identities, rt.clock), OrderStatusView(rt.store), tokens)
 
 
 def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or RegistrationSettings()
-    rt = ServiceRuntime(settings, outbox_collections=["accounts", "orders"], publishes=[AccountCreated, OrderPlaced])
-    svc = RegistrationService(rt, settings)
-    rt.on_startup(svc.init_indexes)
+    rt = ServiceRuntime(settings, publishes=[AccountCreated, OrderPlaced])
+    uc = use_cases(rt, settings)
+    for init in (uc.identities.init, uc.accounts.init, uc.orders.init):
+        rt.on_startup(init)
     on = rt.consumer.on
-    on(SmsOtpVerified)(svc.when_sms_otp_verified_mark_phone)
-    on(PaymentConfirmed)(svc.when_payment_confirmed_mark_paid)
-    on(PaymentFailed)(svc.when_payment_failed_mark_failed)
-    on(ContractSigned)(svc.when_contract_signed_mark_signed)
-    on(CertIssued)(svc.when_cert_issued_show_pending)
-    on(CertActivated)(svc.when_cert_activated_show_active)
-    assert settings.auth_signing_key_pem
+    on(SmsOtpVerified)(uc.identities.when_sms_otp_verified_mark_phone)
+    on(PaymentConfirmed)(uc.status.when_payment_confirmed_mark_paid)
+    on(PaymentFailed)(uc.status.when_payment_failed_mark_failed)
+    on(PaymentAmountMismatch)(uc.status.when_payment_amount_mismatch_stop)
+    on(ConsentRejected)(uc.status.when_consent_rejected_ask_again)
+    on(ContractSigned)(uc.status.when_contract_signed_mark_signed)
+    on(CertIssued)(uc.status.when_cert_issued_show_pending)
+    on(CertActivated)(uc.status.when_cert_activated_show_active)
     app = rt.http_app("kyso registration", "VNeID hand-over, accounts, certificate orders and their status")
-    app.include_router(router(svc, TokenVerifier(public_pem_of(settings.auth_signing_key_pem))))
+    app.include_router(
+        router(uc.identities, uc.accounts, uc.orders, TokenVerifier(uc.tokens.jwks(), rt.clock), uc.tokens)
+    )
     return rt, app

@@ -1,9 +1,11 @@
-"""Registration rules with no I/O: the package catalogue, order status, password policy, VNeID assertions."""
+"""Registration rules with no I/O: the package catalogue, the order's status machine, password policy,
+VNeID assertions."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -11,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kyso_contracts.vneid import canonical_identity
+from kyso_kit.errors import IllegalTransition
 
 
 @dataclass(frozen=True)
@@ -32,23 +35,70 @@ PACKAGES: dict[str, Package] = {
     )
 }
 
-# Order status only moves forward; events from different topics may arrive in any order.
-STATUS_RANK = {
-    "awaiting_payment": 10,
-    "payment_failed": 15,
-    "paid": 20,
-    "contract_signed": 30,
-    "pending_activation": 40,
-    "active": 50,
+
+class OrderStatus(StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAYMENT_FAILED = "payment_failed"
+    PAID = "paid"
+    PAYMENT_AMOUNT_MISMATCH = "payment_amount_mismatch"
+    CONSENT_REJECTED = "consent_rejected"
+    CONTRACT_SIGNED = "contract_signed"
+    PENDING_ACTIVATION = "pending_activation"
+    ACTIVE = "active"
+
+
+St = OrderStatus
+
+# The order's life as the user sees it. Each step is reported by another service's event.
+NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
+    St.AWAITING_PAYMENT: frozenset({St.PAYMENT_FAILED, St.PAID}),
+    St.PAYMENT_FAILED: frozenset({St.PAYMENT_FAILED, St.PAID}),  # a failed payment may be retried
+    St.PAID: frozenset({St.PAYMENT_AMOUNT_MISMATCH, St.CONSENT_REJECTED, St.CONTRACT_SIGNED}),
+    St.PAYMENT_AMOUNT_MISMATCH: frozenset(),  # stops here until it is refunded
+    St.CONSENT_REJECTED: frozenset({St.CONSENT_REJECTED, St.CONTRACT_SIGNED}),
+    St.CONTRACT_SIGNED: frozenset({St.PENDING_ACTIVATION}),
+    St.PENDING_ACTIVATION: frozenset({St.ACTIVE}),
+    St.ACTIVE: frozenset(),
 }
-RANK_STATUS = {v: k for k, v in STATUS_RANK.items()}
+
+
+def _reachable(start: OrderStatus) -> frozenset[OrderStatus]:
+    seen: set[OrderStatus] = set()
+    todo = list(NEXT[start])
+    while todo:
+        s = todo.pop()
+        if s not in seen:
+            seen.add(s)
+            todo.extend(NEXT[s])
+    return frozenset(seen)
+
+
+REACHABLE: dict[OrderStatus, frozenset[OrderStatus]] = {s: _reachable(s) for s in OrderStatus}
+
+
+def advance(current: OrderStatus, reported: OrderStatus) -> OrderStatus:
+    """The order's status after an event reports ``reported``.
+
+    Events come from different topics and may arrive in any order: a report of a later stage moves
+    the order forward (even past steps not yet reported); a report of a stage the order has already
+    passed is absorbed (it stays in the timeline); a report that no path connects is illegal.
+    """
+    if reported in REACHABLE[current]:
+        return reported
+    if reported == current or current in REACHABLE[reported]:
+        return current
+    raise IllegalTransition("order", current, f"become {reported}")
+
+
 STATUS_VI = {
-    "awaiting_payment": "Chờ thanh toán",
-    "payment_failed": "Thanh toán không thành công",
-    "paid": "Đã thanh toán",
-    "contract_signed": "Đã ký hợp đồng",
-    "pending_activation": "Chờ người dùng kích hoạt",
-    "active": "Đang hoạt động",
+    St.AWAITING_PAYMENT: "Chờ thanh toán",
+    St.PAYMENT_FAILED: "Thanh toán không thành công",
+    St.PAID: "Đã thanh toán",
+    St.PAYMENT_AMOUNT_MISMATCH: "Số tiền thanh toán không khớp, chờ hoàn tiền",
+    St.CONSENT_REJECTED: "Mã xác nhận không khớp hợp đồng, vui lòng ký lại",
+    St.CONTRACT_SIGNED: "Đã ký hợp đồng",
+    St.PENDING_ACTIVATION: "Chờ người dùng kích hoạt",
+    St.ACTIVE: "Đang hoạt động",
 }
 
 

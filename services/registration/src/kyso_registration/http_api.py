@@ -2,114 +2,87 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any, Literal
-
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from kyso_kit.auth import TokenVerifier, bearer_dependency, forbidden
+from kyso_contracts.types import Id
+from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier, bearer_dependency
+from kyso_kit.openapi import errors
 
-from . import domain
-from .service import RegistrationService
-
-IdStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-PhoneStr = Annotated[str, StringConstraints(pattern=r"^\+84[1-9]\d{8}$")]
-EmailStr = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class VneidIdentity(Strict):
-    citizen_id: Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
-    full_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    date_of_birth: date
-    eid_level: int = Field(ge=1, le=2)
-    certificate_type: Literal["PERSONAL"] = "PERSONAL"
-    issued_at: datetime
-    nonce: Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+from .accounts import Accounts
+from .identity import Identities
+from .orders import Orders, packages
+from .schemas import (
+    AccountRequest,
+    AccountView,
+    Jwks,
+    LoginRequest,
+    OrderRequest,
+    OrderView,
+    PackageList,
+    RegistrationView,
+    SessionView,
+    VneidRegistration,
+)
 
 
-class VneidRegistration(Strict):
-    identity: VneidIdentity
-    signature_b64: Annotated[str, StringConstraints(min_length=16, max_length=512)]
-
-
-class AccountRequest(Strict):
-    phone: PhoneStr
-    email: EmailStr
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-
-
-class LoginRequest(Strict):
-    phone: PhoneStr
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-
-
-class OrderRequest(Strict):
-    package_code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-def router(svc: RegistrationService, verifier: TokenVerifier) -> APIRouter:
-    r = APIRouter(prefix="/v1")
+def router(
+    identities: Identities, accounts: Accounts, orders: Orders, verifier: TokenVerifier, issuer: TokenIssuer
+) -> APIRouter:
+    r = APIRouter()
     account = bearer_dependency(verifier)
 
-    @r.post("/vneid/registrations", status_code=201, tags=["vneid"])
-    async def vneid_registration(body: VneidRegistration, request: Request) -> dict[str, Any]:
+    @r.get("/.well-known/jwks.json", tags=["account"])
+    async def jwks() -> Jwks:
+        """The public keys access tokens are signed with (RFC 7517); every service checks tokens against them."""
+        return Jwks(**issuer.jwks())
+
+    @r.post("/v1/vneid/registrations", status_code=201, tags=["vneid"], responses=errors(400, 401, 403, 409, 422))
+    async def vneid_registration(body: VneidRegistration, request: Request) -> RegistrationView:
         """Step 1: VNeID hands over a signed level-2 identity."""
         # The signature covers the identity exactly as VNeID sent it, not our parsed form of it.
         raw = (await request.json())["identity"]
-        return await svc.accept_identity(raw, body.signature_b64)
+        return await identities.accept(raw, body.signature_b64)
 
-    @r.get("/registrations/{registration_id}", tags=["registration"])
-    async def get_registration(registration_id: IdStr) -> dict[str, Any]:
-        return await svc.get_registration(registration_id)
+    @r.get("/v1/registrations/{registration_id}", tags=["registration"], responses=errors(404, 422))
+    async def get_registration(registration_id: Id) -> RegistrationView:
+        return await identities.view(registration_id)
 
-    @r.post("/registrations/{registration_id}/confirm", tags=["registration"])
-    async def confirm(registration_id: IdStr) -> dict[str, Any]:
+    @r.post("/v1/registrations/{registration_id}/confirm", tags=["registration"], responses=errors(404, 409, 422))
+    async def confirm(registration_id: Id) -> RegistrationView:
         """Step 2: the citizen confirms the data VNeID sent."""
-        return await svc.confirm(registration_id)
+        return await identities.confirm(registration_id)
 
-    @r.post("/registrations/{registration_id}/account", status_code=201, tags=["registration"])
-    async def create_account(registration_id: IdStr, body: AccountRequest) -> dict[str, Any]:
+    @r.post(
+        "/v1/registrations/{registration_id}/account",
+        status_code=201,
+        tags=["registration"],
+        responses=errors(404, 409, 422),
+    )
+    async def create_account(registration_id: Id, body: AccountRequest) -> SessionView:
         """Step 3: phone (verified by SMS OTP first), email and password."""
-        return await svc.create_account(registration_id, body.phone, body.email, body.password)
+        return await accounts.create(registration_id, body.phone, body.email, body.password)
 
-    @r.post("/sessions", tags=["account"])
-    async def login(body: LoginRequest) -> dict[str, Any]:
-        return await svc.login(body.phone, body.password)
+    @r.post("/v1/sessions", tags=["account"], responses=errors(401, 422))
+    async def login(body: LoginRequest) -> SessionView:
+        """Sign in; wrong and locked answer alike, and guessing locks the account for a while."""
+        return await accounts.login(body.phone, body.password)
 
-    @r.get("/packages", tags=["orders"])
-    async def packages() -> dict[str, Any]:
-        return {
-            "packages": [
-                {
-                    "code": p.code,
-                    "name": p.name_en,
-                    "name_vi": p.name_vi,
-                    "validity_years": p.validity_years,
-                    "price_vnd": p.price_vnd,
-                }
-                for p in domain.PACKAGES.values()
-            ]
-        }
+    @r.get("/v1/packages", tags=["orders"])
+    async def list_packages() -> PackageList:
+        return packages()
 
-    @r.post("/orders", status_code=201, tags=["orders"])
-    async def place_order(body: OrderRequest, account_id: str = Depends(account)) -> dict[str, Any]:
+    @r.post("/v1/orders", status_code=201, tags=["orders"], responses=errors(401, 404, 422))
+    async def place_order(body: OrderRequest, who: Principal = Depends(account)) -> OrderView:
         """Step 4: choose a package; payment is due next."""
-        return await svc.place_order(account_id, body.package_code)
+        return await orders.place(who, body.package_code)
 
-    @r.get("/orders/{order_id}", tags=["orders"])
-    async def get_order(order_id: IdStr, account_id: str = Depends(account)) -> dict[str, Any]:
+    @r.get("/v1/orders/{order_id}", tags=["orders"], responses=errors(401, 403, 404, 422))
+    async def get_order(order_id: Id, who: Principal = Depends(account)) -> OrderView:
         """Steps 5–6: the order's status follows payment, contract and certificate events."""
-        return await svc.get_order(account_id, order_id)
+        return await orders.view(who, order_id)
 
-    @r.get("/accounts/{account_id}", tags=["account"])
-    async def get_account(account_id: IdStr, caller: str = Depends(account)) -> dict[str, Any]:
-        if caller != account_id:
-            raise forbidden()
-        return await svc.get_account(account_id)
+    @r.get("/v1/accounts/{account_id}", tags=["account"], responses=errors(401, 403, 404, 422))
+    async def get_account(account_id: Id, who: Principal = Depends(account)) -> AccountView:
+        return await accounts.view(who, account_id)
 
     return r

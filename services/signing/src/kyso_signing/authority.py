@@ -7,10 +7,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pymongo.errors import DuplicateKeyError
 
+from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox
-from kyso_kit.timeutil import now
+from kyso_kit.store import Aggregates, DuplicateKey
 
 from . import pki
 
@@ -18,8 +18,9 @@ from . import pki
 class Authority:
     """Loads (or on the very first start creates) the CA and seal keys; concurrent starts agree on one."""
 
-    def __init__(self, coll: Any, box: SecretBox, ca_common_name: str) -> None:
+    def __init__(self, coll: Aggregates, box: SecretBox, ca_common_name: str, clock: Clock) -> None:
         self._coll = coll
+        self._clock = clock
         self._box = box
         self._cn = ca_common_name
         self.ca_key: ec.EllipticCurvePrivateKey | None = None
@@ -35,7 +36,7 @@ class Authority:
 
     def _new_ca(self) -> dict[str, Any]:
         key = pki.new_key()
-        cert = pki.self_signed_ca(key, self._cn, now())
+        cert = pki.self_signed_ca(key, self._cn, self._clock.now())
         return {
             "key": self._box.seal(pki.key_to_der(key), aad="authority:issuing-ca"),
             "certificate_pem": pki.pem(cert),
@@ -51,13 +52,13 @@ class Authority:
         return {"key": self._box.seal(pki.key_to_der(key), aad="authority:provider-seal"), "public_key_pem": public}
 
     async def _get_or_create(self, name: str, make: Any) -> dict[str, Any]:
-        doc = await self._coll.find_one({"_id": name})
+        doc = await self._coll.get(name)
         if doc is None:
             try:
-                await self._coll.insert_one({"_id": name, "created_at": now(), **make()})
-            except DuplicateKeyError:
+                await self._coll.insert({"_id": name, "created_at": self._clock.now(), **make()})
+            except DuplicateKey:
                 pass  # another instance created it first; use theirs
-            doc = await self._coll.find_one({"_id": name})
+            doc = await self._coll.get(name)
         assert doc is not None
         return dict(doc)
 

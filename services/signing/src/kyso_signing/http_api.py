@@ -2,56 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from kyso_kit.auth import TokenVerifier, bearer_dependency
+from kyso_contracts.types import Id
+from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency
+from kyso_kit.openapi import errors
 
-from .service import SigningService
+from .activation import Activation
+from .contract import Contracts
+from .schemas import AcceptanceRecordView, ActivationRequest, ActivationView, CertificateView, ContractView
 
-IdStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-class ActivationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pin: Annotated[str, StringConstraints(min_length=1, max_length=16)]
-    acceptance_record_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+PEM = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "PEM text"}}
 
 
-def router(svc: SigningService, verifier: TokenVerifier) -> APIRouter:
+def router(contracts: Contracts, activation: Activation, verifier: TokenVerifier) -> APIRouter:
     r = APIRouter(prefix="/v1")
     account = bearer_dependency(verifier)
 
-    @r.get("/contracts", tags=["contracts"])
+    @r.get("/contracts", tags=["contracts"], responses=errors(401, 403, 404, 422))
     async def contract(
-        order_id: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")], account_id: str = Depends(account)
-    ) -> dict[str, Any]:
-        return await svc.contract_for_order(account_id, order_id)
+        order_id: Annotated[Id, Query(description="The order the contract is for")], who: Principal = Depends(account)
+    ) -> ContractView:
+        return await contracts.for_order(who, order_id)
 
-    @r.get("/certificates/{certificate_id}", tags=["certificates"])
-    async def certificate(certificate_id: IdStr, account_id: str = Depends(account)) -> dict[str, Any]:
-        return await svc.certificate(account_id, certificate_id)
+    @r.get("/certificates/{certificate_id}", tags=["certificates"], responses=errors(401, 403, 404, 422))
+    async def certificate(certificate_id: Id, who: Principal = Depends(account)) -> CertificateView:
+        return await activation.certificate(who, certificate_id)
 
-    @r.get("/certificates/{certificate_id}/acceptance-record", tags=["certificates"])
-    async def acceptance_record(certificate_id: IdStr, account_id: str = Depends(account)) -> dict[str, Any]:
-        return await svc.acceptance_record(account_id, certificate_id)
+    @r.get(
+        "/certificates/{certificate_id}/acceptance-record", tags=["certificates"], responses=errors(401, 403, 404, 422)
+    )
+    async def acceptance_record(certificate_id: Id, who: Principal = Depends(account)) -> AcceptanceRecordView:
+        return await activation.acceptance_record(who, certificate_id)
 
-    @r.post("/certificates/{certificate_id}/activation", tags=["certificates"])
+    @r.post(
+        "/certificates/{certificate_id}/activation", tags=["certificates"], responses=errors(401, 403, 404, 409, 422)
+    )
     async def activate(
-        certificate_id: IdStr, body: ActivationRequest, account_id: str = Depends(account)
-    ) -> dict[str, Any]:
+        certificate_id: Id, body: ActivationRequest, who: Principal = Depends(account)
+    ) -> ActivationView:
         """Step 5: set the signing PIN and sign the acceptance record with the new key."""
-        return await svc.activate(account_id, certificate_id, body.pin, body.acceptance_record_sha256)
+        return await activation.activate(who, certificate_id, body.pin, body.acceptance_record_sha256)
 
-    @r.get("/ca/certificate", tags=["pki"], response_class=PlainTextResponse)
+    @r.get("/ca/certificate", tags=["pki"], response_class=PlainTextResponse, responses=PEM)  # type: ignore[arg-type]
     async def ca_certificate() -> str:
-        return svc.authority.ca_pem
+        """The issuing CA's certificate (PEM)."""
+        return activation.authority.ca_pem
 
-    @r.get("/ca/provider-seal", tags=["pki"], response_class=PlainTextResponse)
+    @r.get("/ca/provider-seal", tags=["pki"], response_class=PlainTextResponse, responses=PEM)  # type: ignore[arg-type]
     async def provider_seal() -> str:
-        return svc.authority.seal_public_pem
+        """The public key that seals service contracts (PEM)."""
+        return activation.authority.seal_public_pem
 
     return r

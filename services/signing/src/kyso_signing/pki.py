@@ -74,6 +74,19 @@ def self_signed_ca(key: ec.EllipticCurvePrivateKey, common_name: str, at: dateti
     )
 
 
+def add_years(at: datetime, years: int) -> datetime:
+    """The same calendar day ``years`` later; 29 February becomes 28 February (never longer than asked)."""
+    try:
+        return at.replace(year=at.year + years)
+    except ValueError:
+        return at.replace(year=at.year + years, day=28)
+
+
+def new_serial() -> int:
+    """RFC 5280 §4.1.2.2: positive, at most 20 octets; 159 random bits."""
+    return x509.random_serial_number()
+
+
 @dataclass(frozen=True)
 class Subscriber:
     full_name: str
@@ -87,6 +100,7 @@ def issue_subscriber(
     who: Subscriber,
     years: int,
     at: datetime,
+    serial: int,
 ) -> x509.Certificate:
     if not 1 <= years <= MAX_SUBSCRIBER_YEARS:
         raise ValueError("subscriber certificates are valid 1 to 3 years")
@@ -97,13 +111,13 @@ def issue_subscriber(
             x509.NameAttribute(NameOID.COMMON_NAME, who.full_name),
         ]
     )
-    not_after = min(at + timedelta(days=365 * years), ca_cert.not_valid_after_utc)
+    not_after = min(add_years(at, years), ca_cert.not_valid_after_utc)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca_cert.subject)
         .public_key(subject_key)
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial)
         .not_valid_before(at)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from kyso_kit.settings import AuthVerifierSettings, ServiceSettings, resolve_pem, resolve_secret
+from kyso_kit.settings import ServiceSettings, resolve_secret
 
 
-class SigningSettings(ServiceSettings, AuthVerifierSettings):
+class SigningSettings(ServiceSettings):
     service_name: str = "signing"
     http_port: int = Field(default=8003, validation_alias="HTTP_PORT", description="HTTP port")
     master_key_b64: str | None = Field(
@@ -30,10 +30,5 @@ class SigningSettings(ServiceSettings, AuthVerifierSettings):
             self,
             "master_key_b64",
             resolve_secret(self.profile, self.master_key_b64, "signing-keys", "SIGNING_MASTER_KEY"),
-        )
-        object.__setattr__(
-            self,
-            "auth_public_key_pem",
-            resolve_pem(self.profile, self.auth_public_key_pem, "auth", "AUTH_PUBLIC_KEY_PEM", private=False),
         )
         return self

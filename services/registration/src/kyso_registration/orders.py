@@ -1,0 +1,102 @@
+"""Step 4: the citizen chooses a certificate package and places an order; payment is due next."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from kyso_contracts import OrderPlaced, SubscriberIdentity
+from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.clock import Clock
+from kyso_kit.errors import Invalid, not_found
+from kyso_kit.store import Doc, Store
+from kyso_kit.timeutil import local
+
+from . import domain
+from .identity import Identities
+from .schemas import CertificateSummary, OrderView, PackageList, PackageView, TimelineEntry
+
+
+def order_view(doc: Doc) -> OrderView:
+    status = domain.OrderStatus(doc["status"])
+    cert = doc.get("certificate") or None
+    return OrderView(
+        order_id=doc["_id"],
+        account_id=doc["account_id"],
+        package_code=doc["package_code"],
+        validity_years=doc["validity_years"],
+        amount_vnd=doc["amount_vnd"],
+        status=status.value,
+        status_vi=domain.STATUS_VI[status],
+        certificate=CertificateSummary(**cert) if cert else None,
+        timeline=[TimelineEntry(event=t["event"], at=local(t["at"])) for t in doc.get("timeline", [])],
+    )
+
+
+def packages() -> PackageList:
+    return PackageList(
+        packages=[
+            PackageView(
+                code=p.code, name=p.name_en, name_vi=p.name_vi, validity_years=p.validity_years, price_vnd=p.price_vnd
+            )
+            for p in domain.PACKAGES.values()
+        ]
+    )
+
+
+class Orders:
+    def __init__(self, store: Store, identities: Identities, clock: Clock) -> None:
+        self.orders = store.collection("orders", events=True)
+        self.accounts = store.collection("accounts", events=True)
+        self.identities = identities
+        self.clock = clock
+
+    async def init(self) -> None:
+        await self.orders.ensure_index([("account_id", 1)])
+
+    async def place(self, who: Principal, package_code: str) -> OrderView:
+        package = domain.PACKAGES.get(package_code)
+        if package is None:
+            raise Invalid("unknown_package", "No such certificate package", "Gói chứng thư số không tồn tại")
+        acct = await self.accounts.get(who.account_id)
+        if acct is None or not acct.get("registration_id"):
+            raise not_found("account", "tài khoản")
+        reg = await self.identities.get(acct["registration_id"])
+        ident = reg["identity"]
+        order_id, t = uuid.uuid4().hex, self.clock.now()
+        placed = OrderPlaced(
+            order_id=order_id,
+            account_id=who.account_id,
+            registration_id=reg["_id"],
+            subscriber=SubscriberIdentity(
+                citizen_id=ident["citizen_id"],
+                full_name=ident["full_name"],
+                date_of_birth=date.fromisoformat(ident["date_of_birth"]),
+            ),
+            email=acct["email"],
+            package_code=package.code,
+            validity_years=package.validity_years,
+            amount_vnd=package.price_vnd,
+            placed_at=t,
+        )
+        doc = {
+            "_id": order_id,
+            "account_id": who.account_id,
+            "registration_id": reg["_id"],
+            "package_code": package.code,
+            "validity_years": package.validity_years,
+            "amount_vnd": package.price_vnd,
+            "placed_at": t,
+            "status": domain.OrderStatus.AWAITING_PAYMENT.value,
+            "timeline": [{"event": "order_placed", "at": t}],
+            "certificate": {},
+        }
+        await self.orders.insert(doc, events=[placed])
+        return order_view(doc)
+
+    async def view(self, who: Principal, order_id: str) -> OrderView:
+        doc = await self.orders.get(order_id)
+        if doc is None:
+            raise not_found("order", "đơn hàng")
+        ensure_may(who, doc["account_id"], "read")
+        return order_view(doc)

@@ -1,0 +1,122 @@
+"""What the registration API accepts and answers (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from kyso_contracts.types import CitizenId, Email, Id, PackageCode, Password, Phone, ValidityYears, Vnd
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VneidIdentity(Strict):
+    citizen_id: CitizenId
+    full_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    date_of_birth: date
+    eid_level: int = Field(ge=1, le=2, description="Level of the electronic identification account; 2 is required")
+    certificate_type: Literal["PERSONAL"] = "PERSONAL"
+    issued_at: datetime
+    nonce: Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class VneidRegistration(Strict):
+    identity: VneidIdentity
+    signature_b64: Annotated[str, StringConstraints(min_length=16, max_length=512)] = Field(
+        description="VNeID's ECDSA P-256 signature over the canonical identity JSON (base64 DER)"
+    )
+
+
+class AccountRequest(Strict):
+    phone: Phone
+    email: Email
+    password: Password
+
+
+class LoginRequest(Strict):
+    phone: Phone
+    password: Password
+
+
+class OrderRequest(Strict):
+    package_code: PackageCode
+
+
+class IdentityView(BaseModel):
+    citizen_id: CitizenId
+    full_name: str
+    date_of_birth: str
+    eid_level: int
+
+
+class RegistrationView(BaseModel):
+    registration_id: Id
+    status: Literal["pending_confirmation", "confirmed", "account_created"]
+    identity: IdentityView
+    verified_phones: list[Phone]
+    account_id: Id | None = None
+
+
+class SessionView(BaseModel):
+    account_id: Id
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    expires_in: int = Field(description="Seconds")
+    roles: list[str]
+
+
+class AccountView(BaseModel):
+    account_id: Id
+    phone: Phone
+    email: Email | None = None
+    registration_id: Id | None = None
+    roles: list[str]
+
+
+class PackageView(BaseModel):
+    code: PackageCode
+    name: str
+    name_vi: str
+    validity_years: ValidityYears
+    price_vnd: Vnd
+
+
+class PackageList(BaseModel):
+    packages: list[PackageView]
+
+
+class CertificateSummary(BaseModel):
+    certificate_id: Id | None = None
+    serial_number: str | None = None
+    subject_dn: str | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+    activated_at: str | None = None
+
+
+class TimelineEntry(BaseModel):
+    event: str
+    at: str = Field(description="Asia/Ho_Chi_Minh time")
+
+
+class OrderView(BaseModel):
+    order_id: Id
+    account_id: Id
+    package_code: PackageCode
+    validity_years: ValidityYears
+    amount_vnd: Vnd
+    status: str = Field(
+        description="awaiting_payment · payment_failed · paid · payment_amount_mismatch · "
+        "consent_rejected · contract_signed · pending_activation · active"
+    )
+    status_vi: str
+    certificate: CertificateSummary | None = None
+    timeline: list[TimelineEntry]
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, str]]

@@ -1,0 +1,82 @@
+"""Steps 5–6 as the user sees them: the order's status follows the payment, contract and certificate
+events of the other services, in whatever order they arrive, each applied once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kyso_contracts import (
+    CertActivated,
+    CertIssued,
+    CloudEvent,
+    ConsentRejected,
+    ContractSigned,
+    PaymentAmountMismatch,
+    PaymentConfirmed,
+    PaymentFailed,
+)
+from kyso_kit.store import Store
+
+from . import domain
+from .domain import OrderStatus as St
+
+_MAX_RACES = 20
+
+
+class OrderStatusView:
+    def __init__(self, store: Store) -> None:
+        self.orders = store.collection("orders", events=True)
+
+    async def _report(
+        self, event: CloudEvent[Any], order_id: str, reported: St, extra: dict[str, Any] | None = None
+    ) -> None:
+        for _ in range(_MAX_RACES):
+            doc = await self.orders.get(order_id, {"status": 1})
+            if doc is None:
+                raise LookupError(f"order {order_id} not found for {event.type}")  # retried, then dead-lettered
+            current = St(doc["status"])
+            status = domain.advance(current, reported)
+            update: dict[str, Any] = {
+                "$set": {"status": status.value, **(extra or {})},
+                "$push": {"timeline": {"event": reported.value, "at": event.time}},
+            }
+            if await self.orders.update({"_id": order_id, "status": current.value}, update, caused_by=event.id):
+                return
+            again = await self.orders.get(order_id, {"status": 1})
+            if again is not None and again["status"] == current.value:
+                return  # the status held, so the guard failed on the event id: applied before
+        raise RuntimeError(f"order {order_id} kept changing under {event.type}")
+
+    async def when_payment_confirmed_mark_paid(self, event: CloudEvent[PaymentConfirmed]) -> None:
+        await self._report(event, event.data.order_id, St.PAID)
+
+    async def when_payment_failed_mark_failed(self, event: CloudEvent[PaymentFailed]) -> None:
+        await self._report(event, event.data.order_id, St.PAYMENT_FAILED)
+
+    async def when_payment_amount_mismatch_stop(self, event: CloudEvent[PaymentAmountMismatch]) -> None:
+        await self._report(event, event.data.order_id, St.PAYMENT_AMOUNT_MISMATCH)
+
+    async def when_consent_rejected_ask_again(self, event: CloudEvent[ConsentRejected]) -> None:
+        await self._report(event, event.data.order_id, St.CONSENT_REJECTED)
+
+    async def when_contract_signed_mark_signed(self, event: CloudEvent[ContractSigned]) -> None:
+        await self._report(event, event.data.order_id, St.CONTRACT_SIGNED)
+
+    async def when_cert_issued_show_pending(self, event: CloudEvent[CertIssued]) -> None:
+        d = event.data
+        await self._report(
+            event,
+            d.order_id,
+            St.PENDING_ACTIVATION,
+            {
+                "certificate.certificate_id": d.certificate_id,
+                "certificate.serial_number": d.serial_number,
+                "certificate.subject_dn": d.subject_dn,
+                "certificate.not_before": d.not_before.isoformat(),
+                "certificate.not_after": d.not_after.isoformat(),
+            },
+        )
+
+    async def when_cert_activated_show_active(self, event: CloudEvent[CertActivated]) -> None:
+        d = event.data
+        await self._report(event, d.order_id, St.ACTIVE, {"certificate.activated_at": d.activated_at.isoformat()})

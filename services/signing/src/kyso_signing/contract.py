@@ -1,0 +1,159 @@
+"""The service contract: drawn up once an order is paid, consented to with an OTP bound to its hash."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from kyso_contracts import (
+    CloudEvent,
+    ConsentRejected,
+    OrderPlaced,
+    OtpPurpose,
+    PaymentAmountMismatch,
+    PaymentConfirmed,
+    SmsOtpVerified,
+)
+from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.clock import Clock
+from kyso_kit.errors import not_found
+from kyso_kit.store import Doc, Store
+from kyso_kit.timeutil import local
+
+from . import documents, domain
+from .domain import CertificateStatus as S
+from .issuance import Issuance
+from .schemas import ConsentRejection, ContractView
+
+log = logging.getLogger(__name__)
+
+
+class Contracts:
+    def __init__(self, store: Store, issuance: Issuance, clock: Clock, provider_name: str) -> None:
+        self.certs = store.collection("certificates", events=True)
+        self.events = store.events
+        self.issuance = issuance
+        self.clock = clock
+        self.provider_name = provider_name
+
+    async def init(self) -> None:
+        await self.certs.ensure_index([("order_id", 1)], unique=True)
+        await self.certs.ensure_index([("contract.contract_id", 1)])
+
+    def _new(self) -> Doc:
+        return {"_id": uuid.uuid4().hex, "created_at": self.clock.now(), "status": S.COLLECTING.value}
+
+    async def when_order_placed_remember_order(self, event: CloudEvent[OrderPlaced]) -> None:
+        o = event.data
+        await self.certs.update(
+            {"order_id": o.order_id},
+            {"$set": {"order": o.model_dump(mode="json"), "account_id": o.account_id}},
+            caused_by=event.id,
+            upsert_with=self._new(),
+        )
+        await self._prepare_if_ready(o.order_id, event.id)
+
+    async def when_payment_confirmed_prepare_contract(self, event: CloudEvent[PaymentConfirmed]) -> None:
+        p = event.data
+        await self.certs.update(
+            {"order_id": p.order_id},
+            {"$set": {"paid": True, "payment_id": p.payment_id, "paid_amount_vnd": p.amount_vnd}},
+            caused_by=event.id,
+            upsert_with=self._new(),
+        )
+        await self._prepare_if_ready(p.order_id, event.id)
+
+    async def _prepare_if_ready(self, order_id: str, cause: str) -> None:
+        # Order and payment arrive on different topics in either order; the contract is drawn up
+        # when both are known, exactly once (the status guard).
+        doc = await self.certs.find_one({"order_id": order_id})
+        if not doc or doc["status"] != S.COLLECTING or not doc.get("paid") or not doc.get("order"):
+            return
+        order_vnd, paid_vnd = doc["order"]["amount_vnd"], doc["paid_amount_vnd"]
+        status = domain.prepare(S(doc["status"]), paid_vnd=paid_vnd, order_vnd=order_vnd)
+        guard = {"_id": doc["_id"], "status": S.COLLECTING.value}
+        t = self.clock.now()
+        if status == S.AMOUNT_MISMATCH:
+            mismatch = PaymentAmountMismatch(
+                certificate_id=doc["_id"],
+                order_id=order_id,
+                account_id=doc["account_id"],
+                payment_id=doc["payment_id"],
+                paid_vnd=paid_vnd,
+                order_vnd=order_vnd,
+                detected_at=t,
+            )
+            await self.certs.update(
+                guard, {"$set": {"status": status.value}}, events=[self.events(mismatch, causation_id=cause)]
+            )
+            log.warning("paid amount differs from order amount", extra={"order_id": order_id, "cause": cause})
+            return
+        contract_id = uuid.uuid4().hex
+        text = documents.service_contract(contract_id, self.provider_name, doc["order"])
+        contract = {
+            "contract_id": contract_id,
+            "text": text.decode(),
+            "sha256": documents.sha256_hex(text),
+            "prepared_at": t,
+        }
+        await self.certs.update(guard, {"$set": {"status": status.value, "contract": contract}})
+
+    async def for_order(self, who: Principal, order_id: str) -> ContractView:
+        doc = await self.certs.find_one({"order_id": order_id})
+        if doc is None or "contract" not in doc:
+            raise not_found("contract", "hợp đồng")
+        ensure_may(who, doc["account_id"], "read")
+        c = doc["contract"]
+        return ContractView(
+            certificate_id=doc["_id"],
+            order_id=order_id,
+            contract_id=c["contract_id"],
+            text=c["text"],
+            sha256=c["sha256"],
+            status=doc["status"],
+            signed=S(doc["status"]) in domain.CONTRACT_SIGNED,
+            consent_rejections=[
+                ConsentRejection(consent_challenge_id=r["challenge_id"], reason=r["reason"], at=local(r["at"]))
+                for r in doc.get("consent_rejections", [])
+            ],
+        )
+
+    async def when_sms_otp_verified_sign_contract(self, event: CloudEvent[SmsOtpVerified]) -> None:
+        e = event.data
+        if e.purpose != OtpPurpose.CONTRACT_CONSENT:
+            return
+        doc = await self.certs.find_one({"contract.contract_id": e.subject})
+        if doc is None:
+            raise LookupError(f"no contract {e.subject}")  # not yet prepared here: retried, then dead-lettered
+        problem = domain.consent_problem(
+            account_id=e.account_id or "",
+            owner=doc["account_id"],
+            binding=e.binding_sha256,
+            contract_sha256=doc["contract"]["sha256"],
+        )
+        if problem is not None:
+            await self._reject(doc, event, problem)
+            return
+        await self.issuance.issue_on_consent(doc, event)
+
+    async def _reject(self, doc: Doc, event: CloudEvent[SmsOtpVerified], reason: str) -> None:
+        """The code authorised something else: a visible rejection, the contract still waits for consent."""
+        if doc["status"] != S.AWAITING_CONSENT:
+            return
+        domain.next_status(S(doc["status"]), "reject_consent")
+        t = self.clock.now()
+        rejected = ConsentRejected(
+            certificate_id=doc["_id"],
+            order_id=doc["order_id"],
+            account_id=doc["account_id"],
+            contract_id=event.data.subject,
+            consent_challenge_id=event.data.challenge_id,
+            reason=reason,  # type: ignore[arg-type]
+            rejected_at=t,
+        )
+        await self.certs.update(
+            {"_id": doc["_id"], "status": S.AWAITING_CONSENT.value},
+            {"$push": {"consent_rejections": {"challenge_id": event.data.challenge_id, "reason": reason, "at": t}}},
+            events=[rejected],
+            caused_by=event.id,
+        )

@@ -1,0 +1,212 @@
+"""Registration rules: the VNeID hand-over, accounts and login lock-out, orders and the status view."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from kyso_client import vneid
+from kyso_contracts import (
+    AccountCreated,
+    CertActivated,
+    OrderPlaced,
+    OtpPurpose,
+    PaymentConfirmed,
+    PaymentFailed,
+    SmsOtpVerified,
+)
+from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier
+from kyso_kit.clock import FakeClock
+from kyso_kit.devkeys import dev_ec_private_pem, dev_ec_public_pem
+from kyso_kit.errors import Conflict, Forbidden, IllegalTransition, Invalid, Rejected, Unauthenticated
+from kyso_kit.store import MemoryStore
+from kyso_registration.accounts import Accounts
+from kyso_registration.domain import VneidVerifier
+from kyso_registration.identity import Identities
+from kyso_registration.orders import Orders
+from kyso_registration.status import OrderStatusView
+
+from .conftest import delivered
+
+PASSWORD = "Ky-so an toan 2025!"
+PHONE = "+84912345678"
+
+
+class Registration:
+    def __init__(self, store: MemoryStore, clock: FakeClock) -> None:
+        self.clock = clock
+        self.tokens = TokenIssuer(dev_ec_private_pem("auth"), 900, clock)
+        self.identities = Identities(store, VneidVerifier(dev_ec_public_pem("vneid")), clock, 600)
+        self.accounts = Accounts(store, self.identities, self.tokens, clock, max_failures=3, lock_seconds=900)
+        self.orders = Orders(store, self.identities, clock)
+        self.status = OrderStatusView(store)
+
+    async def start(self) -> None:
+        for init in (self.identities.init, self.accounts.init, self.orders.init):
+            await init()
+
+    def identity(self, **changes: Any) -> tuple[dict[str, Any], str]:
+        ident = vneid.identity(vneid.random_citizen_id(), "Lê Thị Hoa", "1992-05-06")
+        ident["issued_at"] = self.clock.now().isoformat()
+        ident.update(changes)
+        return ident, vneid.sign(ident)
+
+    async def citizen(self) -> Principal:
+        reg = await self.identities.accept(*self.identity())
+        await self.identities.confirm(reg.registration_id)
+        await self.identities.when_sms_otp_verified_mark_phone(
+            delivered(
+                SmsOtpVerified(
+                    challenge_id="ch-1",
+                    purpose=OtpPurpose.PHONE_VERIFICATION,
+                    subject=reg.registration_id,
+                    phone=PHONE,
+                    verified_at=self.clock.now(),
+                ),
+                self.clock,
+            )
+        )
+        session = await self.accounts.create(reg.registration_id, PHONE, "hoa@example.vn", PASSWORD)
+        return TokenVerifier(self.tokens.jwks(), self.clock).verify(session.access_token)
+
+
+@pytest.fixture
+async def registration(store: MemoryStore, clock: FakeClock) -> Registration:
+    r = Registration(store, clock)
+    await r.start()
+    return r
+
+
+async def test_vneid_assertions_must_be_signed_level_2_fresh_and_used_once(
+    registration: Registration, clock: FakeClock
+) -> None:
+    ids = registration.identities
+    ident, sig = registration.identity()
+    with pytest.raises(Unauthenticated):
+        await ids.accept({**ident, "full_name": "Someone Else"}, sig)
+    low, low_sig = registration.identity(eid_level=1)
+    with pytest.raises(Forbidden):
+        await ids.accept(low, low_sig)
+    old, old_sig = registration.identity(issued_at=(clock.now() - timedelta(minutes=11)).isoformat())
+    with pytest.raises(Rejected):
+        await ids.accept(old, old_sig)
+    await ids.accept(ident, sig)
+    with pytest.raises(Conflict):
+        await ids.accept(ident, sig)
+
+
+async def test_an_account_needs_a_confirmed_registration_a_verified_phone_and_a_strong_password(
+    registration: Registration, store: MemoryStore
+) -> None:
+    reg = await registration.identities.accept(*registration.identity())
+    with pytest.raises(Conflict, match="registration_not_confirmed"):
+        await registration.accounts.create(reg.registration_id, PHONE, "h@example.vn", PASSWORD)
+    await registration.identities.confirm(reg.registration_id)
+    with pytest.raises(Conflict, match="phone_not_verified"):
+        await registration.accounts.create(reg.registration_id, PHONE, "h@example.vn", PASSWORD)
+    who = await registration.citizen()
+    assert who.has("subscriber") and store.of_type(AccountCreated)[-1].data.account_id == who.account_id
+
+
+async def test_login_locks_after_consecutive_failures_and_unlocks_when_the_time_is_up(
+    registration: Registration, clock: FakeClock
+) -> None:
+    await registration.citizen()
+    accounts = registration.accounts
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            await accounts.login(PHONE, "wrong password!!")
+    with pytest.raises(Unauthenticated):  # locked: the right password answers like a wrong one
+        await accounts.login(PHONE, PASSWORD)
+    clock.advance(seconds=899)
+    with pytest.raises(Unauthenticated):
+        await accounts.login(PHONE, PASSWORD)
+    clock.advance(seconds=2)
+    assert (await accounts.login(PHONE, PASSWORD)).roles == ["subscriber"]
+
+
+async def test_operator_accounts_carry_their_roles_into_the_token(registration: Registration) -> None:
+    await registration.accounts.create_operator("+84901234567", PASSWORD, ["operator", "auditor"])
+    session = await registration.accounts.login("+84901234567", PASSWORD)
+    assert session.roles == ["auditor", "operator"]
+    with pytest.raises(Invalid):
+        await registration.accounts.create_operator("+84901234568", "short", ["operator"])
+
+
+async def test_orders_need_a_known_package_and_only_their_owner_sees_them(
+    registration: Registration, store: MemoryStore
+) -> None:
+    who = await registration.citizen()
+    with pytest.raises(Invalid):
+        await registration.orders.place(who, "PERSONAL_4Y")
+    order = await registration.orders.place(who, "PERSONAL_3Y")
+    assert order.status == "awaiting_payment" and order.amount_vnd == 1_900_000
+    [placed] = store.of_type(OrderPlaced)
+    assert placed.data.validity_years == 3
+    with pytest.raises(Forbidden):
+        await registration.orders.view(Principal("intruder"), order.order_id)
+
+
+async def test_the_status_follows_events_in_any_order_each_applied_once(
+    registration: Registration, clock: FakeClock
+) -> None:
+    who = await registration.citizen()
+    order = await registration.orders.place(who, "PERSONAL_1Y")
+    common = {"order_id": order.order_id, "account_id": who.account_id}
+    activated = delivered(
+        CertActivated(
+            certificate_id="c1",
+            serial_number="abc",
+            acceptance_record_sha256="a" * 64,
+            acceptance_signature_b64="sig",
+            activated_at=clock.now(),
+            **common,
+        ),
+        clock,
+    )
+    failed = delivered(
+        PaymentFailed(
+            payment_id="p1", amount_vnd=800_000, reason_code="24", reason="x", failed_at=clock.now(), **common
+        ),
+        clock,
+    )
+    paid = delivered(
+        PaymentConfirmed(
+            payment_id="p1", amount_vnd=800_000, provider="vnpay", provider_transaction_no="1",
+            confirmed_at=clock.now(), **common,
+        ),
+        clock,
+    )  # fmt: skip
+    status = registration.status
+    await status.when_cert_activated_show_active(activated)  # arrives first, from another topic
+    await status.when_payment_failed_mark_failed(failed)
+    await status.when_payment_confirmed_mark_paid(paid)
+    await status.when_payment_confirmed_mark_paid(paid)  # duplicate
+    view = await registration.orders.view(who, order.order_id)
+    assert view.status == "active" and view.status_vi == "Đang hoạt động"
+    assert [t.event for t in view.timeline] == ["order_placed", "active", "payment_failed", "paid"]
+
+
+async def test_an_event_no_path_allows_is_an_error_not_a_silent_write(
+    registration: Registration, clock: FakeClock
+) -> None:
+    from kyso_contracts import ContractSigned, PaymentAmountMismatch
+
+    who = await registration.citizen()
+    order = await registration.orders.place(who, "PERSONAL_1Y")
+    common = {"order_id": order.order_id, "account_id": who.account_id, "certificate_id": "c1"}
+    await registration.status.when_payment_amount_mismatch_stop(
+        delivered(
+            PaymentAmountMismatch(payment_id="p1", paid_vnd=1, order_vnd=800_000, detected_at=clock.now(), **common),
+            clock,
+        )
+    )
+    signed = ContractSigned(
+        contract_id="k1", contract_sha256="a" * 64, consent_challenge_id="ch", provider_signature_b64="s",
+        signed_at=clock.now(), **common,
+    )  # fmt: skip
+    with pytest.raises(IllegalTransition):
+        await registration.status.when_contract_signed_mark_signed(delivered(signed, clock))
+    assert (await registration.orders.view(who, order.order_id)).status == "payment_amount_mismatch"

@@ -1,0 +1,209 @@
+"""Signing rules: the order/payment join, amount mismatch, consent bound to the contract, issuance
+recorded before signing, activation."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date
+
+import pytest
+from cryptography import x509
+
+from kyso_contracts import (
+    CertActivated,
+    CertIssued,
+    ConsentRejected,
+    ContractSigned,
+    OrderPlaced,
+    OtpPurpose,
+    PaymentAmountMismatch,
+    PaymentConfirmed,
+    SmsOtpVerified,
+    SubscriberIdentity,
+)
+from kyso_kit.auth import Principal
+from kyso_kit.clock import FakeClock
+from kyso_kit.crypto import SecretBox
+from kyso_kit.errors import Conflict, Forbidden, Invalid
+from kyso_kit.store import MemoryStore
+from kyso_signing import pki
+from kyso_signing.activation import Activation
+from kyso_signing.authority import Authority
+from kyso_signing.contract import Contracts
+from kyso_signing.issuance import Issuance
+
+from .conftest import delivered
+
+MASTER = base64.b64encode(b"k" * 32).decode()
+ALICE = Principal("acct-alice")
+
+
+class Signing:
+    def __init__(self, store: MemoryStore, clock: FakeClock) -> None:
+        box = SecretBox(MASTER)
+        self.authority = Authority(store.collection("authority"), box, "Test CA", clock)
+        self.issuance = Issuance(store, self.authority, box, clock)
+        self.contracts = Contracts(store, self.issuance, clock, "kyso test")
+        self.activation = Activation(store, self.authority, MASTER, clock)
+        self.store, self.clock = store, clock
+
+    async def start(self) -> None:
+        await self.contracts.init()
+        await self.issuance.init()
+
+    def order(self, amount: int = 800_000, order_id: str = "order-1") -> OrderPlaced:
+        return OrderPlaced(
+            order_id=order_id,
+            account_id=ALICE.account_id,
+            registration_id="reg-1",
+            subscriber=SubscriberIdentity(
+                citizen_id="001099012345", full_name="Nguyễn Thị Bình", date_of_birth=date(1990, 1, 2)
+            ),
+            email="b@example.vn",
+            package_code="PERSONAL_2Y",
+            validity_years=2,
+            amount_vnd=amount,
+            placed_at=self.clock.now(),
+        )
+
+    def paid(self, amount: int = 800_000, order_id: str = "order-1") -> PaymentConfirmed:
+        return PaymentConfirmed(
+            payment_id="pay-1",
+            order_id=order_id,
+            account_id=ALICE.account_id,
+            amount_vnd=amount,
+            provider="vnpay",
+            provider_transaction_no="1",
+            confirmed_at=self.clock.now(),
+        )
+
+    def consent(
+        self, contract_id: str, binding: str, account: str = ALICE.account_id, ch: str = "ch-1"
+    ) -> SmsOtpVerified:
+        return SmsOtpVerified(
+            challenge_id=ch,
+            purpose=OtpPurpose.CONTRACT_CONSENT,
+            subject=contract_id,
+            account_id=account,
+            phone="+84912345678",
+            binding_sha256=binding,
+            verified_at=self.clock.now(),
+        )
+
+
+@pytest.fixture
+async def signing(store: MemoryStore, clock: FakeClock) -> Signing:
+    s = Signing(store, clock)
+    await s.start()
+    return s
+
+
+async def test_the_contract_waits_for_both_order_and_payment_in_either_order(signing: Signing) -> None:
+    c = signing.contracts
+    await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(), signing.clock))
+    with pytest.raises(Exception, match="not found"):
+        await c.for_order(ALICE, "order-1")
+    await c.when_order_placed_remember_order(delivered(signing.order(), signing.clock))
+    contract = await c.for_order(ALICE, "order-1")
+    assert contract.status == "awaiting_consent" and not contract.signed
+    assert "Nguyễn Thị Bình" in contract.text and "800.000 đồng" in contract.text
+
+
+async def test_a_payment_for_another_amount_stops_with_an_event_and_no_contract(signing: Signing) -> None:
+    c, store = signing.contracts, signing.store
+    await c.when_order_placed_remember_order(delivered(signing.order(800_000), signing.clock))
+    paid = delivered(signing.paid(700_000), signing.clock)
+    await c.when_payment_confirmed_prepare_contract(paid)
+    [mismatch] = store.of_type(PaymentAmountMismatch)
+    assert (mismatch.data.paid_vnd, mismatch.data.order_vnd) == (700_000, 800_000)
+    assert mismatch.causationid == paid.id
+    doc = await c.certs.find_one({"order_id": "order-1"})
+    assert doc is not None and doc["status"] == "amount_mismatch" and "contract" not in doc
+
+
+async def _prepared(signing: Signing) -> tuple[str, str]:
+    c = signing.contracts
+    await c.when_order_placed_remember_order(delivered(signing.order(), signing.clock))
+    await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(), signing.clock))
+    contract = await c.for_order(ALICE, "order-1")
+    return contract.contract_id, contract.sha256
+
+
+async def test_a_consent_code_bound_to_another_hash_is_a_visible_rejection_the_user_can_retry(signing: Signing) -> None:
+    c, store = signing.contracts, signing.store
+    contract_id, sha = await _prepared(signing)
+    wrong = delivered(signing.consent(contract_id, "f" * 64, ch="ch-wrong"), signing.clock)
+    await c.when_sms_otp_verified_sign_contract(wrong)
+    await c.when_sms_otp_verified_sign_contract(wrong)  # a duplicate delivery: one rejection
+    [rejected] = store.of_type(ConsentRejected)
+    assert rejected.data.reason == "bound_to_other_document" and rejected.causationid == wrong.id
+    view = await c.for_order(ALICE, "order-1")
+    assert view.status == "awaiting_consent" and [r.reason for r in view.consent_rejections] == [
+        "bound_to_other_document"
+    ]
+    stranger = delivered(signing.consent(contract_id, sha, account="acct-mallory", ch="ch-m"), signing.clock)
+    await c.when_sms_otp_verified_sign_contract(stranger)
+    assert store.of_type(ConsentRejected)[-1].data.reason == "other_account"
+    assert not store.of_type(ContractSigned)
+    await c.when_sms_otp_verified_sign_contract(delivered(signing.consent(contract_id, sha), signing.clock))
+    assert len(store.of_type(ContractSigned)) == 1 and len(store.of_type(CertIssued)) == 1
+
+
+async def test_consent_issues_one_certificate_even_when_delivered_twice(signing: Signing) -> None:
+    c, store = signing.contracts, signing.store
+    contract_id, sha = await _prepared(signing)
+    ok = delivered(signing.consent(contract_id, sha), signing.clock)
+    await c.when_sms_otp_verified_sign_contract(ok)
+    await c.when_sms_otp_verified_sign_contract(ok)
+    [signed] = store.of_type(ContractSigned)
+    [issued] = store.of_type(CertIssued)
+    assert signed.causationid == ok.id and issued.causationid == signed.id
+    cert = x509.load_pem_x509_certificate(issued.data.certificate_pem.encode())
+    assert cert.not_valid_after_utc == pki.add_years(cert.not_valid_before_utc, 2)  # calendar years
+    serial = await store.collection("issued_serials").get(issued.data.serial_number)
+    assert serial is not None and serial["status"] == "issued"
+
+
+async def test_the_serial_is_recorded_before_signing_and_a_crash_resumes_with_it(
+    signing: Signing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, store = signing.contracts, signing.store
+    contract_id, sha = await _prepared(signing)
+    ok = delivered(signing.consent(contract_id, sha), signing.clock)
+    real = pki.issue_subscriber
+
+    def crash(*args: object, **kw: object) -> object:
+        raise RuntimeError("process killed while signing")
+
+    monkeypatch.setattr(pki, "issue_subscriber", crash)
+    with pytest.raises(RuntimeError):
+        await c.when_sms_otp_verified_sign_contract(ok)
+    [reserved] = await store.collection("issued_serials").find({})
+    assert reserved["status"] == "reserved"  # known before anything was signed
+    doc = await c.certs.find_one({"order_id": "order-1"})
+    assert doc is not None and doc["status"] == "issuing" and not store.of_type(CertIssued)
+    monkeypatch.setattr(pki, "issue_subscriber", real)
+    await c.when_sms_otp_verified_sign_contract(ok)  # the event comes back after the crash
+    [issued] = store.of_type(CertIssued)
+    assert issued.data.serial_number == reserved["_id"]
+
+
+async def test_activation_needs_the_owner_a_good_pin_and_the_record_shown(signing: Signing) -> None:
+    c, a, store = signing.contracts, signing.activation, signing.store
+    contract_id, sha = await _prepared(signing)
+    await c.when_sms_otp_verified_sign_contract(delivered(signing.consent(contract_id, sha), signing.clock))
+    [issued] = store.of_type(CertIssued)
+    cert_id = issued.data.certificate_id
+    record = await a.acceptance_record(ALICE, cert_id)
+    with pytest.raises(Invalid):
+        await a.activate(ALICE, cert_id, "123456", record.sha256)
+    with pytest.raises(Conflict):
+        await a.activate(ALICE, cert_id, "482915", "0" * 64)
+    with pytest.raises(Forbidden):  # not even an operator may set a subscriber's signing PIN
+        await a.activate(Principal("op", frozenset({"operator"})), cert_id, "482915", record.sha256)
+    done = await a.activate(ALICE, cert_id, "482915", record.sha256)
+    assert done.status == "active"
+    with pytest.raises(Conflict):
+        await a.activate(ALICE, cert_id, "482915", record.sha256)
+    [activated] = store.of_type(CertActivated)
+    assert activated.data.acceptance_record_sha256 == record.sha256
