@@ -38,7 +38,7 @@ class Citizen:
 
 async def new_citizen(api: KysoApi) -> Citizen:
     ident = vneid.identity(vneid.random_citizen_id(), "Hoàng Văn K", "1985-04-30")
-    reg = (await api.vneid_register(ident, vneid.sign(ident)))["registration_id"]
+    reg = (await api.vneid_register(vneid.sign(ident)))["registration_id"]
     await api.confirm_registration(reg)
     phone = vneid.random_phone()
     ch = await api.sms_challenge("phone_verification", reg, phone=phone)

@@ -25,7 +25,7 @@ async def expect(code: str, status: int, coro: Any) -> KysoError:
 
 async def registered(api: KysoApi) -> tuple[str, str]:
     ident = vneid.identity(vneid.random_citizen_id(), "Võ Thị E", "1988-08-08")
-    reg = await api.vneid_register(ident, vneid.sign(ident))
+    reg = await api.vneid_register(vneid.sign(ident))
     await api.confirm_registration(reg["registration_id"])
     return reg["registration_id"], vneid.random_phone()
 
@@ -33,21 +33,25 @@ async def registered(api: KysoApi) -> tuple[str, str]:
 async def test_vneid_handover_rejects_forgeries_replays_and_level_one(api: KysoApi) -> None:
     ident = vneid.identity(vneid.random_citizen_id(), "Đỗ Văn F", "1970-01-01")
     sig = vneid.sign(ident)
-    await expect("invalid_vneid_signature", 401, api.vneid_register({**ident, "full_name": "Đỗ Văn G"}, sig))
+    await expect("invalid_vneid_signature", 401, api.vneid_register(vneid.tampered(sig, full_name="Đỗ Văn G")))
     await expect("invalid_vneid_signature", 401,
-                 api.vneid_register(ident, vneid.sign(ident, ec.generate_private_key(ec.SECP256R1()))))  # fmt: skip
+                 api.vneid_register(vneid.sign(ident, ec.generate_private_key(ec.SECP256R1()))))  # fmt: skip
+    await expect("invalid_vneid_signature", 401, api.vneid_register("not.a.jws"))
+    unsigned = sig.rsplit(".", 1)[0] + "."
+    await expect("invalid_request", 422, api.vneid_register(unsigned))
     level1 = {**ident, "eid_level": 1, "nonce": ident["nonce"] + "x"}
-    await expect("eid_level_too_low", 403, api.vneid_register(level1, vneid.sign(level1)))
+    await expect("eid_level_too_low", 403, api.vneid_register(vneid.sign(level1)))
     stale = {**ident, "issued_at": "2020-01-01T00:00:00+00:00", "nonce": ident["nonce"] + "y"}
-    await expect("identity_expired", 400, api.vneid_register(stale, vneid.sign(stale)))
-    await api.vneid_register(ident, sig)
-    await expect("identity_replayed", 409, api.vneid_register(ident, sig))
-    await expect("invalid_request", 422, api.vneid_register({**ident, "citizen_id": "12"}, sig))
+    await expect("identity_expired", 400, api.vneid_register(vneid.sign(stale)))
+    await api.vneid_register(sig)
+    await expect("identity_replayed", 409, api.vneid_register(sig))
+    bad_id = {**ident, "citizen_id": "12", "nonce": ident["nonce"] + "z"}
+    await expect("invalid_identity", 422, api.vneid_register(vneid.sign(bad_id)))
 
 
 async def test_account_needs_confirmation_a_verified_phone_and_a_strong_password(api: KysoApi) -> None:
     ident = vneid.identity(vneid.random_citizen_id(), "Bùi Văn H", "1999-09-09")
-    reg = (await api.vneid_register(ident, vneid.sign(ident)))["registration_id"]
+    reg = (await api.vneid_register(vneid.sign(ident)))["registration_id"]
     phone = vneid.random_phone()
     await expect(
         "registration_not_confirmed", 409, api.create_account(reg, phone, "h@example.vn", "Ky-so an toan 2025!")

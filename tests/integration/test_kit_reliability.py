@@ -218,9 +218,10 @@ async def _dlq_count(servers: Servers, prefix: str) -> int:
 
 
 async def test_inbox_housekeeping_forgets_only_old_entries(probe: Probe, unique: str) -> None:
-    from datetime import timedelta
+    from datetime import UTC, datetime, timedelta
 
-    from kyso_kit.timeutil import now
+    def now() -> datetime:
+        return datetime.now(UTC)
 
     await probe.rt.inbox.remember(f"{unique}-new", "t")
     await probe.rt.db["processed_events"].insert_one(

@@ -54,9 +54,10 @@ async def test_wrong_activation_codes_are_bounded_per_client_and_right_ones_are_
 
 async def test_housekeeping_forgets_ended_windows_and_old_published_challenges(smartotp: SmartOtp) -> None:
     import time
-    from datetime import timedelta
+    from datetime import UTC, datetime, timedelta
 
-    from kyso_kit.timeutil import now
+    def now() -> datetime:
+        return datetime.now(UTC)
 
     sms = smartotp.sms
     assert await sms.limits.hit("x", "k", 5, 3600) is None  # a live window

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -29,15 +30,19 @@ def test_a_reasonable_password_passes() -> None:
     assert reg.password_problems("Ky-so an toan 2025!", "+84912345678", "an@example.vn") == []
 
 
-def test_vneid_signature_is_checked_over_the_canonical_identity() -> None:
+def test_the_vneid_assertion_is_a_jws_checked_with_vneids_key_only() -> None:
     public = vneid.sandbox_key().public_key()
     verifier = reg.VneidVerifier(public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode())
     ident = vneid.identity("001099012345", "Trần Thị B", "1995-02-03")
-    sig = vneid.sign(ident)
-    assert verifier.valid(dict(reversed(list(ident.items()))), sig)  # key order does not matter
-    assert not verifier.valid({**ident, "full_name": "Trần Thị C"}, sig)
-    assert not verifier.valid(ident, vneid.sign(ident, ec.generate_private_key(ec.SECP256R1())))
-    assert not verifier.valid(ident, "!!notbase64!!")
+    assertion = vneid.sign(ident)
+    assert verifier.identity(assertion) == ident
+    assert verifier.identity(vneid.tampered(assertion, full_name="Trần Thị C")) is None
+    assert verifier.identity(vneid.sign(ident, ec.generate_private_key(ec.SECP256R1()))) is None
+    header, payload, _ = assertion.split(".")
+    none_alg = base64.urlsafe_b64encode(b'{"alg":"none"}').decode().rstrip("=")
+    assert verifier.identity(f"{none_alg}.{payload}.") is None
+    assert verifier.identity(f"{header}.{payload}.") is None
+    assert verifier.identity("!!not a jws!!") is None
 
 
 def test_vnpay_signature_round_trip_and_tamper_detection() -> None:

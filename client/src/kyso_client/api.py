@@ -59,11 +59,11 @@ class KysoApi:
         return resp.text
 
     # registration ---------------------------------------------------------
-    async def vneid_register(self, identity: dict[str, Any], signature_b64: str) -> Any:
+    async def vneid_register(self, assertion: str) -> Any:
         return await self.call(
             "POST",
             f"{self.ep.registration}/v1/vneid/registrations",
-            json={"identity": identity, "signature_b64": signature_b64},
+            json={"assertion": assertion},
         )
 
     async def registration(self, reg_id: str) -> Any:

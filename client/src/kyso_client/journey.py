@@ -133,7 +133,7 @@ async def walk(
     try:
         # Step 1 — VNeID hands the citizen's level-2 identity over, signed.
         ident = vneid.identity(vneid.random_citizen_id(), "Nguyễn Thị Minh Khai", "1990-05-19")
-        reg = await api.vneid_register(ident, vneid.sign(ident))
+        reg = await api.vneid_register(vneid.sign(ident))
         r.registration_id = reg["registration_id"]
         say(f"1. VNeID → registration: identity of {ident['full_name']} accepted (registration {r.registration_id})")
 

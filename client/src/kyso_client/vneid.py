@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jws
+from joserfc.jwk import ECKey
 
-from kyso_contracts.vneid import canonical_identity
+from kyso_contracts.vneid import JWS_ALGORITHM
 
 
 def sandbox_key() -> ec.EllipticCurvePrivateKey:
@@ -36,8 +39,20 @@ def identity(citizen_id: str, full_name: str, date_of_birth: str, eid_level: int
 
 
 def sign(ident: dict[str, Any], key: ec.EllipticCurvePrivateKey | None = None) -> str:
-    key = key or sandbox_key()
-    return base64.b64encode(key.sign(canonical_identity(ident), ec.ECDSA(hashes.SHA256()))).decode()
+    """The assertion VNeID hands over: a compact JWS (ES256) whose payload is the identity."""
+    pem = (key or sandbox_key()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    payload = json.dumps(ident, ensure_ascii=False, separators=(",", ":")).encode()
+    return jws.serialize_compact({"alg": JWS_ALGORITHM, "typ": "JWT"}, payload, ECKey.import_key(pem))
+
+
+def tampered(assertion: str, **changes: Any) -> str:
+    """The same signature over a changed identity (for tests of forgery)."""
+    header, payload, signature = assertion.split(".")
+    ident = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged = base64.urlsafe_b64encode(json.dumps({**ident, **changes}).encode()).decode().rstrip("=")
+    return f"{header}.{forged}.{signature}"
 
 
 def random_citizen_id() -> str:

@@ -6,10 +6,12 @@ Only a service's composition root instantiates settings; nothing else reads the 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecretKind = Literal["secret", "private_pem", "public_pem"]
 
 
 class ServiceSettings(BaseSettings):
@@ -79,8 +81,20 @@ class ServiceSettings(BaseSettings):
         "registration serves it at /.well-known/jwks.json",
     )
 
+    secrets: ClassVar[dict[str, tuple[SecretKind, str]]] = {}
+    """Secret fields of a service: field → (kind, development purpose). Production refuses to start
+    without each of them; development fills in the well-known development value of that purpose."""
+
     @model_validator(mode="after")
     def _defaults(self) -> ServiceSettings:
+        for name, (kind, purpose) in self.secrets.items():
+            env_name = str(type(self).model_fields[name].validation_alias)
+            value = getattr(self, name)
+            if kind == "secret":
+                value = resolve_secret(self.profile, value, purpose, env_name)
+            else:
+                value = resolve_pem(self.profile, value, purpose, env_name, private=kind == "private_pem")
+            object.__setattr__(self, name, value)
         if not self.mongodb_database:
             object.__setattr__(self, "mongodb_database", f"kyso_{self.service_name}")
         if not self.auth_public_key_pem and not self.auth_jwks and self.profile == "development":

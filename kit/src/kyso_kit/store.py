@@ -183,6 +183,14 @@ class _Writer:
 # --------------------------------------------------------------------------- MongoDB-wire
 
 
+def _raise_if_duplicate(exc: OperationFailure, name: str) -> None:
+    # FerretDB reports a unique violation caused by $set as InternalError (code 1: "UNIQUE constraint
+    # failed"), not as DuplicateKeyError 11000.
+    text = str(exc).lower()
+    if exc.code == 11000 or "duplicate key" in text or "unique constraint failed" in text:
+        raise DuplicateKey(name) from None
+
+
 class MongoAggregates(_Writer):
     def __init__(
         self,
@@ -266,9 +274,7 @@ class MongoAggregates(_Writer):
         except DuplicateKeyError:
             raise DuplicateKey(self.name) from None
         except OperationFailure as exc:
-            # FerretDB reports a unique violation caused by $set as InternalError, not 11000.
-            if "duplicate key" in str(exc).lower():
-                raise DuplicateKey(self.name) from None
+            _raise_if_duplicate(exc, self.name)
             raise
         if doc is not None and OUTBOX_FIELD in upd.get("$push", {}):
             self._nudge(self.name, doc["_id"])
@@ -283,14 +289,21 @@ class MongoAggregates(_Writer):
         caused_by: str | None = None,
         upsert_with: Doc | None = None,
     ) -> bool:
-        if upsert_with is not None or events:
+        doc_id = filter.get("_id")
+        if upsert_with is not None or (events and (doc_id is None or isinstance(doc_id, dict))):
+            # the relay needs the document's id, which only the document itself can tell
             got = await self.update_and_get(filter, update, events=events, caused_by=caused_by, upsert_with=upsert_with)
             return got is not None
-        flt, upd = self._prepare(filter, update, (), caused_by)
+        flt, upd = self._prepare(filter, update, events, caused_by)
         try:
             res = await self._coll.update_one(flt, upd)
         except DuplicateKeyError:
             raise DuplicateKey(self.name) from None
+        except OperationFailure as exc:
+            _raise_if_duplicate(exc, self.name)
+            raise
+        if res.matched_count and events:
+            self._nudge(self.name, doc_id)
         return bool(res.matched_count)
 
     async def update_many(self, filter: Doc, update: Doc) -> int:

@@ -1,13 +1,10 @@
-"""Time is timezone-aware UTC inside and shown in Asia/Ho_Chi_Minh."""
+"""Time is timezone-aware UTC inside and shown in Asia/Ho_Chi_Minh. The time itself comes from
+:mod:`kyso_kit.clock`."""
 
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def as_utc(dt: datetime) -> datetime:

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, model_validator
 
-from kyso_kit.settings import ServiceSettings, resolve_secret
+from kyso_kit.settings import SecretKind, ServiceSettings
 
 
 class OtpSettings(ServiceSettings):
     service_name: str = "otp"
+    secrets: ClassVar[dict[str, tuple[SecretKind, str]]] = {
+        "master_key_b64": ("secret", "otp-seeds"),
+        "sms_pepper_b64": ("secret", "otp-sms-pepper"),
+    }
     http_port: int = Field(default=8004, validation_alias="HTTP_PORT", description="HTTP port")
     master_key_b64: str | None = Field(
         default=None,
@@ -96,15 +102,7 @@ class OtpSettings(ServiceSettings):
     )
 
     @model_validator(mode="after")
-    def _secrets(self) -> OtpSettings:
-        object.__setattr__(
-            self, "master_key_b64", resolve_secret(self.profile, self.master_key_b64, "otp-seeds", "OTP_MASTER_KEY")
-        )
-        object.__setattr__(
-            self,
-            "sms_pepper_b64",
-            resolve_secret(self.profile, self.sms_pepper_b64, "otp-sms-pepper", "OTP_SMS_PEPPER"),
-        )
+    def _gateway(self) -> OtpSettings:
         if self.profile == "production" and not self.sms_gateway_url:
             raise ValueError("OTP_SMS_GATEWAY_URL must be set in production")
         return self

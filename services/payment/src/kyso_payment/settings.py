@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import ClassVar
 
-from kyso_kit.settings import ServiceSettings, resolve_secret
+from pydantic import Field
+
+from kyso_kit.settings import SecretKind, ServiceSettings
 
 
 class PaymentSettings(ServiceSettings):
     service_name: str = "payment"
+    secrets: ClassVar[dict[str, tuple[SecretKind, str]]] = {"vnpay_hash_secret": ("secret", "vnpay")}
     http_port: int = Field(default=8002, validation_alias="HTTP_PORT", description="HTTP port")
     vnpay_tmn_code: str = Field(
         default="KYSODEV1",
@@ -28,12 +31,3 @@ class PaymentSettings(ServiceSettings):
         validation_alias="VNPAY_RETURN_URL",
         description="Where the gateway sends the user back",
     )
-
-    @model_validator(mode="after")
-    def _secrets(self) -> PaymentSettings:
-        object.__setattr__(
-            self,
-            "vnpay_hash_secret",
-            resolve_secret(self.profile, self.vnpay_hash_secret, "vnpay", "VNPAY_HASH_SECRET"),
-        )
-        return self

@@ -3,16 +3,16 @@ VNeID assertions."""
 
 from __future__ import annotations
 
-import base64
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 
-from kyso_contracts.vneid import canonical_identity
+from kyso_contracts.vneid import JWS_ALGORITHM
 from kyso_kit.errors import IllegalTransition
 
 
@@ -119,16 +119,19 @@ def password_problems(password: str, phone: str, email: str) -> list[str]:
 
 
 class VneidVerifier:
+    """Checks VNeID's identity assertion: a compact JWS (ES256) over the identity JSON."""
+
     def __init__(self, public_pem: str) -> None:
-        key = serialization.load_pem_public_key(public_pem.encode())
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise ValueError("VNeID key must be an EC public key")
+        key = ECKey.import_key(public_pem)
+        if key.curve_name != "P-256":
+            raise ValueError("VNeID key must be an EC P-256 public key")
         self._key = key
 
-    def valid(self, identity: dict[str, Any], signature_b64: str) -> bool:
+    def identity(self, assertion: str) -> dict[str, Any] | None:
+        """The signed identity, or None when the assertion is not signed by VNeID."""
         try:
-            sig = base64.b64decode(signature_b64, validate=True)
-            self._key.verify(sig, canonical_identity(identity), ec.ECDSA(hashes.SHA256()))
-        except (ValueError, InvalidSignature):
-            return False
-        return True
+            signed = jws.deserialize_compact(assertion, self._key, algorithms=[JWS_ALGORITHM])
+            payload = json.loads(signed.payload)
+        except (JoseError, ValueError, UnicodeDecodeError):
+            return None
+        return payload if isinstance(payload, dict) else None

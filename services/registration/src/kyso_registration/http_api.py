@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from kyso_contracts.types import Id
 from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier, bearer_dependency
@@ -37,11 +37,9 @@ def router(
         return Jwks(**issuer.jwks())
 
     @r.post("/v1/vneid/registrations", status_code=201, tags=["vneid"], responses=errors(400, 401, 403, 409, 422))
-    async def vneid_registration(body: VneidRegistration, request: Request) -> RegistrationView:
-        """Step 1: VNeID hands over a signed level-2 identity."""
-        # The signature covers the identity exactly as VNeID sent it, not our parsed form of it.
-        raw = (await request.json())["identity"]
-        return await identities.accept(raw, body.signature_b64)
+    async def vneid_registration(body: VneidRegistration) -> RegistrationView:
+        """Step 1: VNeID hands over a signed level-2 identity (a JWS whose payload is a VneidIdentity)."""
+        return await identities.accept(body.assertion)
 
     @r.get("/v1/registrations/{registration_id}", tags=["registration"], responses=errors(404, 422))
     async def get_registration(registration_id: Id) -> RegistrationView:

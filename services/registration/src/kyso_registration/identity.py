@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+
+from pydantic import ValidationError
 
 from kyso_contracts import CloudEvent, OtpPurpose, SmsOtpVerified
 from kyso_kit.clock import Clock
-from kyso_kit.errors import Conflict, Forbidden, Rejected, Unauthenticated, not_found
+from kyso_kit.errors import Conflict, Forbidden, Invalid, Rejected, Unauthenticated, not_found
 from kyso_kit.store import Doc, DuplicateKey, Store
 from kyso_kit.timeutil import as_utc
 
 from . import domain
-from .schemas import IdentityView, RegistrationView
+from .schemas import IdentityView, RegistrationView, VneidIdentity
 
 
 def registration_view(doc: Doc) -> RegistrationView:
@@ -37,13 +38,23 @@ class Identities:
     async def init(self) -> None:
         await self.registrations.ensure_index([("vneid_nonce", 1)], unique=True)
 
-    async def accept(self, identity: dict[str, Any], signature_b64: str) -> RegistrationView:
-        if not self.vneid.valid(identity, signature_b64):
+    async def accept(self, assertion: str) -> RegistrationView:
+        identity = self.vneid.identity(assertion)
+        if identity is None:
             raise Unauthenticated(
                 "invalid_vneid_signature",
                 "The identity is not signed by VNeID",
                 "Thông tin định danh không có chữ ký hợp lệ của VNeID",
             )
+        try:
+            VneidIdentity.model_validate(identity)
+        except ValidationError as exc:
+            raise Invalid(
+                "invalid_identity",
+                "The signed identity is incomplete or malformed",
+                "Thông tin định danh không đầy đủ hoặc sai định dạng",
+                details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]},
+            ) from None
         if identity.get("eid_level") != 2:
             raise Forbidden(
                 "eid_level_too_low",

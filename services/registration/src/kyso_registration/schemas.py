@@ -15,6 +15,8 @@ class Strict(BaseModel):
 
 
 class VneidIdentity(Strict):
+    """The payload of VNeID's signed assertion."""
+
     citizen_id: CitizenId
     full_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     date_of_birth: date
@@ -25,10 +27,9 @@ class VneidIdentity(Strict):
 
 
 class VneidRegistration(Strict):
-    identity: VneidIdentity
-    signature_b64: Annotated[str, StringConstraints(min_length=16, max_length=512)] = Field(
-        description="VNeID's ECDSA P-256 signature over the canonical identity JSON (base64 DER)"
-    )
+    assertion: Annotated[
+        str, StringConstraints(max_length=8192, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+    ] = Field(description="VNeID's compact JWS (RFC 7515, ES256) whose payload is the identity (see VneidIdentity)")
 
 
 class AccountRequest(Strict):

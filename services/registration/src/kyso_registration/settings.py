@@ -1,12 +1,18 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import ClassVar
 
-from kyso_kit.settings import ServiceSettings, resolve_pem
+from pydantic import Field
+
+from kyso_kit.settings import SecretKind, ServiceSettings
 
 
 class RegistrationSettings(ServiceSettings):
     service_name: str = "registration"
+    secrets: ClassVar[dict[str, tuple[SecretKind, str]]] = {
+        "vneid_public_key_pem": ("public_pem", "vneid"),
+        "auth_signing_key_pem": ("private_pem", "auth"),
+    }
     http_port: int = Field(default=8001, validation_alias="HTTP_PORT", description="HTTP port")
     vneid_public_key_pem: str | None = Field(
         default=None,
@@ -42,17 +48,3 @@ class RegistrationSettings(ServiceSettings):
     login_lock_seconds: int = Field(
         default=900, ge=60, validation_alias="LOGIN_LOCK_SECONDS", description="How long a login lock lasts"
     )
-
-    @model_validator(mode="after")
-    def _keys(self) -> RegistrationSettings:
-        object.__setattr__(
-            self,
-            "vneid_public_key_pem",
-            resolve_pem(self.profile, self.vneid_public_key_pem, "vneid", "VNEID_PUBLIC_KEY_PEM", private=False),
-        )
-        object.__setattr__(
-            self,
-            "auth_signing_key_pem",
-            resolve_pem(self.profile, self.auth_signing_key_pem, "auth", "AUTH_SIGNING_KEY_PEM", private=True),
-        )
-        return self

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import ClassVar
 
-from kyso_kit.settings import ServiceSettings, resolve_secret
+from pydantic import Field
+
+from kyso_kit.settings import SecretKind, ServiceSettings
 
 
 class SigningSettings(ServiceSettings):
     service_name: str = "signing"
+    secrets: ClassVar[dict[str, tuple[SecretKind, str]]] = {"master_key_b64": ("secret", "signing-keys")}
     http_port: int = Field(default=8003, validation_alias="HTTP_PORT", description="HTTP port")
     master_key_b64: str | None = Field(
         default=None,
@@ -23,12 +26,3 @@ class SigningSettings(ServiceSettings):
         validation_alias="PROVIDER_NAME",
         description="Provider named in contracts",
     )
-
-    @model_validator(mode="after")
-    def _secrets(self) -> SigningSettings:
-        object.__setattr__(
-            self,
-            "master_key_b64",
-            resolve_secret(self.profile, self.master_key_b64, "signing-keys", "SIGNING_MASTER_KEY"),
-        )
-        return self
