@@ -46,7 +46,7 @@ LOG4J_VERSION = "2.24.3"
 FERRETDB_VERSION = "v1.24.2"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 # Our patch level of the FerretDB build (part of the cache key): see _patch_ferretdb.
-FERRETDB_PATCH = "kyso3"
+FERRETDB_PATCH = "kyso4"
 
 STATE_FILE = "localinfra.json"
 
@@ -187,6 +187,44 @@ def provision_ferretdb() -> Path:
 
 _WRITE_COMMANDS = ("MsgUpdate", "MsgFindAndModify", "MsgDelete", "MsgInsert")
 
+_PUSHDOWN_GO = """package sqlite
+
+import (
+\t"fmt"
+\t"strings"
+
+\t"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
+\t"github.com/FerretDB/FerretDB/internal/handler/sjson"
+\t"github.com/FerretDB/FerretDB/internal/types"
+\t"github.com/FerretDB/FerretDB/internal/util/must"
+)
+
+// kysoIndexedEquality narrows a query to what an index finds (kyso patch): the first top-level
+// filter field compared by equality with a string or a boolean that leads an index. The handler
+// re-applies the whole filter to the rows returned, so this only has to keep every match.
+func kysoIndexedEquality(meta *metadata.Collection, filter *types.Document) (string, []any) {
+\tfor _, key := range filter.Keys() {
+\t\tif key == "" || strings.ContainsAny(key, ".$") {
+\t\t\tcontinue
+\t\t}
+\t\tv, _ := filter.Get(key)
+\t\tswitch v.(type) {
+\t\tcase string, bool:
+\t\tdefault:
+\t\t\tcontinue
+\t\t}
+\t\tfor _, index := range meta.Settings.Indexes {
+\t\t\tif len(index.Key) == 0 || index.Key[0].Field != key {
+\t\t\t\tcontinue
+\t\t\t}
+\t\t\tcolumn := fmt.Sprintf("%s->%q", metadata.DefaultColumn, key)
+\t\t\treturn fmt.Sprintf(" WHERE %s = ?", column), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+\t\t}
+\t}
+\treturn "", nil
+}
+"""
+
 
 def _patch_ferretdb(mod: Path) -> None:
     """Serialise write commands inside the FerretDB process.
@@ -223,7 +261,25 @@ def _patch_ferretdb(mod: Path) -> None:
     at = src.find(narrow, query_fn)
     if query_fn < 0 or at < 0:
         raise RuntimeError("cannot patch sqlite/collection.go: _id pushdown in Query not found")
-    coll.write_text(src[:at] + narrow.replace("Len() == 1", "Len() >= 1") + src[at + len(narrow) :])
+    src = src[:at] + narrow.replace("Len() == 1", "Len() >= 1") + src[at + len(narrow) :]
+
+    # Any other lookup scanned and JSON-decoded the whole collection (~0.6 ms per document: 250 ms
+    # at 5,000 documents) although an index on the field existed. When no _id narrows the query,
+    # narrow it by the first top-level field compared by equality with a string or boolean that
+    # leads an index, using the index's own expression so SQLite searches the index. Safe for the
+    # same reason as above; it assumes indexed fields hold scalars (an array holding the value
+    # would be missed), which is how the project indexes.
+    q_end = src.find("\tq += whereClause\n", query_fn)
+    if q_end < 0:
+        raise RuntimeError("cannot patch sqlite/collection.go: whereClause use in Query not found")
+    src = (
+        src[:q_end]
+        + '\tif whereClause == "" && params.Filter != nil {\n'
+        + "\t\twhereClause, args = kysoIndexedEquality(meta, params.Filter)\n\t}\n\n"
+        + src[q_end:]
+    )
+    coll.write_text(src)
+    (coll.parent / "kyso_pushdown.go").write_text(_PUSHDOWN_GO)
 
     # …and even {_id: v} scanned: the unique _id index is built on `sjson->"_id"` while queries,
     # updates and deletes compare `sjson->'$._id'`, an expression SQLite does not match to the index

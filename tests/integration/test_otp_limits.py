@@ -70,7 +70,7 @@ async def test_housekeeping_forgets_ended_windows_and_old_published_challenges(s
     await raw.insert_many(
         [
             {"_id": "old-published", "created_at": old, "outbox": []},
-            {"_id": "old-unpublished", "created_at": old, "outbox": [{"id": "e1"}]},
+            {"_id": "old-unpublished", "created_at": old, "outbox": [{"id": "e1"}], "outbox_pending": True},
             {"_id": "recent", "created_at": now(), "outbox": []},
         ]
     )

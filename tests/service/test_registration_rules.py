@@ -18,6 +18,7 @@ from kyso_contracts import (
     SmsOtpVerified,
 )
 from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier
+from kyso_kit.changes import Changes
 from kyso_kit.clock import FakeClock
 from kyso_kit.devkeys import dev_ec_private_pem, dev_ec_public_pem
 from kyso_kit.errors import Conflict, Forbidden, IllegalTransition, Invalid, Rejected, Unauthenticated
@@ -40,8 +41,9 @@ class Registration:
         self.tokens = TokenIssuer(dev_ec_private_pem("auth"), 900, clock)
         self.identities = Identities(store, VneidVerifier(dev_ec_public_pem("vneid")), clock, 600)
         self.accounts = Accounts(store, self.identities, self.tokens, clock, max_failures=3, lock_seconds=900)
-        self.orders = Orders(store, self.identities, clock)
-        self.status = OrderStatusView(store)
+        changes = Changes()
+        self.orders = Orders(store, self.identities, clock, changes)
+        self.status = OrderStatusView(store, changes)
 
     async def start(self) -> None:
         for init in (self.identities.init, self.accounts.init, self.orders.init):
@@ -210,3 +212,24 @@ async def test_an_event_no_path_allows_is_an_error_not_a_silent_write(
     with pytest.raises(IllegalTransition):
         await registration.status.when_contract_signed_mark_signed(delivered(signed, clock))
     assert (await registration.orders.view(who, order.order_id)).status == "payment_amount_mismatch"
+
+
+async def test_a_waiting_reader_sees_the_change_at_once(registration: Registration, clock: FakeClock) -> None:
+    import asyncio
+    import time
+
+    who = await registration.citizen()
+    order = await registration.orders.place(who, "PERSONAL_1Y")
+    waiting = asyncio.create_task(registration.orders.view_after(who, order.order_id, "awaiting_payment", 10))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    started = time.perf_counter()
+    paid = PaymentConfirmed(
+        payment_id="p1", order_id=order.order_id, account_id=who.account_id, amount_vnd=800_000, provider="vnpay",
+        provider_transaction_no="1", confirmed_at=clock.now(),
+    )  # fmt: skip
+    await registration.status.when_payment_confirmed_mark_paid(delivered(paid, clock))
+    view = await waiting
+    assert view.status == "paid" and time.perf_counter() - started < 0.5
+    quick = await registration.orders.view_after(who, order.order_id, "paid", 0.05)  # nothing changes: times out
+    assert quick.status == "paid"

@@ -27,6 +27,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
 PUBLIC = {
     ("get", "/health"),  # liveness
     ("get", "/ready"),  # readiness
+    ("get", "/metrics"),  # Prometheus scrapes it from inside the deployment
     ("get", "/.well-known/jwks.json"),  # the token keys are public by design
     ("post", "/v1/vneid/registrations"),  # VNeID's signature is the credential
     ("get", "/v1/registrations/{registration_id}"),  # before an account exists

@@ -30,11 +30,18 @@ class Endpoints:
     otp: str
 
 
+KEEPALIVE_EXPIRY_SECONDS = 20.0
+
+
 class KysoApi:
     def __init__(self, endpoints: Endpoints, correlation_id: str | None = None, timeout: float = 30.0) -> None:
         self.ep = endpoints
         headers = {"X-Correlation-Id": correlation_id} if correlation_id else {}
-        self.http = httpx.AsyncClient(timeout=timeout, headers=headers)
+        # Idle connections are dropped before the server's keep-alive (KEEP_ALIVE_SECONDS in the kit)
+        # would close them, so a reused connection is never closed under a request.
+        self.http = httpx.AsyncClient(
+            timeout=timeout, headers=headers, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS)
+        )
         self.token: str | None = None
 
     async def aclose(self) -> None:
@@ -46,7 +53,12 @@ class KysoApi:
             if not self.token:
                 raise RuntimeError("sign in first")
             headers["Authorization"] = f"Bearer {self.token}"
-        resp = await self.http.request(method, url, headers=headers, **kw)
+        try:
+            resp = await self.http.request(method, url, headers=headers, **kw)
+        except (httpx.RemoteProtocolError, httpx.ConnectError):
+            if method not in ("GET", "HEAD"):
+                raise  # not idempotent: the caller decides
+            resp = await self.http.request(method, url, headers=headers, **kw)  # once, on a fresh connection
         if resp.status_code >= 400:
             try:
                 body = resp.json()
@@ -96,8 +108,21 @@ class KysoApi:
             "POST", f"{self.ep.registration}/v1/orders", auth=True, json={"package_code": package_code}
         )
 
-    async def order(self, order_id: str) -> Any:
-        return await self.call("GET", f"{self.ep.registration}/v1/orders/{order_id}", auth=True)
+    async def order(self, order_id: str, *, status_not: str | None = None, wait: float = 25) -> Any:
+        """The order; with ``status_not``, as soon as its status is no longer that (long-poll)."""
+        params = {"status_not": status_not, "wait": wait} if status_not is not None else None
+        return await self.call("GET", f"{self.ep.registration}/v1/orders/{order_id}", auth=True, params=params)
+
+    async def order_reaching(self, order_id: str, status: str, timeout: float = 60) -> Any:
+        """Follow the order's status changes as they happen until it reaches ``status``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        order = await self.order(order_id)
+        while order["status"] != status:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"order {order_id} did not reach {status}; it is {order['status']}")
+            order = await self.order(order_id, status_not=order["status"], wait=min(left, 25))
+        return order
 
     # payment --------------------------------------------------------------
     async def payment_for_order(self, order_id: str) -> Any:

@@ -186,7 +186,7 @@ async def walk(
         say(f"   contract {contract['contract_id']} (sha256 {contract['sha256'][:16]}…) signed with an OTP bound to it")
 
         # Step 5 — the certificate waits for activation: set a PIN, sign the acceptance record.
-        pending = await eventually(lambda: api.order(r.order_id), lambda o: o["status"] == "pending_activation")
+        pending = await api.order_reaching(r.order_id, "pending_activation")
         say(f"5. certificate {pending['certificate']['serial_number']} is '{pending['status_vi']}'")
         record = await api.acceptance_record(r.certificate_id)
         activated = await api.activate_certificate(r.certificate_id, pin, record["sha256"])
@@ -195,7 +195,7 @@ async def walk(
         say("   PIN set; acceptance record signed with the new key")
 
         # Step 6 — the status, as the kyso app and VNeID see it.
-        r.final_order = await eventually(lambda: api.order(r.order_id), lambda o: o["status"] == "active")
+        r.final_order = await api.order_reaching(r.order_id, "active")
         cert = await api.certificate(r.certificate_id)
         r.certificate_pem, r.ca_pem = cert["certificate_pem"], cert["ca_certificate_pem"]
         verify_certificate_and_signature(r)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Union
 
@@ -27,6 +28,7 @@ from kyso_contracts import (
 
 from .inbox import Inbox
 from .logs import correlation_id
+from .metrics import Metrics
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -91,10 +93,11 @@ async def _raw(msg: Any) -> Any:
 class EventConsumer:
     """Routes events to service handlers; dedupes, retries with backoff, then dead-letters."""
 
-    def __init__(self, settings: ServiceSettings, broker: KafkaBroker, inbox: Inbox) -> None:
+    def __init__(self, settings: ServiceSettings, broker: KafkaBroker, inbox: Inbox, metrics: Metrics) -> None:
         self._settings = settings
         self._broker = broker
         self._inbox = inbox
+        self._metrics = metrics
         self._handlers: dict[str, Handler] = {}
         self._payloads: dict[str, list[type[Payload]]] = {}
         self.dead_lettered = 0
@@ -135,6 +138,9 @@ class EventConsumer:
                 group_id=self._settings.consumer_group,
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.NACK_ON_ERROR,
+                # Partitions in parallel (one consumer each), each partition in order: one
+                # aggregate's events (one key, one partition) are never handled out of order.
+                max_workers=self._settings.consumer_workers,
                 decoder=_raw,
                 title=f"{topic}:{self._settings.service_name}",
                 description="Handles: " + ", ".join(p.__name__ for p in payloads),
@@ -158,18 +164,23 @@ class EventConsumer:
         if handler is None:
             return
         token = correlation_id.set(event.correlationid)
+        started = time.perf_counter()
+        outcome = "handled"
         try:
             attempts = self._settings.consumer_max_attempts
             for attempt in range(1, attempts + 1):
                 try:
                     if await self._inbox.seen(event.id):
                         log.debug("duplicate event ignored", extra={"event_id": event.id})
+                        outcome = "duplicate"
                         return
                     await handler(event)
                     await self._inbox.remember(event.id, event.type)
                     return
                 except Exception as exc:
+                    self._metrics.event_failures.labels(event.type, type(exc).__name__).inc()
                     if attempt == attempts:
+                        outcome = "dead_lettered"
                         log.exception(
                             "event failed %d times; dead-lettering",
                             attempts,
@@ -188,6 +199,7 @@ class EventConsumer:
                     )
                     await asyncio.sleep(delay)
         finally:
+            self._metrics.event_latency.labels(event.type, outcome).observe(time.perf_counter() - started)
             correlation_id.reset(token)
 
     async def _dead_letter(self, record: Any, body: bytes, error_type: str, error: str, attempts: int) -> None:
@@ -208,6 +220,7 @@ class EventConsumer:
             },
         )
         self.dead_lettered += 1
+        self._metrics.dead_lettered.labels(record.topic, error_type).inc()
         log.error(
             "message dead-lettered", extra={"topic": record.topic, "offset": record.offset, "error_type": error_type}
         )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -11,6 +15,30 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 # OWASP's argon2id baseline (m=19 MiB, t=2, p=1): ~20–40 ms per check on one core.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# CPU-heavy work (argon2id, key generation, signatures) runs here, not on the event loop: argon2-cffi
+# and OpenSSL release the GIL, so this uses every core while HTTP and consumers stay responsive.
+_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="kyso-cpu")
+_queued = 0
+
+
+async def off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``fn`` in the bounded CPU pool; throttle *before* calling this, never after."""
+    global _queued
+    _queued += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_POOL, lambda: fn(*args, **kwargs))
+    finally:
+        _queued -= 1
+
+
+def cpu_pool_queue() -> int:
+    """Calls waiting for or running in the CPU pool (a metric)."""
+    return _queued
 
 
 def hash_secret(secret: str) -> str:

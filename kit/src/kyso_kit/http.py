@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +18,7 @@ from kyso_contracts.types import FIELD_ERRORS
 
 from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Rejected, TooMany, Unauthenticated, Upstream
 from .logs import correlation_id
+from .metrics import HttpMetricsMiddleware, Metrics
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -58,7 +60,7 @@ def error_response(exc: DomainError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=status_of(exc), headers=headers)
 
 
-def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]) -> None:
+def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]], metrics: Metrics) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
         return error_response(exc)
@@ -90,6 +92,17 @@ def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bo
         return JSONResponse(err.body(), status_code=exc.status_code, headers=dict(exc.headers or {}))
 
     app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Metrics"}},
+    )
+    async def prometheus_metrics() -> PlainTextResponse:
+        """Prometheus text exposition of this process's metrics."""
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["ops"], response_model=Health)
     async def health() -> Health:

@@ -8,7 +8,11 @@ and a crash between publish and pop re-publishes the event: a duplicate, never a
 deduplicate on the envelope id.
 
 Note: FerretDB v1 ignores conditions inside ``$pull`` and ``$slice`` inside ``$push``; the guarded
-``$pop`` used here works on both FerretDB and MongoDB.
+``$pop`` and ``$set`` used here work on both FerretDB and MongoDB.
+
+A document with unpublished events also carries ``outbox_pending: true`` (set by the same write that
+appends them), so the periodic sweep is an indexed equality lookup instead of a scan of every
+document (``outbox.0`` queries cannot use an index).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from kyso_contracts import CloudEvent
 log = logging.getLogger(__name__)
 
 OUTBOX_FIELD = "outbox"
+PENDING_FIELD = "outbox_pending"
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -57,6 +62,8 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         sweep_seconds: float = 10.0,
         batch: int = 200,
+        concurrency: int = 32,
+        observe: Callable[[str, list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self._collections = {c.name: c for c in collections}
         self._publish = publish
@@ -67,7 +74,14 @@ class OutboxRelay:
         self._targets: set[tuple[str, Any]] = set()
         self._sweep_requested = True
         self._task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+        self._observe = observe
         self.published = 0
+
+    async def prepare(self) -> None:
+        """Index the pending flag of every watched collection (idempotent)."""
+        for coll in self._collections.values():
+            await coll.create_index([(PENDING_FIELD, 1)])
 
     def watch(self, collection: AsyncCollection[Any]) -> None:
         """Add a collection whose documents carry an outbox (registered once, by the store)."""
@@ -82,27 +96,43 @@ class OutboxRelay:
         self._wake.set()
 
     async def _drain_document(self, coll: AsyncCollection[Any], doc: dict[str, Any]) -> int:
-        sent = 0
-        for entry in doc.get(OUTBOX_FIELD) or []:
-            await self._publish(entry)
-            popped = await coll.update_one(
-                {"_id": doc["_id"], f"{OUTBOX_FIELD}.0.id": entry["id"]}, {"$pop": {OUTBOX_FIELD: -1}}
-            )
-            sent += 1
-            if popped.modified_count == 0:
-                break  # another relay got there first; what remains is theirs to finish
-        return sent
+        """Publish one document's events in order, then remove exactly those from its outbox."""
+        entries = doc.get(OUTBOX_FIELD) or []
+        async with self._slots:
+            for entry in entries:
+                await self._publish(entry)
+            doc_id = doc["_id"]
+            # One write when nothing moved meanwhile: the head is still ours and nothing was appended.
+            done: dict[str, Any] = {"_id": doc_id, f"{OUTBOX_FIELD}.{len(entries)}": {"$exists": False}}
+            if entries:
+                done[f"{OUTBOX_FIELD}.0.id"] = entries[0]["id"]
+            cleared = await coll.update_one(done, {"$set": {OUTBOX_FIELD: []}, "$unset": {PENDING_FIELD: ""}})
+            if cleared.matched_count:
+                return len(entries)
+            # Events were appended, or another relay is popping: pop ours one by one, each guarded.
+            for entry in entries:
+                popped = await coll.update_one(
+                    {"_id": doc_id, f"{OUTBOX_FIELD}.0.id": entry["id"]}, {"$pop": {OUTBOX_FIELD: -1}}
+                )
+                if popped.modified_count == 0:
+                    break  # another relay got there first; what remains is theirs to finish
+            return len(entries)
+
+    async def _drain_all(self, coll: AsyncCollection[Any], docs: list[dict[str, Any]]) -> int:
+        return sum(await asyncio.gather(*(self._drain_document(coll, d) for d in docs)))
 
     async def drain_targets(self) -> int:
         targets, self._targets = self._targets, set()
+        by_coll: dict[str, list[Any]] = {}
+        for name, doc_id in targets:
+            by_coll.setdefault(name, []).append(doc_id)
         sent = 0
         try:
-            while targets:
-                name, doc_id = targets.pop()
+            for name, ids in by_coll.items():
                 coll = self._collections[name]
-                doc = await coll.find_one({"_id": doc_id}, {OUTBOX_FIELD: 1})
-                if doc:
-                    sent += await self._drain_document(coll, doc)
+                # one primary-key read each ($in is not an indexed lookup on FerretDB)
+                found = await asyncio.gather(*(coll.find_one({"_id": i}, {OUTBOX_FIELD: 1}) for i in ids))
+                sent += await self._drain_all(coll, [d for d in found if d])
         except BaseException:
             self._targets |= targets
             raise
@@ -113,9 +143,10 @@ class OutboxRelay:
         """Sweep: publish everything pending in every collection right now; returns how many went out."""
         sent = 0
         for coll in self._collections.values():
-            cursor = coll.find({f"{OUTBOX_FIELD}.0": {"$exists": True}}, {OUTBOX_FIELD: 1}).limit(self._batch)
-            async for doc in cursor:
-                sent += await self._drain_document(coll, doc)
+            docs = await coll.find({PENDING_FIELD: True}, {OUTBOX_FIELD: 1}).limit(self._batch).to_list(None)
+            if self._observe:
+                self._observe(coll.name, docs)
+            sent += await self._drain_all(coll, docs)
         self.published += sent
         return sent
 

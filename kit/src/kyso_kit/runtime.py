@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,11 +25,14 @@ from .clock import SYSTEM_CLOCK, Clock
 from .http import install_conventions
 from .inbox import Inbox
 from .logs import configure
+from .metrics import ConsumerLag, Metrics
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
 from .store import EventFactory, MongoStore
 
 log = logging.getLogger(__name__)
+
+KEEP_ALIVE_SECONDS = 35
 
 
 class ServiceRuntime:
@@ -45,22 +48,44 @@ class ServiceRuntime:
         self.mongo = mongo.client(settings.mongodb_url)
         self.db = self.mongo[settings.mongodb_database]
         self.broker: KafkaBroker = make_broker(settings)
+        self.metrics = Metrics(settings.service_name)
         self.inbox = Inbox(self.db, settings.consumer_group, clock)
-        self.consumer = EventConsumer(settings, self.broker, self.inbox)
+        self.consumer = EventConsumer(settings, self.broker, self.inbox, self.metrics)
         self.relay = OutboxRelay(
             [],
-            lambda entry: publish_entry(self.broker, entry),
+            self._publish,
             poll_seconds=settings.outbox_poll_seconds,
             sweep_seconds=settings.outbox_sweep_seconds,
+            observe=self._observe_backlog,
         )
+        self._lag: ConsumerLag | None = None
         self.events = EventFactory(settings.source, clock)
         self.store = MongoStore(self.db, self.events, self.relay)
         self._publishes = list(publishes)
         declare_publishers(self.broker, self._publishes)
         self._startup: list[Callable[[], Awaitable[None]]] = []
-        self._periodic: list[tuple[float, Callable[[], Awaitable[Any]], str]] = []
+        self._periodic: list[tuple[float, Callable[[], Awaitable[Any]], str, bool]] = []
         self._periodic_tasks: list[asyncio.Task[None]] = []
         self.every(3600, self._forget_old_event_ids, "forget-old-event-ids")
+        self.every(15, self._measure_lag, "measure-consumer-lag", quiet=True)
+
+    async def _publish(self, entry: dict[str, Any]) -> None:
+        await publish_entry(self.broker, entry)
+        self.metrics.published.inc()
+
+    def _observe_backlog(self, collection: str, pending: list[dict[str, Any]]) -> None:
+        times = [e["value"]["time"] for d in pending for e in d.get("outbox") or []]
+        self.metrics.outbox_backlog.labels(collection).set(len(pending))
+        oldest = min((datetime.fromisoformat(t) for t in times), default=None)
+        age = (self.clock.now() - oldest).total_seconds() if oldest else 0.0
+        self.metrics.outbox_oldest.labels(collection).set(max(0.0, age))
+
+    async def _measure_lag(self) -> None:
+        if self._lag is None:
+            self._lag = ConsumerLag(
+                self.settings.kafka_bootstrap_servers, self.settings.consumer_group, self.consumer.topics, self.metrics
+            )
+        await self._lag.measure()
 
     def on_startup(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         self._startup.append(fn)
@@ -82,6 +107,7 @@ class ServiceRuntime:
             {p.topic for p in self._publishes} | set(self.consumer.topics),
         )
         self.consumer.install()
+        await self.relay.prepare()
         await self.broker.start()
         self.relay.start()
         self._periodic_tasks = [asyncio.create_task(self._run_periodic(*p), name=p[2]) for p in self._periodic]
@@ -93,22 +119,27 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.relay.stop()
+        if self._lag is not None:
+            await self._lag.close()
         await self.broker.stop()
         await self.mongo.close()
 
-    def every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+    def every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str, *, quiet: bool = False) -> None:
         """Run ``job`` now and then every ``seconds`` while the service runs (housekeeping: FerretDB has
         no TTL indexes, so expiry clean-up is done in code)."""
-        self._periodic.append((seconds, job, name))
+        self._periodic.append((seconds, job, name, quiet))
 
-    async def _run_periodic(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+    async def _run_periodic(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str, quiet: bool) -> None:
         while True:
             try:
                 result = await job()
                 if result:
                     log.info("housekeeping", extra={"job": name, "result": result})
             except Exception:
-                log.exception("housekeeping job failed", extra={"job": name})
+                if quiet:
+                    log.debug("periodic job failed", extra={"job": name}, exc_info=True)
+                else:
+                    log.exception("housekeeping job failed", extra={"job": name})
             await asyncio.sleep(seconds)
 
     async def _forget_old_event_ids(self) -> int:
@@ -124,7 +155,7 @@ class ServiceRuntime:
                 await self.stop()
 
         app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
-        install_conventions(app, self.ready)
+        install_conventions(app, self.ready, self.metrics)
         openapi.install(app)
         return app
 
@@ -142,6 +173,9 @@ class ServiceRuntime:
             port=self.settings.http_port,
             log_config=None,
             access_log=False,
+            # Longer than any client keeps an idle connection (the SDK: 20 s), so the server never
+            # closes a connection a client is about to reuse; long-polls answer within 30 s.
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             lifespan="on",
         )
         uvicorn.Server(config).run()

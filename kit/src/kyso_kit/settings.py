@@ -61,6 +61,14 @@ class ServiceSettings(BaseSettings):
         validation_alias="CONSUMER_MAX_ATTEMPTS",
         description="Tries of one message before it is dead-lettered",
     )
+    consumer_workers: int = Field(
+        default=3,
+        ge=1,
+        le=32,
+        validation_alias="CONSUMER_WORKERS",
+        description="Consumers per topic in this process, each handling its own partitions in order "
+        "(useful up to the topic's partition count)",
+    )
     consumer_backoff_seconds: float = Field(
         default=0.2,
         ge=0,

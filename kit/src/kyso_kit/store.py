@@ -41,12 +41,12 @@ from kyso_contracts import CloudEvent, Payload, parse_event, wrap
 
 from .clock import SYSTEM_CLOCK, Clock
 from .logs import current_correlation_id
-from .outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from .outbox import OUTBOX_FIELD, PENDING_FIELD, OutboxRelay, outbox_entry
 
 Doc = dict[str, Any]
 EventLike = Payload | CloudEvent[Any]
 APPLIED_FIELD = "applied_events"
-_HIDDEN = (OUTBOX_FIELD, APPLIED_FIELD)
+_HIDDEN = (OUTBOX_FIELD, APPLIED_FIELD, PENDING_FIELD)
 
 
 class DuplicateKey(Exception):
@@ -230,7 +230,11 @@ class MongoAggregates(_Writer):
 
     async def insert(self, doc: Doc, *, events: Sequence[EventLike] = ()) -> None:
         entries = self._entries(events, None)
-        body = {**doc, OUTBOX_FIELD: entries} if self._publishes else dict(doc)
+        body = dict(doc)
+        if self._publishes:
+            body[OUTBOX_FIELD] = entries
+        if entries:
+            body[PENDING_FIELD] = True
         try:
             await self._coll.insert_one(body)
         except DuplicateKeyError:
@@ -243,6 +247,7 @@ class MongoAggregates(_Writer):
         entries = self._entries(events, caused_by)
         if entries:
             upd.setdefault("$push", {})[OUTBOX_FIELD] = {"$each": entries}
+            upd.setdefault("$set", {})[PENDING_FIELD] = True
         return flt, upd
 
     async def update_and_get(
@@ -312,7 +317,7 @@ class MongoAggregates(_Writer):
 
     async def delete_many(self, filter: Doc) -> int:
         if self._publishes:  # a document whose events are not yet published is never deleted
-            filter = {**filter, f"{OUTBOX_FIELD}.0": {"$exists": False}}
+            filter = {**filter, PENDING_FIELD: {"$ne": True}}
         res = await self._coll.delete_many(filter)
         return int(res.deleted_count)
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from kyso_contracts import AccountCreated
 from kyso_kit.auth import Principal, TokenIssuer, ensure_may
 from kyso_kit.clock import Clock
-from kyso_kit.crypto import hash_secret, verify_secret
+from kyso_kit.crypto import hash_secret, off_loop, verify_secret
 from kyso_kit.errors import Conflict, Invalid, Unauthenticated, not_found
 from kyso_kit.store import Doc, DuplicateKey, Store
 from kyso_kit.timeutil import as_utc
@@ -97,7 +97,7 @@ class Accounts:
             "citizen_id": citizen_id,
             "phone": phone,
             "email": email,
-            "password_hash": hash_secret(password),
+            "password_hash": await off_loop(hash_secret, password),
             "roles": ["subscriber"],
             "created_at": t,
             "failed_logins": 0,
@@ -126,7 +126,7 @@ class Accounts:
             {
                 "_id": account_id,
                 "phone": phone,
-                "password_hash": hash_secret(password),
+                "password_hash": await off_loop(hash_secret, password),
                 "roles": sorted(set(roles)),
                 "created_at": self.clock.now(),
                 "failed_logins": 0,
@@ -151,12 +151,12 @@ class Accounts:
         acct = await self.accounts.find_one({"phone": phone})
         t = self.clock.now()
         if acct is None:
-            verify_secret(_DUMMY_HASH, password)
+            await off_loop(verify_secret, _DUMMY_HASH, password)
             raise invalid_credentials()
         locked_until = acct.get("locked_until")
         if locked_until is not None and as_utc(locked_until) > t:
             raise invalid_credentials()  # locked and wrong answer alike; no hashing while locked
-        if not verify_secret(acct["password_hash"], password):
+        if not await off_loop(verify_secret, acct["password_hash"], password):
             after = await self.accounts.update_and_get({"_id": acct["_id"]}, {"$inc": {"failed_logins": 1}})
             if after and after["failed_logins"] >= self.max_failures:
                 await self.accounts.update(

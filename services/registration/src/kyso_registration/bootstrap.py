@@ -19,6 +19,7 @@ from kyso_contracts import (
     SmsOtpVerified,
 )
 from kyso_kit.auth import TokenIssuer, TokenVerifier
+from kyso_kit.changes import Changes
 from kyso_kit.runtime import ServiceRuntime
 
 from . import domain
@@ -53,7 +54,9 @@ def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registratio
         max_failures=settings.login_max_failures,
         lock_seconds=settings.login_lock_seconds,
     )
-    return Registration(identities, accounts, Orders(rt.store, identities, rt.clock), OrderStatusView(rt.store), tokens)
+    changes = Changes()
+    orders = Orders(rt.store, identities, rt.clock, changes)
+    return Registration(identities, accounts, orders, OrderStatusView(rt.store, changes), tokens)
 
 
 def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:

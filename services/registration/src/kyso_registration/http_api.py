@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 
 from kyso_contracts.types import Id
 from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier, bearer_dependency
@@ -75,9 +77,21 @@ def router(
         return await orders.place(who, body.package_code)
 
     @r.get("/v1/orders/{order_id}", tags=["orders"], responses=errors(401, 403, 404, 422))
-    async def get_order(order_id: Id, who: Principal = Depends(account)) -> OrderView:
-        """Steps 5–6: the order's status follows payment, contract and certificate events."""
-        return await orders.view(who, order_id)
+    async def get_order(
+        order_id: Id,
+        who: Principal = Depends(account),
+        status_not: Annotated[
+            str | None,
+            Query(max_length=64, description="Long-poll: answer as soon as the status is no longer this one"),
+        ] = None,
+        wait: Annotated[float, Query(ge=0, le=30, description="Long-poll: wait at most this many seconds")] = 25,
+    ) -> OrderView:
+        """Steps 5–6: the order's status follows payment, contract and certificate events.
+
+        With ``status_not``, the answer comes as soon as the status changes (or after ``wait``)."""
+        if status_not is None:
+            return await orders.view(who, order_id)
+        return await orders.view_after(who, order_id, status_not, wait)
 
     @r.get("/v1/accounts/{account_id}", tags=["account"], responses=errors(401, 403, 404, 422))
     async def get_account(account_id: Id, who: Principal = Depends(account)) -> AccountView:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date
 
 from kyso_contracts import OrderPlaced, SubscriberIdentity
 from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Invalid, not_found
 from kyso_kit.store import Doc, Store
@@ -45,8 +47,9 @@ def packages() -> PackageList:
 
 
 class Orders:
-    def __init__(self, store: Store, identities: Identities, clock: Clock) -> None:
+    def __init__(self, store: Store, identities: Identities, clock: Clock, changes: Changes) -> None:
         self.orders = store.collection("orders", events=True)
+        self.changes = changes
         self.accounts = store.collection("accounts", events=True)
         self.identities = identities
         self.clock = clock
@@ -100,3 +103,14 @@ class Orders:
             raise not_found("order", "đơn hàng")
         ensure_may(who, doc["account_id"], "read")
         return order_view(doc)
+
+    async def view_after(self, who: Principal, order_id: str, known_status: str, wait_seconds: float) -> OrderView:
+        """The order as soon as its status is no longer ``known_status`` (or after ``wait_seconds``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while True:
+            view = await self.view(who, order_id)
+            left = deadline - loop.time()
+            if view.status != known_status or left <= 0:
+                return view
+            await self.changes.wait(order_id, min(left, 1.0))

@@ -15,6 +15,7 @@ from kyso_contracts import (
     PaymentConfirmed,
     PaymentFailed,
 )
+from kyso_kit.changes import Changes
 from kyso_kit.store import Store
 
 from . import domain
@@ -24,8 +25,9 @@ _MAX_RACES = 20
 
 
 class OrderStatusView:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, changes: Changes) -> None:
         self.orders = store.collection("orders", events=True)
+        self.changes = changes
 
     async def _report(
         self, event: CloudEvent[Any], order_id: str, reported: St, extra: dict[str, Any] | None = None
@@ -41,6 +43,7 @@ class OrderStatusView:
                 "$push": {"timeline": {"event": reported.value, "at": event.time}},
             }
             if await self.orders.update({"_id": order_id, "status": current.value}, update, caused_by=event.id):
+                self.changes.notify(order_id)
                 return
             again = await self.orders.get(order_id, {"status": 1})
             if again is not None and again["status"] == current.value:

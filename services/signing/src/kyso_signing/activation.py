@@ -8,6 +8,7 @@ import hashlib
 from kyso_contracts import CertActivated
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.clock import Clock
+from kyso_kit.crypto import SecretBox, off_loop
 from kyso_kit.errors import Conflict, Invalid, not_found
 from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import as_utc
@@ -31,8 +32,6 @@ class Activation:
         self.certs = store.collection("certificates", events=True)
         self.authority = authority
         self.master_key = base64.b64decode(master_key_b64)
-        from kyso_kit.crypto import SecretBox
-
         self.box = SecretBox(master_key_b64)
         self.clock = clock
 
@@ -81,7 +80,7 @@ class Activation:
         owner = f"subscriber:{doc['_id']}"
         key_der = self.box.open(doc["key"]["sealed"], aad=owner)
         signature = pki.sign(pki.key_from_der(key_der), record)
-        sealed = keywrap.seal_with_pin(self.master_key, pin, owner, key_der)
+        sealed = await off_loop(keywrap.seal_with_pin, self.master_key, pin, owner, key_der)
         t = self.clock.now()
         sig_b64 = base64.b64encode(signature).decode()
         activated = CertActivated(
