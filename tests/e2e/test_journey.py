@@ -48,3 +48,31 @@ async def test_services_killed_mid_journey_lose_nothing_and_do_nothing_twice(
     assert result.final_order["status"] == "active"
     counts = await settle(watcher, result.correlation_id)
     assert counts == dict.fromkeys(REQUIRED_EVENTS, 1)
+
+
+async def test_each_service_exposes_prometheus_metrics_of_what_it_did(stack: Stack, endpoints: Endpoints) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    result = await walk(endpoints, lambda _: None)
+    async with httpx.AsyncClient() as http:
+        families = {}
+        for name in ("registration", "payment", "signing", "otp"):
+            resp = await http.get(f"{stack.url(name)}/metrics")
+            assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+            # parsed by the Prometheus client's own text-format parser
+            families[name] = {f.name: f for f in text_string_to_metric_families(resp.text)}
+    reg = families["registration"]
+    routes = {s.labels["route"] for s in reg["kyso_http_request_seconds"].samples}
+    assert "/v1/orders/{order_id}" in routes and not any(result.order_id in r for r in routes)  # templates only
+    handled = {
+        (s.labels["event_type"], s.labels["outcome"])
+        for s in reg["kyso_event_handling_seconds"].samples
+        if s.name.endswith("_count") and s.value > 0
+    }
+    assert ("vn.kyso.payment.confirmed.v1", "handled") in handled
+    assert ("vn.kyso.signing.cert_activated.v1", "handled") in handled
+    published = families["signing"]["kyso_outbox_published"].samples
+    assert sum(s.value for s in published if s.name == "kyso_outbox_published_total") >= 3
+    for name in families:
+        assert "kyso_cpu_pool_queue" in families[name] and "kyso_dead_lettered" in families[name]
