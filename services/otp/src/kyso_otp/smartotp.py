@@ -20,6 +20,7 @@ from .settings import OtpSettings
 from .sms import SmsOtp
 
 LIVE = ["pending_first_code", "active"]
+_MAX_RACES = 32
 
 TERMS_TEXT = {
     "2025-01": (
@@ -191,65 +192,72 @@ class SmartOtp:
             raise code_format(self.policy.digits)
         server_now = self.clock.time()
         hint = domain.clock_hint(device_time, server_now, self.policy)
-        # Reserve the try before comparing (throttle first): parallel guesses cannot exceed the limit.
-        # Ownership, liveness, the lock-out and the operator lock are all part of this one write.
-        tok = await self.tokens.update_and_get(
-            {
+        for _ in range(_MAX_RACES):
+            # One primary-key read, then one compare-and-set write that either records this try as a
+            # failure or uses the code. The write is guarded by the state the verdict was computed
+            # from, so parallel tries are counted one by one: every answer stands for a counted try,
+            # and no more than ``max_failures`` wrong tries are ever answered.
+            tok = await self.tokens.get(token_id)
+            if tok is None:
+                raise invalid_otp(**hint)
+            if tok["account_id"] != account_id:
+                await self._owned(Principal(account_id), token_id, "sign")  # someone else's token: 403
+            if (
+                tok["status"] not in LIVE
+                or tok.get("failures", 0) >= self.policy.max_failures
+                or tok.get("operator_locked")
+                or "seed" not in tok
+            ):
+                raise invalid_otp(**hint)  # locked answers exactly like wrong
+            seed = self.box.open(tok["seed"], aad=f"smartotp:{token_id}")
+            before = domain.TokenState(tok["drift"], tok["last_step"], tok["failures"])
+            if code2 is not None:
+                verdict = domain.resync(seed, code, code2, server_now, before, self.policy)
+            else:
+                verdict = domain.verify(seed, code, server_now, before, self.policy, transaction_digest)
+            guard = {
                 "_id": token_id,
-                "account_id": account_id,
-                "status": {"$in": LIVE},
-                "failures": {"$lt": self.policy.max_failures},
+                "status": tok["status"],
+                "last_step": tok["last_step"],
+                "failures": tok["failures"],
                 "operator_locked": {"$ne": True},
-            },
-            {"$inc": {"failures": 1}},
-        )
-        if tok is None:
-            # someone else's token: 403, not "wrong" (a token is its owner's alone: "sign")
-            await self._owned(Principal(account_id), token_id, "sign")
-            raise invalid_otp(**hint)
-        if "seed" not in tok:
-            raise invalid_otp(**hint)
-        seed = self.box.open(tok["seed"], aad=f"smartotp:{token_id}")
-        before = domain.TokenState(tok["drift"], tok["last_step"], tok["failures"] - 1)
-        if code2 is not None:
-            verdict = domain.resync(seed, code, code2, server_now, before, self.policy)
-        else:
-            verdict = domain.verify(seed, code, server_now, before, self.policy, transaction_digest)
-        if not verdict.accepted:
-            if tok["failures"] >= self.policy.max_failures:
-                await self._announce_lock(tok)
-            raise invalid_otp(**hint)
-        events: list[Payload] = []
-        if tok["status"] == "pending_first_code":
-            events.append(
-                OtpEnrolled(
-                    token_id=token_id,
-                    account_id=account_id,
-                    device_id=tok["device_id"],
-                    algorithm=self.policy.algorithm,
-                    digits=self.policy.digits,
-                    period_seconds=self.policy.period,
-                    enrolled_at=self.clock.now(),
+            }
+            if not verdict.accepted:
+                if not await self.tokens.update(guard, {"$inc": {"failures": 1}}):
+                    continue  # another try changed the token first: evaluate again on the new state
+                if tok["failures"] + 1 >= self.policy.max_failures:
+                    await self._announce_lock({**tok, "failures": tok["failures"] + 1})
+                raise invalid_otp(**hint)
+            events: list[Payload] = []
+            if tok["status"] == "pending_first_code":
+                events.append(
+                    OtpEnrolled(
+                        token_id=token_id,
+                        account_id=account_id,
+                        device_id=tok["device_id"],
+                        algorithm=self.policy.algorithm,
+                        digits=self.policy.digits,
+                        period_seconds=self.policy.period,
+                        enrolled_at=self.clock.now(),
+                    )
                 )
-            )
-        st = verdict.state
-        # Compare-and-set on last_step: of two concurrent uses of one code, exactly one wins.
-        won = await self.tokens.update(
-            {"_id": token_id, "last_step": tok["last_step"], "status": tok["status"]},
-            {
-                "$set": {
-                    "last_step": st.last_step,
-                    "drift": st.drift,
-                    "failures": 0,
-                    "status": "active",
-                    "last_used_at": self.clock.now(),
-                }
-            },
-            events=events,
-        )
-        if not won:
-            raise invalid_otp(**hint)
-        return {"valid": True, "token_id": token_id, "status": "active", "drift_steps": st.drift}
+            st = verdict.state
+            # Of two concurrent uses of one code exactly one wins; the other re-reads and is a replay.
+            if await self.tokens.update(
+                guard,
+                {
+                    "$set": {
+                        "last_step": st.last_step,
+                        "drift": st.drift,
+                        "failures": 0,
+                        "status": "active",
+                        "last_used_at": self.clock.now(),
+                    }
+                },
+                events=events,
+            ):
+                return {"valid": True, "token_id": token_id, "status": "active", "drift_steps": st.drift}
+        raise invalid_otp(**hint)  # the token kept changing under this try: answer like wrong
 
     async def _announce_lock(self, tok: Doc) -> None:
         t = self.clock.now()

@@ -38,7 +38,7 @@ class Contracts:
 
     async def init(self) -> None:
         await self.certs.ensure_index([("order_id", 1)], unique=True)
-        await self.certs.ensure_index([("contract.contract_id", 1)])
+        await self.certs.ensure_index([("contract_id", 1)], unique=True, sparse=True)
 
     def _new(self) -> Doc:
         return {"_id": uuid.uuid4().hex, "created_at": self.clock.now(), "status": S.COLLECTING.value}
@@ -96,7 +96,10 @@ class Contracts:
             "sha256": documents.sha256_hex(text),
             "prepared_at": t,
         }
-        await self.certs.update(guard, {"$set": {"status": status.value, "contract": contract}})
+        # contract_id also at the top level: an indexed equality lookup when the consent code arrives
+        await self.certs.update(
+            guard, {"$set": {"status": status.value, "contract": contract, "contract_id": contract_id}}
+        )
 
     async def for_order(self, who: Principal, order_id: str) -> ContractView:
         doc = await self.certs.find_one({"order_id": order_id})
@@ -122,7 +125,7 @@ class Contracts:
         e = event.data
         if e.purpose != OtpPurpose.CONTRACT_CONSENT:
             return
-        doc = await self.certs.find_one({"contract.contract_id": e.subject})
+        doc = await self.certs.find_one({"contract_id": e.subject})
         if doc is None:
             raise LookupError(f"no contract {e.subject}")  # not yet prepared here: retried, then dead-lettered
         problem = domain.consent_problem(
