@@ -1,14 +1,16 @@
 """The CloudEvents 1.0 envelope every kyso event travels in (structured JSON mode).
 
-Attribute names follow the CloudEvents spec; the two extension attributes ``correlationid`` and
-``causationid`` are lower-case alphanumeric as the spec requires for extensions.
+Attribute names follow the CloudEvents spec; the extension attributes ``correlationid`` and
+``causationid`` are lower-case alphanumeric as the spec requires for extensions, and
+``traceparent``/``tracestate`` are the CloudEvents distributed-tracing extension (W3C trace context).
+An attribute that has no value is left out of the JSON, never written as null.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -65,6 +67,13 @@ class CloudEvent(BaseModel, Generic[P]):
     dataschema: str = Field(description="URI of the JSON Schema of `data`")
     correlationid: str = Field(min_length=1, description="Id shared by every event of one user journey")
     causationid: str | None = Field(default=None, description="Id of the event or request that caused this one")
+    traceparent: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        description="W3C trace context of the operation that produced the event (CloudEvents distributed "
+        "tracing extension)",
+    )
+    tracestate: str | None = Field(default=None, max_length=512, description="W3C tracestate, with traceparent")
     data: P
 
     @field_validator("time")
@@ -78,6 +87,11 @@ class CloudEvent(BaseModel, Generic[P]):
     def key(self) -> bytes:
         return self.subject.encode()
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """The structured-mode JSON object: attributes without a value are omitted (CloudEvents JSON
+        format), while ``data`` keeps its own nulls."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if v is not None}
+
 
 def wrap(
     payload: P,
@@ -87,6 +101,8 @@ def wrap(
     causation_id: str | None = None,
     event_id: str | None = None,
     time: datetime | None = None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> CloudEvent[P]:
     """Put ``payload`` in an envelope whose type, subject and schema come from the payload class."""
     cls = type(payload)
@@ -99,5 +115,7 @@ def wrap(
         dataschema=cls.dataschema(),
         correlationid=correlation_id,
         causationid=causation_id,
+        traceparent=traceparent,
+        tracestate=tracestate,
         data=payload,
     )

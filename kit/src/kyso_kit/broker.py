@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from opentelemetry.trace import SpanKind
 
 from kyso_contracts import (
     CONTENT_TYPE,
@@ -30,6 +31,7 @@ from .inbox import Inbox
 from .logs import correlation_id
 from .metrics import Metrics
 from .settings import ServiceSettings
+from .tracing import continued
 
 log = logging.getLogger(__name__)
 
@@ -169,41 +171,47 @@ class EventConsumer:
         token = correlation_id.set(event.correlationid)
         started = time.perf_counter()
         outcome = "handled"
+        attributes = {"cloudevents.event_id": event.id, "cloudevents.event_type": event.type}
+        carrier = {"traceparent": event.traceparent, "tracestate": event.tracestate}
         try:
-            attempts = self._settings.consumer_max_attempts
-            for attempt in range(1, attempts + 1):
-                try:
-                    if await self._inbox.seen(event.id):
-                        log.debug("duplicate event ignored", extra={"event_id": event.id})
-                        outcome = "duplicate"
-                        return
-                    await handler(event)
-                    await self._inbox.remember(event.id, event.type)
-                    return
-                except Exception as exc:
-                    self._metrics.event_failures.labels(event.type, type(exc).__name__).inc()
-                    if attempt == attempts:
-                        outcome = "dead_lettered"
-                        log.exception(
-                            "event failed %d times; dead-lettering",
-                            attempts,
-                            extra={"event_id": event.id, "event_type": event.type},
-                        )
-                        await self._dead_letter(record, body, type(exc).__name__, str(exc)[:2000], attempt)
-                        return
-                    delay = self._settings.consumer_backoff_seconds * 2 ** (attempt - 1)
-                    log.warning(
-                        "event handling failed (attempt %d/%d), retrying in %.2fs: %r",
-                        attempt,
-                        attempts,
-                        delay,
-                        exc,
-                        extra={"event_id": event.id},
-                    )
-                    await asyncio.sleep(delay)
+            with continued(f"handle {event.type}", carrier, SpanKind.CONSUMER, **attributes):
+                outcome = await self._attempt(event, handler, record, body)
         finally:
             self._metrics.event_latency.labels(event.type, outcome).observe(time.perf_counter() - started)
             correlation_id.reset(token)
+
+    async def _attempt(self, event: CloudEvent[Any], handler: Handler, record: Any, body: bytes) -> str:
+        """Handle once per event id, retrying technical faults with backoff, then dead-letter."""
+        attempts = self._settings.consumer_max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                if await self._inbox.seen(event.id):
+                    log.debug("duplicate event ignored", extra={"event_id": event.id})
+                    return "duplicate"
+                await handler(event)
+                await self._inbox.remember(event.id, event.type)
+                return "handled"
+            except Exception as exc:
+                self._metrics.event_failures.labels(event.type, type(exc).__name__).inc()
+                if attempt == attempts:
+                    log.exception(
+                        "event failed %d times; dead-lettering",
+                        attempts,
+                        extra={"event_id": event.id, "event_type": event.type},
+                    )
+                    await self._dead_letter(record, body, type(exc).__name__, str(exc)[:2000], attempt)
+                    return "dead_lettered"
+                delay = self._settings.consumer_backoff_seconds * 2 ** (attempt - 1)
+                log.warning(
+                    "event handling failed (attempt %d/%d), retrying in %.2fs: %r",
+                    attempt,
+                    attempts,
+                    delay,
+                    exc,
+                    extra={"event_id": event.id},
+                )
+                await asyncio.sleep(delay)
+        return "dead_lettered"
 
     async def _dead_letter(self, record: Any, body: bytes, error_type: str, error: str, attempts: int) -> None:
         # If this publish fails the exception propagates, the offset is not committed and the

@@ -40,7 +40,7 @@ def outbox_entry(event: CloudEvent[Any]) -> dict[str, Any]:
         "id": event.id,
         "topic": type(event.data).topic,
         "key": event.subject,
-        "value": event.model_dump(mode="json"),
+        "value": event.to_json_dict(),
     }
 
 

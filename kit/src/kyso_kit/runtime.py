@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker
 
 from kyso_contracts import Payload
 
-from . import mongo, openapi
+from . import mongo, openapi, tracing
 from .auth import TokenVerifier
 from .broker import EventConsumer, declare_publishers, ensure_topics, make_broker, publish_entry
 from .clock import SYSTEM_CLOCK, Clock
@@ -167,6 +167,7 @@ class ServiceRuntime:
         import uvicorn
 
         configure(self.settings.service_name, self.settings.log_level)
+        tracing.configure(self.settings.service_name, self.settings.tracing_exporter, self.settings.otlp_endpoint)
         config = uvicorn.Config(
             app,
             host=self.settings.http_host,

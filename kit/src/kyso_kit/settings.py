@@ -76,6 +76,17 @@ class ServiceSettings(BaseSettings):
         description="First retry delay; doubles per attempt",
     )
 
+    tracing_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        validation_alias="TRACING_EXPORTER",
+        description="Where OpenTelemetry spans go: nowhere (trace context still flows through requests and "
+        "events), the console, or an OTLP/HTTP collector",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        description="OTLP/HTTP traces endpoint (default http://localhost:4318/v1/traces)",
+    )
     auth_public_key_pem: str | None = Field(
         default=None,
         validation_alias="AUTH_PUBLIC_KEY_PEM",

@@ -42,6 +42,7 @@ from kyso_contracts import CloudEvent, Payload, parse_event, wrap
 from .clock import SYSTEM_CLOCK, Clock
 from .logs import current_correlation_id
 from .outbox import OUTBOX_FIELD, PENDING_FIELD, OutboxRelay, outbox_entry
+from .tracing import current_trace_context
 
 Doc = dict[str, Any]
 EventLike = Payload | CloudEvent[Any]
@@ -63,12 +64,15 @@ class EventFactory:
     def __call__(
         self, payload: Payload, *, causation_id: str | None = None, correlation_id: str | None = None
     ) -> CloudEvent[Any]:
+        trace = current_trace_context()
         return wrap(
             payload,
             source=self.source,
             correlation_id=correlation_id or current_correlation_id(),
             causation_id=causation_id,
             time=self.clock.now(),
+            traceparent=trace.get("traceparent"),
+            tracestate=trace.get("tracestate"),
         )
 
 
