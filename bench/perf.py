@@ -554,12 +554,14 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.plot([r["documents"] for r in lk], [r["update_p99_ms"] for r in lk], "s-", label="guarded update p99")
     ax.axhline(2 * lk[0]["lookup_p99_ms"], color="orange", linestyle=":", label="target: 2× lookup p99 at the start")
     ax.set(title="Indexed field, by collection size", xlabel="documents", ylabel="ms", xscale="log")
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     ax = axes[2]
     labels, p50s, p99s = [], [], []
     for label, hops in results["hops"].items():
         for pair, h in hops.items():
-            labels.append(f"{pair}\n({label})")
+            cause, effect = pair.split(" → ")
+            labels.append(f"{cause} →\n{effect}\n({label.split()[0]} at a time)")
             p50s.append(h["p50_ms"])
             p99s.append(h["p99_ms"])
     xs = range(len(labels))
