@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from kyso_client import vneid  # noqa: E402
 from kyso_client.api import Endpoints, KysoApi, eventually  # noqa: E402
-from kyso_client.journey import walk  # noqa: E402
+from kyso_client.journey import open_account, walk  # noqa: E402
 from kyso_contracts import topics  # noqa: E402
 from stack import SERVICES, Stack  # noqa: E402
 
@@ -336,14 +336,7 @@ async def otp_verification(stack: Stack, meter: CpuMeter, seconds: float, concur
 async def subscriber(endpoints: Endpoints) -> KysoApi:
     """A citizen with an account (the steps before ordering)."""
     api = KysoApi(endpoints)
-    ident = vneid.identity(vneid.random_citizen_id(), "Burst Test", "1990-01-01")
-    reg = (await api.vneid_register(vneid.sign(ident)))["registration_id"]
-    await api.confirm_registration(reg)
-    phone = vneid.random_phone()
-    ch = await api.sms_challenge("phone_verification", reg, phone=phone)
-    await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(phone, ch["challenge_id"]))
-    await eventually(lambda: api.registration(reg), lambda g: phone in g["verified_phones"])
-    await api.create_account(reg, phone, f"b{uuid.uuid4().hex[:6]}@example.vn", PASSWORD)
+    await open_account(api, "Burst Test", PASSWORD)
     return api
 
 

@@ -15,6 +15,7 @@ import pytest
 from kyso_client import vneid
 from kyso_client.api import Endpoints, KysoApi, KysoError, eventually
 from kyso_client.device import SoftToken
+from kyso_client.journey import open_account
 from kyso_kit.auth import TokenIssuer
 from kyso_kit.devkeys import dev_ec_private_pem
 from stack import Stack
@@ -37,17 +38,10 @@ class Citizen:
 
 
 async def new_citizen(api: KysoApi) -> Citizen:
-    ident = vneid.identity(vneid.random_citizen_id(), "Hoàng Văn K", "1985-04-30")
-    reg = (await api.vneid_register(vneid.sign(ident)))["registration_id"]
-    await api.confirm_registration(reg)
-    phone = vneid.random_phone()
-    ch = await api.sms_challenge("phone_verification", reg, phone=phone)
-    await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(phone, ch["challenge_id"]))
-    await eventually(lambda: api.registration(reg), lambda g: phone in g["verified_phones"])
-    acct = await api.create_account(reg, phone, f"k{uuid.uuid4().hex[:6]}@example.vn", PASSWORD)
+    acct = await open_account(api, "Hoàng Văn K", PASSWORD, "1985-04-30")
     # The otp service learns the account (and where to send its codes) from AccountCreated.
-    await eventually(lambda: api.otp_methods(acct["account_id"]), lambda m: m["methods"]["sms"]["available"])
-    return Citizen(api, acct["account_id"], phone)
+    await eventually(lambda: api.otp_methods(acct.account_id), lambda m: m["methods"]["sms"]["available"])
+    return Citizen(api, acct.account_id, acct.phone)
 
 
 async def sms_verified(c: Citizen, purpose: str, subject: str | None = None) -> str:

@@ -230,3 +230,41 @@ async def test_inbox_housekeeping_forgets_only_old_entries(probe: Probe, unique:
     assert await probe.rt.inbox.forget_older_than(now() - timedelta(days=30)) >= 1
     assert await probe.rt.inbox.seen(f"{unique}-new")
     assert not await probe.rt.inbox.seen(f"{unique}-old")
+
+
+async def test_offsets_are_committed_in_batches_only_past_handled_messages(
+    probe: Probe, producer: AIOKafkaProducer, servers: Servers, unique: str
+) -> None:
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    slow = f"{unique}-slowcommit"
+    gate = asyncio.Event()
+    real = probe.handle
+
+    async def held(event: CloudEvent[OrderPlaced]) -> None:
+        if event.data.order_id == slow:
+            await gate.wait()  # the handler is still working on this message
+        await real(event)
+
+    probe.rt.consumer._handlers[OrderPlaced.event_type] = held  # type: ignore[assignment]
+    meta = await producer.send_and_wait(
+        topics.REGISTRATION, order_event(slow).model_dump_json().encode(), key=slow.encode()
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    await admin.start()
+    tp = TopicPartition(topics.REGISTRATION, meta.partition)
+
+    async def committed() -> int:
+        offsets = await admin.list_consumer_group_offsets(probe.rt.settings.consumer_group)
+        return offsets[tp].offset if tp in offsets else -1
+
+    try:
+        await asyncio.sleep(1.0)  # several commit intervals pass while the message is being handled
+        assert await committed() <= meta.offset  # never past the message in hand
+        gate.set()
+        await until(lambda: _ge(probe.count(slow), 1))
+        await until(lambda: _ge_async(committed(), meta.offset + 1), timeout=10)  # then, in the next batch
+    finally:
+        gate.set()
+        await admin.close()

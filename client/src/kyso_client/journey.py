@@ -112,6 +112,26 @@ class EventWatcher:
             await self._consumer.stop()
 
 
+async def open_account(api: KysoApi, full_name: str, password: str, date_of_birth: str = "1990-01-01") -> Account:
+    """Steps 1–3 for a new citizen: VNeID hand-over, confirmation, phone by SMS OTP, account (signed in)."""
+    ident = vneid.identity(vneid.random_citizen_id(), full_name, date_of_birth)
+    reg = (await api.vneid_register(vneid.sign(ident)))["registration_id"]
+    await api.confirm_registration(reg)
+    phone = vneid.random_phone()
+    ch = await api.sms_challenge("phone_verification", reg, phone=phone)
+    await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(phone, ch["challenge_id"]))
+    await eventually(lambda: api.registration(reg), lambda g: phone in g["verified_phones"])
+    acct = await api.create_account(reg, phone, f"k{uuid.uuid4().hex[:8]}@example.vn", password)
+    return Account(registration_id=reg, account_id=acct["account_id"], phone=phone)
+
+
+@dataclass(frozen=True)
+class Account:
+    registration_id: str
+    account_id: str
+    phone: str
+
+
 def new_correlation_id() -> str:
     return f"journey-{uuid.uuid4().hex}"
 

@@ -1,5 +1,6 @@
-"""Kafka plumbing with safe defaults: producer acks=all + idempotence, explicit commit after handling,
-one consumer group per service reading from the earliest offset, bounded retry, dead-letter topics."""
+"""Kafka plumbing with safe defaults: producer acks=all + idempotence, offsets committed only past
+handled messages (in batches), one consumer group per service reading from the earliest offset,
+partitions in parallel and each in order, bounded retry, dead-letter topics."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Union
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import OffsetAndMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from opentelemetry.trace import SpanKind
@@ -103,6 +106,7 @@ class EventConsumer:
         self._broker = broker
         self._inbox = inbox
         self._metrics = metrics
+        self._uncommitted: dict[Any, dict[TopicPartition, int]] = {}
         self._handlers: dict[str, Handler] = {}
         self._payloads: dict[str, list[type[Payload]]] = {}
         self.dead_lettered = 0
@@ -130,7 +134,12 @@ class EventConsumer:
         for topic, payloads in self._payloads.items():
 
             async def consume(body: Any) -> None:
-                await self.handle(body)
+                try:
+                    await self.handle(body)
+                except BaseException:
+                    await body.nack()  # rewind the partition: this message comes back, nothing is skipped
+                    raise
+                self._handled(body)
 
             envelopes = tuple(envelope_model(p) for p in payloads)
             consume.__annotations__ = {
@@ -142,7 +151,8 @@ class EventConsumer:
                 topic,
                 group_id=self._settings.consumer_group,
                 auto_offset_reset="earliest",
-                ack_policy=AckPolicy.NACK_ON_ERROR,
+                # Offsets are committed by commit_handled(): in batches, and only past handled messages.
+                ack_policy=AckPolicy.MANUAL,
                 # Partitions in parallel (one consumer each), each partition in order: one
                 # aggregate's events (one key, one partition) are never handled out of order.
                 max_workers=self._settings.consumer_workers,
@@ -150,6 +160,32 @@ class EventConsumer:
                 title=f"{topic}:{self._settings.service_name}",
                 description="Handles: " + ", ".join(p.__name__ for p in payloads),
             )(consume)
+
+    def _handled(self, msg: KafkaMessage) -> None:
+        """Remember that this message (and so its partition up to it) is done; see commit_handled()."""
+        record: Any = msg.raw_message
+        consumer = getattr(msg, "consumer", None)
+        if consumer is not None and record is not None and not isinstance(record, tuple):
+            done = self._uncommitted.setdefault(consumer, {})
+            done[TopicPartition(record.topic, record.partition)] = record.offset + 1
+
+    async def commit_handled(self) -> int:
+        """Commit, per consumer, the offset after the last *handled* message of each partition.
+
+        Each consumer handles its partitions one message at a time, in order, so everything before a
+        recorded offset has been handled: a commit never passes an unhandled event. Batching saves a
+        broker round trip per message. A commit refused after a rebalance is dropped — the partition's
+        new owner redelivers those messages and the idempotent handlers ignore them.
+        """
+        pending, self._uncommitted = self._uncommitted, {}
+        committed = 0
+        for consumer, offsets in pending.items():
+            try:
+                await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+                committed += len(offsets)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                log.info("offset commit dropped after a rebalance: %r", exc)
+        return committed
 
     async def handle(self, msg: KafkaMessage) -> None:
         record = msg.raw_message

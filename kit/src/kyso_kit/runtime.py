@@ -68,6 +68,7 @@ class ServiceRuntime:
         self._periodic_tasks: list[asyncio.Task[None]] = []
         self.every(3600, self._forget_old_event_ids, "forget-old-event-ids")
         self.every(15, self._measure_lag, "measure-consumer-lag", quiet=True)
+        self.every(settings.consumer_commit_seconds, self.consumer.commit_handled, "commit-offsets", quiet=True)
 
     async def _publish(self, entry: dict[str, Any]) -> None:
         await publish_entry(self.broker, entry)
@@ -118,6 +119,8 @@ class ServiceRuntime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):
+            await self.consumer.commit_handled()  # what was handled is not handled again after a restart
         await self.relay.stop()
         if self._lag is not None:
             await self._lag.close()

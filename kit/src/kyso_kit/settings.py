@@ -69,6 +69,14 @@ class ServiceSettings(BaseSettings):
         description="Consumers per topic in this process, each handling its own partitions in order "
         "(useful up to the topic's partition count)",
     )
+    consumer_commit_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        validation_alias="CONSUMER_COMMIT_SECONDS",
+        description="How often handled offsets are committed (a crash redelivers at most this much; "
+        "handlers are idempotent)",
+    )
     consumer_backoff_seconds: float = Field(
         default=0.2,
         ge=0,
