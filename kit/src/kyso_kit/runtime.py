@@ -180,6 +180,9 @@ class ServiceRuntime:
             # Longer than any client keeps an idle connection (the SDK: 20 s), so the server never
             # closes a connection a client is about to reuse; long-polls answer within 30 s.
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            # uvloop and httptools (both installed with the kit): the C event loop and HTTP parser
+            loop="uvloop",
+            http="httptools",
             lifespan="on",
         )
         uvicorn.Server(config).run()

@@ -18,6 +18,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -27,7 +28,10 @@ tracer = trace.get_tracer("kyso")
 
 def configure(service: str, exporter: str, otlp_endpoint: str | None = None) -> TracerProvider:
     """Install the process's tracer provider (``exporter``: none, console or otlp)."""
-    provider = TracerProvider(resource=Resource.create({"service.name": f"kyso-{service}"}))
+    # Without an exporter nothing is recorded (no span objects to build per request), but every
+    # span still has a trace context, so traceparent flows through requests and events all the same.
+    sampler = ALWAYS_OFF if exporter == "none" else ParentBased(ALWAYS_ON)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"kyso-{service}"}), sampler=sampler)
     chosen: SpanExporter | None = None
     if exporter == "console":
         chosen = ConsoleSpanExporter()
