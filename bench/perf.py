@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from kyso_client import vneid  # noqa: E402
-from kyso_client.api import Endpoints, KysoApi, eventually  # noqa: E402
+from kyso_client.api import Endpoints, KysoApi  # noqa: E402
 from kyso_client.journey import open_account, walk  # noqa: E402
 from kyso_contracts import topics  # noqa: E402
 from stack import SERVICES, Stack  # noqa: E402
@@ -351,7 +351,7 @@ async def burst(endpoints: Endpoints, stack: Stack, orders: int, idle_journey: f
         async with sem:
             order = await api.place_order("PERSONAL_1Y")
             order_ids.append(order["order_id"])
-            payment = await eventually(lambda: api.payment_for_order(order["order_id"]), timeout=120)
+            payment = await api.payment_for_order(order["order_id"], wait=30)
             checkout = await api.checkout(payment["payment_id"])
             await api.sandbox_pay(checkout["payment_url"])
 

@@ -116,3 +116,17 @@ async def test_only_the_owner_or_an_operator_sees_a_payment(payments: Payments) 
     with pytest.raises(Forbidden):
         await payments.for_order(Principal("someone-else"), "order-1")
     assert (await payments.for_order(Principal("op", frozenset({"operator"})), "order-1")).order_id == "order-1"
+
+
+async def test_a_reader_waiting_for_the_payment_gets_it_as_soon_as_it_is_opened(
+    payments: Payments, clock: FakeClock
+) -> None:
+    import asyncio
+
+    waiting = asyncio.create_task(payments.for_order(ALICE, "order-2", wait_seconds=10))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await payments.when_order_placed_open_payment(delivered(order("order-2"), clock))
+    assert (await asyncio.wait_for(waiting, 1)).order_id == "order-2"
+    with pytest.raises(Exception, match="not found"):
+        await payments.for_order(ALICE, "order-never", wait_seconds=0.05)

@@ -39,9 +39,9 @@ class Registration:
     def __init__(self, store: MemoryStore, clock: FakeClock) -> None:
         self.clock = clock
         self.tokens = TokenIssuer(dev_ec_private_pem("auth"), 900, clock)
-        self.identities = Identities(store, VneidVerifier(dev_ec_public_pem("vneid")), clock, 600)
-        self.accounts = Accounts(store, self.identities, self.tokens, clock, max_failures=3, lock_seconds=900)
         changes = Changes()
+        self.identities = Identities(store, VneidVerifier(dev_ec_public_pem("vneid")), clock, 600, changes)
+        self.accounts = Accounts(store, self.identities, self.tokens, clock, max_failures=3, lock_seconds=900)
         self.orders = Orders(store, self.identities, clock, changes)
         self.status = OrderStatusView(store, changes)
 

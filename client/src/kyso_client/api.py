@@ -78,8 +78,10 @@ class KysoApi:
             json={"assertion": assertion},
         )
 
-    async def registration(self, reg_id: str) -> Any:
-        return await self.call("GET", f"{self.ep.registration}/v1/registrations/{reg_id}")
+    async def registration(self, reg_id: str, *, verified_phone: str | None = None, wait: float = 10) -> Any:
+        """The registration; with ``verified_phone``, as soon as that phone shows as verified (long-poll)."""
+        params = {"phone": verified_phone, "wait": wait} if verified_phone else None
+        return await self.call("GET", f"{self.ep.registration}/v1/registrations/{reg_id}", params=params)
 
     async def confirm_registration(self, reg_id: str) -> Any:
         return await self.call("POST", f"{self.ep.registration}/v1/registrations/{reg_id}/confirm")
@@ -125,8 +127,10 @@ class KysoApi:
         return order
 
     # payment --------------------------------------------------------------
-    async def payment_for_order(self, order_id: str) -> Any:
-        return await self.call("GET", f"{self.ep.payment}/v1/payments", auth=True, params={"order_id": order_id})
+    async def payment_for_order(self, order_id: str, wait: float = 0) -> Any:
+        """The order's payment; ``wait`` seconds of long-poll while payment has not yet opened it."""
+        params: dict[str, Any] = {"order_id": order_id, "wait": wait}
+        return await self.call("GET", f"{self.ep.payment}/v1/payments", auth=True, params=params)
 
     async def checkout(self, payment_id: str) -> Any:
         return await self.call("POST", f"{self.ep.payment}/v1/payments/{payment_id}/checkout", auth=True)
@@ -137,8 +141,10 @@ class KysoApi:
         )
 
     # signing --------------------------------------------------------------
-    async def contract_for_order(self, order_id: str) -> Any:
-        return await self.call("GET", f"{self.ep.signing}/v1/contracts", auth=True, params={"order_id": order_id})
+    async def contract_for_order(self, order_id: str, wait: float = 0) -> Any:
+        """The order's contract; ``wait`` seconds of long-poll while it is not yet drawn up."""
+        params: dict[str, Any] = {"order_id": order_id, "wait": wait}
+        return await self.call("GET", f"{self.ep.signing}/v1/contracts", auth=True, params=params)
 
     async def certificate(self, certificate_id: str) -> Any:
         return await self.call("GET", f"{self.ep.signing}/v1/certificates/{certificate_id}", auth=True)

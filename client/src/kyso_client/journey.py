@@ -120,7 +120,7 @@ async def open_account(api: KysoApi, full_name: str, password: str, date_of_birt
     phone = vneid.random_phone()
     ch = await api.sms_challenge("phone_verification", reg, phone=phone)
     await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(phone, ch["challenge_id"]))
-    await eventually(lambda: api.registration(reg), lambda g: phone in g["verified_phones"])
+    await eventually(lambda: api.registration(reg, verified_phone=phone), lambda g: phone in g["verified_phones"])
     acct = await api.create_account(reg, phone, f"k{uuid.uuid4().hex[:8]}@example.vn", password)
     return Account(registration_id=reg, account_id=acct["account_id"], phone=phone)
 
@@ -167,7 +167,10 @@ async def walk(
         code = await api.dev_sms_code(r.phone, ch["challenge_id"])
         await api.verify_sms(ch["challenge_id"], code)
         say(f"3. phone {r.phone} verified with SMS OTP {code}")
-        await eventually(lambda: api.registration(r.registration_id), lambda g: r.phone in g["verified_phones"])
+        await eventually(
+            lambda: api.registration(r.registration_id, verified_phone=r.phone),
+            lambda g: r.phone in g["verified_phones"],
+        )
         acct = await api.create_account(r.registration_id, r.phone, "minhkhai@example.vn", "Ky-so an toan 2025!")
         r.account_id = acct["account_id"]
         say(f"   account {r.account_id} created (email, password), signed in")
@@ -190,14 +193,14 @@ async def walk(
         say(f"4. order {r.order_id}: {pkg['name_vi']} — {pkg['price_vnd']:,} đồng".replace(",", "."))
         if after:
             await after("order_placed")
-        payment = await eventually(lambda: api.payment_for_order(r.order_id), timeout=60)
+        payment = await eventually(lambda: api.payment_for_order(r.order_id, wait=20), timeout=60)
         r.payment_id = payment["payment_id"]
         checkout = await api.checkout(r.payment_id)
         paid = await api.sandbox_pay(checkout["payment_url"])
         say(f"   paid through the sandbox gateway (IPN answer {paid['ipn_response']['RspCode']})")
         if after:
             await after("paid")
-        contract = await eventually(lambda: api.contract_for_order(r.order_id), timeout=60)
+        contract = await eventually(lambda: api.contract_for_order(r.order_id, wait=20), timeout=60)
         r.certificate_id = contract["certificate_id"]
         ch = await api.sms_challenge(
             "contract_consent", contract["contract_id"], account_id=r.account_id, binding_sha256=contract["sha256"]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Changes:
@@ -32,3 +36,20 @@ class Changes:
                 waiters.discard(event)
                 if not waiters:
                     del self._waiters[key]
+
+    async def read_when(
+        self,
+        key: str,
+        read: Callable[[], Awaitable[T]],
+        ready: Callable[[T], bool],
+        wait_seconds: float,
+    ) -> T:
+        """``read()`` as soon as ``ready`` holds for it, or its last value after ``wait_seconds``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while True:
+            value = await read()
+            left = deadline - loop.time()
+            if ready(value) or left <= 0:
+                return value
+            await self.wait(key, min(left, 1.0))

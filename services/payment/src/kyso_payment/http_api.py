@@ -24,8 +24,10 @@ def router(payments: Payments, verifier: TokenVerifier, sandbox: SandboxVnpay | 
     async def payment_for_order(
         order_id: Annotated[Id, Query(description="The order the payment is for")],
         who: Principal = Depends(account),
+        wait: Annotated[float, Query(ge=0, le=30, description="Long-poll: wait this long for the payment")] = 0,
     ) -> PaymentView:
-        return await payments.for_order(who, order_id)
+        """The order's payment (opened as soon as payment learns of the order)."""
+        return await payments.for_order(who, order_id, wait)
 
     @r.post("/v1/payments/{payment_id}/checkout", tags=["payments"], responses=errors(401, 403, 404, 409, 422))
     async def checkout(payment_id: Id, request: Request, who: Principal = Depends(account)) -> CheckoutView:

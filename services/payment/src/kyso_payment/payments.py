@@ -9,6 +9,7 @@ from typing import Any
 
 from kyso_contracts import CloudEvent, OrderPlaced
 from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, not_found
 from kyso_kit.store import Doc, Store
@@ -43,8 +44,9 @@ def _view(doc: Doc, provider: str) -> PaymentView:
 
 
 class Payments:
-    def __init__(self, store: Store, gateway: PaymentGateway, clock: Clock) -> None:
+    def __init__(self, store: Store, gateway: PaymentGateway, clock: Clock, changes: Changes | None = None) -> None:
         self.payments = store.collection("payments", events=True)
+        self.changes = changes or Changes()
         self.events = store.events
         self.gateway = gateway
         self.clock = clock
@@ -70,9 +72,14 @@ class Payments:
                 "correlation_id": event.correlationid,
             },
         )
+        self.changes.notify(o.order_id)
 
-    async def for_order(self, who: Principal, order_id: str) -> PaymentView:
-        doc = await self.payments.find_one({"order_id": order_id})
+    async def for_order(self, who: Principal, order_id: str, wait_seconds: float = 0) -> PaymentView:
+        """The order's payment; it is opened when payment learns of the order, so a caller may wait
+        up to ``wait_seconds`` for it to appear."""
+        doc = await self.changes.read_when(
+            order_id, lambda: self.payments.find_one({"order_id": order_id}), lambda d: d is not None, wait_seconds
+        )
         if doc is None:
             raise not_found("payment", "giao dịch thanh toán")
         ensure_may(who, doc["account_id"], "read")

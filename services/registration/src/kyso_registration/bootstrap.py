@@ -43,8 +43,13 @@ class Registration:
 def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registration:
     assert settings.vneid_public_key_pem and settings.auth_signing_key_pem
     tokens = TokenIssuer(settings.auth_signing_key_pem, settings.access_token_ttl_seconds, rt.clock)
+    changes = Changes()
     identities = Identities(
-        rt.store, domain.VneidVerifier(settings.vneid_public_key_pem), rt.clock, settings.identity_max_age_seconds
+        rt.store,
+        domain.VneidVerifier(settings.vneid_public_key_pem),
+        rt.clock,
+        settings.identity_max_age_seconds,
+        changes,
     )
     accounts = Accounts(
         rt.store,
@@ -54,7 +59,6 @@ def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registratio
         max_failures=settings.login_max_failures,
         lock_seconds=settings.login_lock_seconds,
     )
-    changes = Changes()
     orders = Orders(rt.store, identities, rt.clock, changes)
     return Registration(identities, accounts, orders, OrderStatusView(rt.store, changes), tokens)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from kyso_contracts.types import Id
+from kyso_contracts.types import Id, Phone
 from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier, bearer_dependency
 from kyso_kit.openapi import errors
 
@@ -44,8 +44,12 @@ def router(
         return await identities.accept(body.assertion)
 
     @r.get("/v1/registrations/{registration_id}", tags=["registration"], responses=errors(404, 422))
-    async def get_registration(registration_id: Id) -> RegistrationView:
-        return await identities.view(registration_id)
+    async def get_registration(
+        registration_id: Id,
+        phone: Annotated[Phone | None, Query(description="Long-poll: answer once this phone is verified")] = None,
+        wait: Annotated[float, Query(ge=0, le=30, description="Long-poll: wait at most this many seconds")] = 10,
+    ) -> RegistrationView:
+        return await identities.view(registration_id, phone=phone, wait_seconds=wait)
 
     @r.post("/v1/registrations/{registration_id}/confirm", tags=["registration"], responses=errors(404, 409, 422))
     async def confirm(registration_id: Id) -> RegistrationView:

@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from kyso_contracts import CloudEvent, OtpPurpose, SmsOtpVerified
+from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Forbidden, Invalid, Rejected, Unauthenticated, not_found
 from kyso_kit.store import Doc, DuplicateKey, Store
@@ -29,8 +30,11 @@ def registration_view(doc: Doc) -> RegistrationView:
 
 
 class Identities:
-    def __init__(self, store: Store, vneid: domain.VneidVerifier, clock: Clock, max_age_seconds: int) -> None:
+    def __init__(
+        self, store: Store, vneid: domain.VneidVerifier, clock: Clock, max_age_seconds: int, changes: Changes
+    ) -> None:
         self.registrations = store.collection("registrations")
+        self.changes = changes
         self.vneid = vneid
         self.clock = clock
         self.max_age_seconds = max_age_seconds
@@ -103,8 +107,15 @@ class Identities:
             raise not_found("registration", "đăng ký")
         return doc
 
-    async def view(self, reg_id: str) -> RegistrationView:
-        return registration_view(await self.get(reg_id))
+    async def view(self, reg_id: str, *, phone: str | None = None, wait_seconds: float = 0) -> RegistrationView:
+        """The registration; with ``phone``, as soon as that phone is verified (or after ``wait_seconds``)."""
+
+        async def read() -> RegistrationView:
+            return registration_view(await self.get(reg_id))
+
+        if phone is None:
+            return await read()
+        return await self.changes.read_when(reg_id, read, lambda v: phone in v.verified_phones, wait_seconds)
 
     async def mark_account_created(self, reg_id: str, account_id: str) -> None:
         # The account document is the source of truth; this is only the view's convenience copy.
@@ -121,3 +132,4 @@ class Identities:
             {"$push": {"verified_phones": {"phone": e.phone, "challenge_id": e.challenge_id, "at": e.verified_at}}},
             caused_by=event.id,
         )
+        self.changes.notify(e.subject)

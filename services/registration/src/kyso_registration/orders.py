@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import date
 
@@ -106,11 +105,6 @@ class Orders:
 
     async def view_after(self, who: Principal, order_id: str, known_status: str, wait_seconds: float) -> OrderView:
         """The order as soon as its status is no longer ``known_status`` (or after ``wait_seconds``)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_seconds
-        while True:
-            view = await self.view(who, order_id)
-            left = deadline - loop.time()
-            if view.status != known_status or left <= 0:
-                return view
-            await self.changes.wait(order_id, min(left, 1.0))
+        return await self.changes.read_when(
+            order_id, lambda: self.view(who, order_id), lambda v: v.status != known_status, wait_seconds
+        )

@@ -15,6 +15,7 @@ from kyso_contracts import (
     SmsOtpVerified,
 )
 from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import not_found
 from kyso_kit.store import Doc, Store
@@ -29,8 +30,11 @@ log = logging.getLogger(__name__)
 
 
 class Contracts:
-    def __init__(self, store: Store, issuance: Issuance, clock: Clock, provider_name: str) -> None:
+    def __init__(
+        self, store: Store, issuance: Issuance, clock: Clock, provider_name: str, changes: Changes | None = None
+    ) -> None:
         self.certs = store.collection("certificates", events=True)
+        self.changes = changes or Changes()
         self.events = store.events
         self.issuance = issuance
         self.clock = clock
@@ -101,8 +105,15 @@ class Contracts:
             guard, {"$set": {"status": status.value, "contract": contract, "contract_id": contract_id}}
         )
 
-    async def for_order(self, who: Principal, order_id: str) -> ContractView:
-        doc = await self.certs.find_one({"order_id": order_id})
+    async def for_order(self, who: Principal, order_id: str, wait_seconds: float = 0) -> ContractView:
+        """The order's contract; it is drawn up once the order is paid, so a caller may wait up to
+        ``wait_seconds`` for it."""
+        doc = await self.changes.read_when(
+            order_id,
+            lambda: self.certs.find_one({"order_id": order_id}),
+            lambda d: d is not None and "contract" in d,
+            wait_seconds,
+        )
         if doc is None or "contract" not in doc:
             raise not_found("contract", "hợp đồng")
         ensure_may(who, doc["account_id"], "read")

@@ -24,9 +24,12 @@ def router(contracts: Contracts, activation: Activation, verifier: TokenVerifier
 
     @r.get("/contracts", tags=["contracts"], responses=errors(401, 403, 404, 422))
     async def contract(
-        order_id: Annotated[Id, Query(description="The order the contract is for")], who: Principal = Depends(account)
+        order_id: Annotated[Id, Query(description="The order the contract is for")],
+        who: Principal = Depends(account),
+        wait: Annotated[float, Query(ge=0, le=30, description="Long-poll: wait this long for the contract")] = 0,
     ) -> ContractView:
-        return await contracts.for_order(who, order_id)
+        """The service contract of an order (drawn up once the order is paid)."""
+        return await contracts.for_order(who, order_id, wait)
 
     @r.get("/certificates/{certificate_id}", tags=["certificates"], responses=errors(401, 403, 404, 422))
     async def certificate(certificate_id: Id, who: Principal = Depends(account)) -> CertificateView:
