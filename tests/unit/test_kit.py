@@ -152,3 +152,25 @@ def test_kafka_cluster_ids_never_look_like_options() -> None:
     ids = {localinfra.new_cluster_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+async def test_a_change_that_lands_while_reading_still_wakes_the_long_poll() -> None:
+    import asyncio
+
+    from kyso_kit.changes import Changes
+
+    changes = Changes()
+    reads = []
+
+    async def read() -> str:
+        reads.append(1)
+        if len(reads) == 1:
+            await asyncio.sleep(0)
+            changes.notify("order-1")  # the handler changed it while this read was in flight
+            return "old"
+        return "new"
+
+    t0 = time.perf_counter()
+    assert await changes.read_when("order-1", read, lambda v: v == "new", 5) == "new"
+    assert time.perf_counter() - t0 < 0.5 and len(reads) == 2
+    assert await changes.read_when("order-1", read, lambda v: v == "never", 0.05) == "new"  # times out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -23,19 +23,23 @@ class Changes:
         for event in self._waiters.get(key, ()):
             event.set()
 
-    async def wait(self, key: str, timeout: float) -> None:
-        """Return when ``key`` changes here or after ``timeout`` seconds, whichever comes first."""
+    @contextlib.contextmanager
+    def _watching(self, key: str) -> Iterator[asyncio.Event]:
         event = asyncio.Event()
         self._waiters.setdefault(key, set()).add(event)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+            yield event
         finally:
             waiters = self._waiters.get(key)
             if waiters is not None:
                 waiters.discard(event)
                 if not waiters:
                     del self._waiters[key]
+
+    async def wait(self, key: str, timeout: float) -> None:
+        """Return when ``key`` changes here or after ``timeout`` seconds, whichever comes first."""
+        with self._watching(key) as event, contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
 
     async def read_when(
         self,
@@ -48,8 +52,11 @@ class Changes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
-            value = await read()
-            left = deadline - loop.time()
-            if ready(value) or left <= 0:
-                return value
-            await self.wait(key, min(left, 1.0))
+            # Watch *before* reading, so a change that lands during the read still wakes us.
+            with self._watching(key) as changed:
+                value = await read()
+                left = deadline - loop.time()
+                if ready(value) or left <= 0:
+                    return value
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(left, 1.0))
