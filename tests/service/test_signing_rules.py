@@ -207,3 +207,18 @@ async def test_activation_needs_the_owner_a_good_pin_and_the_record_shown(signin
         await a.activate(ALICE, cert_id, "482915", record.sha256)
     [activated] = store.of_type(CertActivated)
     assert activated.data.acceptance_record_sha256 == record.sha256
+
+
+async def test_a_reader_waiting_for_the_contract_gets_it_as_soon_as_it_is_drawn_up(signing: Signing) -> None:
+    import asyncio
+    import time
+
+    c = signing.contracts
+    await c.when_order_placed_remember_order(delivered(signing.order(), signing.clock))
+    waiting = asyncio.create_task(c.for_order(ALICE, "order-1", wait_seconds=10))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    started = time.perf_counter()
+    await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(), signing.clock))
+    assert (await waiting).status == "awaiting_consent"
+    assert time.perf_counter() - started < 0.5  # woken by the change, not by the next re-read

@@ -104,6 +104,7 @@ class Contracts:
         await self.certs.update(
             guard, {"$set": {"status": status.value, "contract": contract, "contract_id": contract_id}}
         )
+        self.changes.notify(order_id)
 
     async def for_order(self, who: Principal, order_id: str, wait_seconds: float = 0) -> ContractView:
         """The order's contract; it is drawn up once the order is paid, so a caller may wait up to
