@@ -11,7 +11,7 @@ from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Invalid, not_found
 from kyso_kit.store import Doc, Store
-from kyso_kit.timeutil import local
+from kyso_kit.timeutil import as_utc, local
 
 from . import domain
 from .identity import Identities
@@ -30,7 +30,11 @@ def order_view(doc: Doc) -> OrderView:
         status=status.value,
         status_vi=domain.STATUS_VI[status],
         certificate=CertificateSummary(**cert) if cert else None,
-        timeline=[TimelineEntry(event=t["event"], at=local(t["at"])) for t in doc.get("timeline", [])],
+        # In the order things happened, whatever order the events arrived in (they come from different topics).
+        timeline=[
+            TimelineEntry(event=t["event"], at=local(t["at"]))
+            for t in sorted(doc.get("timeline", []), key=lambda t: as_utc(t["at"]))
+        ],
     )
 
 
