@@ -160,8 +160,9 @@ async def test_consent_issues_one_certificate_even_when_delivered_twice(signing:
     assert signed.causationid == ok.id and issued.causationid == signed.id
     cert = x509.load_pem_x509_certificate(issued.data.certificate_pem.encode())
     assert cert.not_valid_after_utc == pki.add_years(cert.not_valid_before_utc, 2)  # calendar years
-    serial = await store.collection("issued_serials").get(issued.data.serial_number)
-    assert serial is not None and serial["status"] == "issued"
+    assert cert.serial_number == int(issued.data.serial_number, 16)
+    [recorded] = await c.certs.find({"serial_number": issued.data.serial_number})
+    assert recorded["status"] == "pending_activation"
 
 
 async def test_the_serial_is_recorded_before_signing_and_a_crash_resumes_with_it(
@@ -178,14 +179,29 @@ async def test_the_serial_is_recorded_before_signing_and_a_crash_resumes_with_it
     monkeypatch.setattr(pki, "issue_subscriber", crash)
     with pytest.raises(RuntimeError):
         await c.when_sms_otp_verified_sign_contract(ok)
-    [reserved] = await store.collection("issued_serials").find({})
-    assert reserved["status"] == "reserved"  # known before anything was signed
     doc = await c.certs.find_one({"order_id": "order-1"})
     assert doc is not None and doc["status"] == "issuing" and not store.of_type(CertIssued)
+    reserved = doc["serial_number"]  # known before anything was signed
     monkeypatch.setattr(pki, "issue_subscriber", real)
     await c.when_sms_otp_verified_sign_contract(ok)  # the event comes back after the crash
     [issued] = store.of_type(CertIssued)
-    assert issued.data.serial_number == reserved["_id"]
+    assert issued.data.serial_number == reserved
+
+
+async def test_two_certificates_never_hold_one_serial(signing: Signing, monkeypatch: pytest.MonkeyPatch) -> None:
+    c, store = signing.contracts, signing.store
+    contract_id, sha = await _prepared(signing)
+    await c.when_sms_otp_verified_sign_contract(delivered(signing.consent(contract_id, sha), signing.clock))
+    [first] = store.of_type(CertIssued)
+    await c.when_order_placed_remember_order(delivered(signing.order(order_id="order-2"), signing.clock))
+    await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(order_id="order-2"), signing.clock))
+    second = await c.for_order(ALICE, "order-2")
+    draws = iter([int(first.data.serial_number, 16), 0x5E41A1])  # the first draw collides
+    monkeypatch.setattr(pki, "new_serial", lambda: next(draws))
+    await c.when_sms_otp_verified_sign_contract(
+        delivered(signing.consent(second.contract_id, second.sha256, ch="ch-2"), signing.clock)
+    )
+    assert store.of_type(CertIssued)[-1].data.serial_number == "5e41a1"
 
 
 async def test_activation_needs_the_owner_a_good_pin_and_the_record_shown(signing: Signing) -> None:

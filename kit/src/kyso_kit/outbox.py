@@ -71,7 +71,8 @@ class OutboxRelay:
         self._sweep_every = sweep_seconds
         self._batch = batch
         self._wake = asyncio.Event()
-        self._targets: set[tuple[str, Any]] = set()
+        # (collection, document id) → the document as the write left it (None: read it first)
+        self._targets: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self._sweep_requested = True
         self._task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(concurrency)
@@ -87,10 +88,14 @@ class OutboxRelay:
         """Add a collection whose documents carry an outbox (registered once, by the store)."""
         self._collections[collection.name] = collection
 
-    def nudge(self, collection: str | None = None, doc_id: Any = None) -> None:
-        """Ask the relay to publish now: one document's events, or (without arguments) a full sweep."""
+    def nudge(self, collection: str | None = None, doc_id: Any = None, doc: dict[str, Any] | None = None) -> None:
+        """Ask the relay to publish now: one document's events, or (without arguments) a full sweep.
+
+        ``doc`` is the document as the write that added the events returned it: the relay then publishes
+        without reading it again (what it clears is still guarded by the outbox's current content)."""
         if collection is not None and doc_id is not None and collection in self._collections:
-            self._targets.add((collection, doc_id))
+            key = (collection, doc_id)
+            self._targets[key] = doc if doc is not None or key not in self._targets else self._targets[key]
         else:
             self._sweep_requested = True
         self._wake.set()
@@ -122,19 +127,24 @@ class OutboxRelay:
         return sum(await asyncio.gather(*(self._drain_document(coll, d) for d in docs)))
 
     async def drain_targets(self) -> int:
-        targets, self._targets = self._targets, set()
-        by_coll: dict[str, list[Any]] = {}
-        for name, doc_id in targets:
-            by_coll.setdefault(name, []).append(doc_id)
+        targets, self._targets = self._targets, {}
+        by_coll: dict[str, list[tuple[Any, dict[str, Any] | None]]] = {}
+        for (name, doc_id), doc in targets.items():
+            by_coll.setdefault(name, []).append((doc_id, doc))
         sent = 0
         try:
-            for name, ids in by_coll.items():
+            for name, docs in by_coll.items():
                 coll = self._collections[name]
-                # one primary-key read each ($in is not an indexed lookup on FerretDB)
-                found = await asyncio.gather(*(coll.find_one({"_id": i}, {OUTBOX_FIELD: 1}) for i in ids))
+
+                async def current(doc_id: Any, doc: dict[str, Any] | None, c: Any = coll) -> dict[str, Any] | None:
+                    # one primary-key read when the writer did not hand the document over
+                    return doc if doc is not None else await c.find_one({"_id": doc_id}, {OUTBOX_FIELD: 1})
+
+                found = await asyncio.gather(*(current(i, d) for i, d in docs))
                 sent += await self._drain_all(coll, [d for d in found if d])
         except BaseException:
-            self._targets |= targets
+            for key, doc in targets.items():
+                self._targets.setdefault(key, doc)
             raise
         self.published += sent
         return sent

@@ -202,7 +202,7 @@ class MongoAggregates(_Writer):
         factory: EventFactory,
         *,
         publishes: bool,
-        nudge: Callable[[str, Any], None],
+        nudge: Callable[[str, Any, Doc | None], None],
     ) -> None:
         super().__init__(coll.name, factory, publishes)
         self._coll = coll
@@ -244,7 +244,7 @@ class MongoAggregates(_Writer):
         except DuplicateKeyError:
             raise DuplicateKey(self.name) from None
         if entries:
-            self._nudge(self.name, doc["_id"])
+            self._nudge(self.name, doc["_id"], body)
 
     def _prepare(self, filter: Doc, update: Doc, events: Sequence[EventLike], caused_by: str | None) -> tuple[Doc, Doc]:
         flt, upd = _guarded(filter, _copy_update(update), caused_by)
@@ -286,7 +286,7 @@ class MongoAggregates(_Writer):
             _raise_if_duplicate(exc, self.name)
             raise
         if doc is not None and OUTBOX_FIELD in upd.get("$push", {}):
-            self._nudge(self.name, doc["_id"])
+            self._nudge(self.name, doc["_id"], doc)
         return _hide(doc)
 
     async def update(
@@ -298,9 +298,8 @@ class MongoAggregates(_Writer):
         caused_by: str | None = None,
         upsert_with: Doc | None = None,
     ) -> bool:
-        doc_id = filter.get("_id")
-        if upsert_with is not None or (events and (doc_id is None or isinstance(doc_id, dict))):
-            # the relay needs the document's id, which only the document itself can tell
+        if upsert_with is not None or events:
+            # the written document goes to the relay, which then publishes without reading it again
             got = await self.update_and_get(filter, update, events=events, caused_by=caused_by, upsert_with=upsert_with)
             return got is not None
         flt, upd = self._prepare(filter, update, events, caused_by)
@@ -311,8 +310,6 @@ class MongoAggregates(_Writer):
         except OperationFailure as exc:
             _raise_if_duplicate(exc, self.name)
             raise
-        if res.matched_count and events:
-            self._nudge(self.name, doc_id)
         return bool(res.matched_count)
 
     async def update_many(self, filter: Doc, update: Doc) -> int:

@@ -1,5 +1,8 @@
 """The CA issues the subscriber certificate on consent: the serial is reserved and recorded *before*
-anything is signed, so no certificate can exist that the system does not know (CRL and OCSP rely on it)."""
+anything is signed, so no certificate can exist that the system does not know (CRL and OCSP rely on it).
+
+The reservation is the same write that moves the certificate to ``issuing``: ``serial_number`` is a
+unique index of the certificates, so two certificates can never hold one serial."""
 
 from __future__ import annotations
 
@@ -19,50 +22,44 @@ from .domain import CertificateStatus as S
 class Issuance:
     def __init__(self, store: Store, authority: Authority, box: SecretBox, clock: Clock) -> None:
         self.certs = store.collection("certificates", events=True)
-        self.serials = store.collection("issued_serials")
         self.events = store.events
         self.authority = authority
         self.box = box
         self.clock = clock
 
     async def init(self) -> None:
+        await self.certs.ensure_index([("serial_number", 1)], unique=True, sparse=True)
         await self.authority.load()
-
-    async def _reserve_serial(self, certificate_id: str) -> str:
-        while True:
-            serial = format(pki.new_serial(), "x")
-            try:
-                await self.serials.insert(
-                    {"_id": serial, "certificate_id": certificate_id, "status": "reserved", "at": self.clock.now()}
-                )
-                return serial
-            except DuplicateKey:
-                continue  # 159 random bits: practically never
 
     async def issue_on_consent(self, doc: Doc, event: CloudEvent[SmsOtpVerified]) -> None:
         e = event.data
         if doc["status"] == S.AWAITING_CONSENT:
             status = domain.next_status(S(doc["status"]), "consent")
-            serial = await self._reserve_serial(doc["_id"])
             t = self.clock.now()
             seal = self.authority.seal_key
             assert seal is not None
             provider_sig = base64.b64encode(pki.sign(seal, doc["contract"]["text"].encode())).decode()
-            moved = await self.certs.update_and_get(
-                {"_id": doc["_id"], "status": S.AWAITING_CONSENT.value},
-                {
-                    "$set": {
-                        "status": status.value,
-                        "issuance": {"serial_number": serial, "reserved_at": t},
-                        "contract.signed_at": t,
-                        "contract.consent_challenge_id": e.challenge_id,
-                        "contract.provider_signature_b64": provider_sig,
-                    }
-                },
-                caused_by=event.id,
-            )
+            while True:
+                serial = format(pki.new_serial(), "x")
+                try:
+                    moved = await self.certs.update_and_get(
+                        {"_id": doc["_id"], "status": S.AWAITING_CONSENT.value},
+                        {
+                            "$set": {
+                                "status": status.value,
+                                "serial_number": serial,
+                                "issuance": {"serial_number": serial, "reserved_at": t},
+                                "contract.signed_at": t,
+                                "contract.consent_challenge_id": e.challenge_id,
+                                "contract.provider_signature_b64": provider_sig,
+                            }
+                        },
+                        caused_by=event.id,
+                    )
+                    break
+                except DuplicateKey:
+                    continue  # the serial is taken (159 random bits: practically never); draw another
             if moved is None:
-                await self.serials.update({"_id": serial}, {"$set": {"status": "void"}})
                 return  # another delivery or another consent got there first
             doc = moved
         # A crash after the reservation resumes here when the event is delivered again.
@@ -118,8 +115,8 @@ class Issuance:
             ),
             causation_id=signed.id,
         )
-        recorded = await self.certs.update(
-            {"_id": doc["_id"], "status": S.ISSUING.value, "issuance.serial_number": serial},
+        await self.certs.update(
+            {"_id": doc["_id"], "status": S.ISSUING.value, "serial_number": serial},
             {
                 "$set": {
                     "status": status.value,
@@ -132,5 +129,3 @@ class Issuance:
             },
             events=[signed, issued],
         )
-        if recorded:
-            await self.serials.update({"_id": serial}, {"$set": {"status": "issued", "issued_at": t}})
