@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -613,7 +613,3 @@ class MemoryStore:
     def of_type(self, *payloads: type[Payload]) -> list[CloudEvent[Any]]:
         types = {p.event_type for p in payloads}
         return [e for e in self.published if e.type in types]
-
-
-def payloads(events: Iterable[CloudEvent[Any]]) -> list[Payload]:
-    return [e.data for e in events]
