@@ -172,3 +172,29 @@ def test_consent_counts_only_for_the_owner_and_this_contract(account: str, owner
         assert problem == "bound_to_other_document"
     else:
         assert problem is None
+
+
+def test_each_certificate_transition_causes_exactly_the_events_it_declares() -> None:
+    from kyso_signing.domain import CAUSES, Ref, Signed, activated, consent_rejected, issued, prepared
+
+    ref = Ref("c1", "o1", "a1")
+    made: dict[tuple[cert.CertificateStatus, str, cert.CertificateStatus], list[type[object]]] = {}
+    for paid in (800_000, 700_000):
+        new, events = prepared(Cert.COLLECTING, ref, paid_vnd=paid, order_vnd=800_000, payment_id="p1", at=AT)
+        made[(Cert.COLLECTING, "prepare", new)] = [type(e) for e in events]
+    new, rejected = consent_rejected(
+        Cert.AWAITING_CONSENT, ref, contract_id="k1", challenge_id="ch", reason="other_account", at=AT
+    )
+    made[(Cert.AWAITING_CONSENT, "reject_consent", new)] = [type(rejected)]
+    made[(Cert.AWAITING_CONSENT, "consent", cert.next_status(Cert.AWAITING_CONSENT, "consent"))] = []
+    signed = Signed("k1", "a" * 64, "ch", "sig", AT, "1f", "CN=x", AT, AT, "pem")
+    new, *both = issued(Cert.ISSUING, ref, signed)
+    made[(Cert.ISSUING, "issue", new)] = [type(e) for e in both]
+    new, act = activated(
+        Cert.PENDING_ACTIVATION, ref, serial_number="1f", record_sha256="a" * 64, signature_b64="s", at=AT
+    )
+    made[(Cert.PENDING_ACTIVATION, "activate", new)] = [type(act)]
+    assert made == {k: list(v) for k, v in CAUSES.items()}
+    assert {(s, a) for s, a, _ in CAUSES} == set(cert.TRANSITIONS)
+    with pytest.raises(IllegalTransition):
+        issued(Cert.AWAITING_CONSENT, ref, signed)  # nothing is signed before the serial is reserved

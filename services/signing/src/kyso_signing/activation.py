@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from kyso_contracts import CertActivated
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox, off_loop
@@ -69,7 +68,7 @@ class Activation:
         doc = await self._issued(who, certificate_id, "sign")
         if doc["status"] != S.PENDING_ACTIVATION:
             raise _not_pending()
-        status = domain.next_status(S(doc["status"]), "activate")
+        domain.next_status(S(doc["status"]), "activate")  # refuse before the key is unsealed
         record = documents.acceptance_record(doc["_id"], doc["certificate"])
         if hashlib.sha256(record).hexdigest() != record_sha256:
             raise Conflict(
@@ -83,14 +82,13 @@ class Activation:
         sealed = await off_loop(keywrap.seal_with_pin, self.master_key, pin, owner, key_der)
         t = self.clock.now()
         sig_b64 = base64.b64encode(signature).decode()
-        activated = CertActivated(
-            certificate_id=doc["_id"],
-            order_id=doc["order_id"],
-            account_id=doc["account_id"],
+        status, activated = domain.activated(
+            S(doc["status"]),
+            domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"]),
             serial_number=doc["certificate"]["serial_number"],
-            acceptance_record_sha256=record_sha256,
-            acceptance_signature_b64=sig_b64,
-            activated_at=t,
+            record_sha256=record_sha256,
+            signature_b64=sig_b64,
+            at=t,
         )
         done = await self.certs.update(
             {"_id": doc["_id"], "status": S.PENDING_ACTIVATION.value},

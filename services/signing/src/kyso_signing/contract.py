@@ -7,10 +7,8 @@ import uuid
 
 from kyso_contracts import (
     CloudEvent,
-    ConsentRejected,
     OrderPlaced,
     OtpPurpose,
-    PaymentAmountMismatch,
     PaymentConfirmed,
     SmsOtpVerified,
 )
@@ -27,6 +25,10 @@ from .issuance import Issuance
 from .schemas import ConsentRejection, ContractView
 
 log = logging.getLogger(__name__)
+
+
+def _ref(doc: Doc) -> domain.Ref:
+    return domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
 
 
 class Contracts:
@@ -73,22 +75,19 @@ class Contracts:
         doc = await self.certs.find_one({"order_id": order_id})
         if not doc or doc["status"] != S.COLLECTING or not doc.get("paid") or not doc.get("order"):
             return
-        order_vnd, paid_vnd = doc["order"]["amount_vnd"], doc["paid_amount_vnd"]
-        status = domain.prepare(S(doc["status"]), paid_vnd=paid_vnd, order_vnd=order_vnd)
-        guard = {"_id": doc["_id"], "status": S.COLLECTING.value}
         t = self.clock.now()
+        status, events = domain.prepared(
+            S(doc["status"]),
+            _ref(doc),
+            paid_vnd=doc["paid_amount_vnd"],
+            order_vnd=doc["order"]["amount_vnd"],
+            payment_id=doc["payment_id"],
+            at=t,
+        )
+        guard = {"_id": doc["_id"], "status": S.COLLECTING.value}
         if status == S.AMOUNT_MISMATCH:
-            mismatch = PaymentAmountMismatch(
-                certificate_id=doc["_id"],
-                order_id=order_id,
-                account_id=doc["account_id"],
-                payment_id=doc["payment_id"],
-                paid_vnd=paid_vnd,
-                order_vnd=order_vnd,
-                detected_at=t,
-            )
             await self.certs.update(
-                guard, {"$set": {"status": status.value}}, events=[self.events(mismatch, causation_id=cause)]
+                guard, {"$set": {"status": status.value}}, events=[self.events(e, causation_id=cause) for e in events]
             )
             log.warning("paid amount differs from order amount", extra={"order_id": order_id, "cause": cause})
             return
@@ -155,16 +154,14 @@ class Contracts:
         """The code authorised something else: a visible rejection, the contract still waits for consent."""
         if doc["status"] != S.AWAITING_CONSENT:
             return
-        domain.next_status(S(doc["status"]), "reject_consent")
         t = self.clock.now()
-        rejected = ConsentRejected(
-            certificate_id=doc["_id"],
-            order_id=doc["order_id"],
-            account_id=doc["account_id"],
+        _, rejected = domain.consent_rejected(
+            S(doc["status"]),
+            _ref(doc),
             contract_id=event.data.subject,
-            consent_challenge_id=event.data.challenge_id,
-            reason=reason,  # type: ignore[arg-type]
-            rejected_at=t,
+            challenge_id=event.data.challenge_id,
+            reason=reason,
+            at=t,
         )
         await self.certs.update(
             {"_id": doc["_id"], "status": S.AWAITING_CONSENT.value},

@@ -12,8 +12,18 @@ Anything else raises :class:`IllegalTransition`.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from enum import StrEnum
 
+from kyso_contracts import (
+    CertActivated,
+    CertIssued,
+    ConsentRejected,
+    ContractSigned,
+    Payload,
+    PaymentAmountMismatch,
+)
 from kyso_kit.errors import IllegalTransition
 
 
@@ -65,3 +75,105 @@ def consent_problem(*, account_id: str, owner: str, binding: str | None, contrac
     if binding != contract_sha256:
         return "bound_to_other_document"
     return None
+
+
+# --------------------------------------------------------------------------- transitions and their events
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Which certificate, of which order and account, a transition is about."""
+
+    certificate_id: str
+    order_id: str
+    account_id: str
+
+
+# The events each transition causes (property-tested against the functions below).
+CAUSES: dict[tuple[CertificateStatus, str, CertificateStatus], tuple[type[Payload], ...]] = {
+    (S.COLLECTING, "prepare", S.AWAITING_CONSENT): (),
+    (S.COLLECTING, "prepare", S.AMOUNT_MISMATCH): (PaymentAmountMismatch,),
+    (S.AWAITING_CONSENT, "reject_consent", S.AWAITING_CONSENT): (ConsentRejected,),
+    (S.AWAITING_CONSENT, "consent", S.ISSUING): (),
+    (S.ISSUING, "issue", S.PENDING_ACTIVATION): (ContractSigned, CertIssued),
+    (S.PENDING_ACTIVATION, "activate", S.ACTIVE): (CertActivated,),
+}
+
+
+def prepared(
+    status: CertificateStatus, ref: Ref, *, paid_vnd: int, order_vnd: int, payment_id: str, at: datetime
+) -> tuple[CertificateStatus, list[Payload]]:
+    """Once both the order and its payment are known: draw up the contract, or stop on a mismatch."""
+    new = prepare(status, paid_vnd=paid_vnd, order_vnd=order_vnd)
+    if new == S.AWAITING_CONSENT:
+        return new, []
+    mismatch = PaymentAmountMismatch(
+        **asdict(ref), payment_id=payment_id, paid_vnd=paid_vnd, order_vnd=order_vnd, detected_at=at
+    )
+    return new, [mismatch]
+
+
+def consent_rejected(
+    status: CertificateStatus, ref: Ref, *, contract_id: str, challenge_id: str, reason: str, at: datetime
+) -> tuple[CertificateStatus, ConsentRejected]:
+    new = next_status(status, "reject_consent")
+    return new, ConsentRejected(
+        **asdict(ref),
+        contract_id=contract_id,
+        consent_challenge_id=challenge_id,
+        reason=reason,  # type: ignore[arg-type]
+        rejected_at=at,
+    )
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The consent and the certificate, as recorded when the certificate is issued."""
+
+    contract_id: str
+    contract_sha256: str
+    consent_challenge_id: str
+    provider_signature_b64: str
+    signed_at: datetime
+    serial_number: str
+    subject_dn: str
+    not_before: datetime
+    not_after: datetime
+    certificate_pem: str
+
+
+def issued(status: CertificateStatus, ref: Ref, s: Signed) -> tuple[CertificateStatus, ContractSigned, CertIssued]:
+    new = next_status(status, "issue")
+    ids = asdict(ref)
+    return (
+        new,
+        ContractSigned(
+            **ids,
+            contract_id=s.contract_id,
+            contract_sha256=s.contract_sha256,
+            consent_challenge_id=s.consent_challenge_id,
+            provider_signature_b64=s.provider_signature_b64,
+            signed_at=s.signed_at,
+        ),
+        CertIssued(
+            **ids,
+            serial_number=s.serial_number,
+            subject_dn=s.subject_dn,
+            not_before=s.not_before,
+            not_after=s.not_after,
+            certificate_pem=s.certificate_pem,
+        ),
+    )
+
+
+def activated(
+    status: CertificateStatus, ref: Ref, *, serial_number: str, record_sha256: str, signature_b64: str, at: datetime
+) -> tuple[CertificateStatus, CertActivated]:
+    new = next_status(status, "activate")
+    return new, CertActivated(
+        **asdict(ref),
+        serial_number=serial_number,
+        acceptance_record_sha256=record_sha256,
+        acceptance_signature_b64=signature_b64,
+        activated_at=at,
+    )

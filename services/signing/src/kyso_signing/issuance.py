@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from kyso_contracts import CertIssued, CloudEvent, ContractSigned, SmsOtpVerified
+from kyso_contracts import CloudEvent, SmsOtpVerified
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox
 from kyso_kit.store import Doc, DuplicateKey, Store
@@ -69,7 +69,7 @@ class Issuance:
     async def _sign_and_record(self, doc: Doc, event: CloudEvent[SmsOtpVerified]) -> None:
         ca_key, ca_cert = self.authority.ca_key, self.authority.ca_cert
         assert ca_key and ca_cert
-        status = domain.next_status(S(doc["status"]), "issue")
+        status = domain.next_status(S(doc["status"]), "issue")  # before anything is signed
         order, serial, t = doc["order"], doc["issuance"]["serial_number"], self.clock.now()
         key = pki.new_key()
         cert = pki.issue_subscriber(
@@ -89,32 +89,25 @@ class Issuance:
             "certificate_pem": pki.pem(cert),
         }
         c = doc["contract"]
-        signed = self.events(
-            ContractSigned(
-                certificate_id=doc["_id"],
-                order_id=doc["order_id"],
-                account_id=doc["account_id"],
+        ref = domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
+        _, signed_payload, issued_payload = domain.issued(
+            S(doc["status"]),
+            ref,
+            domain.Signed(
                 contract_id=c["contract_id"],
                 contract_sha256=c["sha256"],
                 consent_challenge_id=c["consent_challenge_id"],
                 provider_signature_b64=c["provider_signature_b64"],
                 signed_at=c["signed_at"],
-            ),
-            causation_id=event.id,
-        )
-        issued = self.events(
-            CertIssued(
-                certificate_id=doc["_id"],
-                order_id=doc["order_id"],
-                account_id=doc["account_id"],
                 serial_number=serial,
                 subject_dn=info["subject_dn"],
                 not_before=info["not_before"],
                 not_after=info["not_after"],
                 certificate_pem=info["certificate_pem"],
             ),
-            causation_id=signed.id,
         )
+        signed = self.events(signed_payload, causation_id=event.id)
+        issued = self.events(issued_payload, causation_id=signed.id)
         await self.certs.update(
             {"_id": doc["_id"], "status": S.ISSUING.value, "serial_number": serial},
             {
