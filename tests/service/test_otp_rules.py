@@ -170,3 +170,18 @@ async def test_old_challenges_are_forgotten(otp: Otp, clock: FakeClock) -> None:
     clock.advance(days=8)
     await otp.challenge(subject="recent")
     assert await otp.sms.forget_old_challenges(timedelta(days=7)) == 1
+
+
+async def test_a_code_for_an_account_otp_is_still_learning_of_waits_for_it(otp: Otp, clock: FakeClock) -> None:
+    import asyncio
+
+    waiting = asyncio.create_task(otp.sms.create(OtpPurpose.CONTRACT_CONSENT, "k9", None, "acct-new", None))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    created = AccountCreated(
+        account_id="acct-new", registration_id="r2", citizen_id="001099012399", phone="+84912345699",
+        email="n@b.vn", created_at=clock.now(),
+    )  # fmt: skip
+    await otp.sms.when_account_created_remember_phone(delivered(created, clock))
+    challenge = await asyncio.wait_for(waiting, 1)
+    assert challenge["phone_masked"].endswith("699")

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from kyso_contracts import AccountCreated, CloudEvent, OtpPurpose, SmsOtpVerified
+from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooMany, Upstream
 from kyso_kit.store import Store
@@ -35,6 +36,9 @@ PURPOSE_VI = {
 }
 
 
+ACCOUNT_WAIT_SECONDS = 5.0
+
+
 def mask(phone: str) -> str:
     return phone[:4] + "*" * (len(phone) - 7) + phone[-3:]
 
@@ -47,6 +51,7 @@ class SmsOtp:
         self.accounts = store.collection("accounts")
         self.methods = store.collection("otp_methods", events=True)
         self.limits = RateLimiter(store.collection("rate_limits"), clock)
+        self.changes = Changes()
         self.sender = sender
         assert settings.sms_pepper_b64
         self.pepper = base64.b64decode(settings.sms_pepper_b64)
@@ -91,7 +96,11 @@ class SmsOtp:
         else:
             if not account_id:
                 raise Invalid("account_required", "An account id is required", "Cần mã tài khoản")
-            acct = await self.accounts.get(account_id)
+            # The caller's token names this account, so registration has it; otp learns of it from
+            # AccountCreated, which may still be on its way: wait a moment rather than answer 404.
+            acct = await self.changes.read_when(
+                account_id, lambda: self.accounts.get(account_id), lambda d: d is not None, ACCOUNT_WAIT_SECONDS
+            )
             if acct is None:
                 raise NotFound("unknown_account", "No such account", "Không tìm thấy tài khoản")
             phone = acct["phone"]
@@ -254,3 +263,4 @@ class SmsOtp:
             caused_by=event.id,
             upsert_with={"_id": a.account_id},
         )
+        self.changes.notify(a.account_id)
