@@ -66,6 +66,8 @@ class Stack:
             KYSO_PROFILE="development",
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
             VNPAY_PAY_URL=f"http://127.0.0.1:{ports['payment']}/sandbox/vnpay/pay",
+            # every service reads the access-token keys registration publishes (rotation without redeploys)
+            AUTH_JWKS_URL=f"http://127.0.0.1:{ports['registration']}/.well-known/jwks.json",
         )
         return env
 

@@ -174,3 +174,47 @@ async def test_a_change_that_lands_while_reading_still_wakes_the_long_poll() -> 
     assert await changes.read_when("order-1", read, lambda v: v == "new", 5) == "new"
     assert time.perf_counter() - t0 < 0.5 and len(reads) == 2
     assert await changes.read_when("order-1", read, lambda v: v == "never", 0.05) == "new"  # times out
+
+
+async def test_a_rotated_signing_key_is_fetched_from_the_jwks_url() -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from kyso_kit.auth import jwks_fetcher
+
+    clock = FakeClock()
+    old = TokenIssuer(dev_ec_private_pem("auth"), clock=clock)
+    new = TokenIssuer(dev_ec_private_pem("auth-2027"), clock=clock)
+    published = [old]
+    registration = FastAPI()
+
+    @registration.get("/.well-known/jwks.json")
+    async def jwks() -> dict[str, object]:
+        return {"keys": [k for issuer in published for k in issuer.jwks()["keys"]]}
+
+    transport = httpx.ASGITransport(app=registration)
+
+    def fetch_over_http() -> object:
+        async def fetch() -> dict[str, object]:
+            async with httpx.AsyncClient(transport=transport, base_url="http://registration") as client:
+                return (await client.get("/.well-known/jwks.json")).json()  # type: ignore[no-any-return]
+
+        return fetch
+
+    assert jwks_fetcher("http://registration/.well-known/jwks.json")  # the production fetcher builds
+    verifier = TokenVerifier(None, clock, fetch=fetch_over_http(), refresh_seconds=60)  # type: ignore[arg-type]
+    assert (await verifier.check(old.issue("a1"))).account_id == "a1"  # first use: keys fetched
+    published[:] = [new, old]  # registration rotates: the new key signs, the old one still verifies
+    clock.advance(seconds=10)
+    with pytest.raises(Unauthenticated):
+        await verifier.check(new.issue("a1"))  # unknown key, but fetched less than a minute ago
+    clock.advance(seconds=60)
+    assert (await verifier.check(new.issue("a1"))).account_id == "a1"  # fetched again, new key known
+    assert (await verifier.check(old.issue("a2"))).account_id == "a2"  # the old key during the overlap
+    forged = TokenIssuer(dev_ec_private_pem("mallory"), clock=clock).issue("a1")
+    published[:] = [new]  # the old key is withdrawn
+    clock.advance(seconds=60)
+    with pytest.raises(Unauthenticated):
+        await verifier.check(forged)  # a key registration never published is never trusted…
+    with pytest.raises(Unauthenticated):
+        await verifier.check(old.issue("a2"))  # …and a withdrawn one stops verifying

@@ -9,6 +9,7 @@ resource", used by every use case instead of hand-written owner checks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +22,8 @@ from joserfc.jwk import ECKey, KeySet
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import Forbidden, Unauthenticated, forbidden, unauthorized
+
+log = logging.getLogger(__name__)
 
 ISSUER = "kyso-registration"
 AUDIENCE = "kyso"
@@ -122,17 +125,57 @@ def jwt_id() -> str:
     return uuid.uuid4().hex
 
 
-class TokenVerifier:
-    """Checks ES256 tokens against a JWK Set (or one PEM public key)."""
+FetchKeys = Callable[[], Awaitable[dict[str, Any]]]
 
-    def __init__(self, keys: str | dict[str, Any], clock: Clock = SYSTEM_CLOCK) -> None:
-        if isinstance(keys, str):
-            key = ECKey.import_key(keys)
-            keys = {"keys": [key.as_dict(private=False, kid=key.thumbprint())]}
-        self._keys = KeySet.import_key_set(keys)  # type: ignore[arg-type]
-        for k in self._keys:
-            if not isinstance(k, ECKey) or k.curve_name != "P-256":
-                raise ValueError("access-token keys must be EC P-256 keys")
+
+def _key_set(keys: str | dict[str, Any]) -> KeySet:
+    if isinstance(keys, str):
+        key = ECKey.import_key(keys)
+        keys = {"keys": [key.as_dict(private=False, kid=key.thumbprint())]}
+    key_set = KeySet.import_key_set(keys)  # type: ignore[arg-type]
+    for k in key_set:
+        if not isinstance(k, ECKey) or k.curve_name != "P-256":
+            raise ValueError("access-token keys must be EC P-256 keys")
+    return key_set
+
+
+def jwks_fetcher(url: str, timeout: float = 3.0) -> FetchKeys:
+    """Reads registration's JWKS (``/.well-known/jwks.json``) over HTTP."""
+
+    async def fetch() -> dict[str, Any]:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            resp = await client.get(url)
+            resp.raise_for_status()
+            keys: dict[str, Any] = resp.json()
+            return keys
+
+    return fetch
+
+
+class TokenVerifier:
+    """Checks ES256 tokens against a JWK Set (or one PEM public key).
+
+    With ``fetch`` (registration's JWKS URL), a token signed by a key it does not know yet makes it
+    read the key set again — at most once per ``refresh_seconds`` — so signing keys can rotate
+    without redeploying the services that check tokens."""
+
+    def __init__(
+        self,
+        keys: str | dict[str, Any] | None,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        fetch: FetchKeys | None = None,
+        refresh_seconds: float = 60.0,
+    ) -> None:
+        if keys is None and fetch is None:
+            raise ValueError("token keys or a JWKS URL are needed")
+        self._configured = list(_key_set(keys)) if keys is not None else []
+        self._keys = KeySet(list(self._configured))
+        self._fetch = fetch
+        self._refresh_seconds = refresh_seconds
+        self._fetched_at: float | None = None
         self._clock = clock
         self._claims = jwt.JWTClaimsRegistry(
             now=lambda: int(self._clock.time()),
@@ -143,6 +186,34 @@ class TokenVerifier:
             exp={"essential": True},
             iat={"essential": True},
         )
+
+    async def check(self, token: str) -> Principal:
+        """:meth:`verify`, first reading the JWKS again if the token names a key not known yet."""
+        if self._fetch is not None and self._unknown_kid(token) and self._may_refresh():
+            self._fetched_at = self._clock.time()
+            try:
+                # what registration publishes now replaces what it published before: a key it
+                # withdrew (rotated out, compromised) stops verifying; configured keys stay
+                fetched = list(_key_set(await self._fetch()))
+                kids = {k.kid for k in fetched}
+                self._keys = KeySet([*fetched, *(k for k in self._configured if k.kid not in kids)])
+            except Exception as exc:  # the registration service is unreachable: keep the keys we have
+                log.warning("could not read the token keys: %r", exc)
+        return self.verify(token)
+
+    def _unknown_kid(self, token: str) -> bool:
+        import base64
+        import json
+
+        try:
+            header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        except (ValueError, IndexError):
+            return False
+        kid = header.get("kid") if isinstance(header, dict) else None
+        return isinstance(kid, str) and all(k.kid != kid for k in self._keys)
+
+    def _may_refresh(self) -> bool:
+        return self._fetched_at is None or self._clock.time() - self._fetched_at >= self._refresh_seconds
 
     def verify(self, token: str) -> Principal:
         try:
@@ -179,7 +250,7 @@ def bearer_dependency(verifier: TokenVerifier) -> Callable[..., Awaitable[Princi
     async def current(creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
         if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials.strip():
             raise unauthorized()
-        return verifier.verify(creds.credentials.strip())
+        return await verifier.check(creds.credentials.strip())
 
     return current
 
@@ -227,7 +298,7 @@ def optional_bearer_dependency(verifier: TokenVerifier) -> Callable[..., Awaitab
             return None
         if creds is None:
             raise unauthorized()
-        return verifier.verify(creds.credentials.strip())
+        return await verifier.check(creds.credentials.strip())
 
     return maybe
 

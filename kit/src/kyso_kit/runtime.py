@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker
 from kyso_contracts import Payload
 
 from . import mongo, openapi, tracing
-from .auth import TokenVerifier
+from .auth import TokenVerifier, jwks_fetcher
 from .broker import EventConsumer, declare_publishers, ensure_topics, make_broker, publish_entry
 from .clock import SYSTEM_CLOCK, Clock
 from .http import install_conventions
@@ -164,7 +164,8 @@ class ServiceRuntime:
 
     def verifier(self) -> TokenVerifier:
         """Checks the access tokens registration issues (its JWKS or public key, from settings)."""
-        return TokenVerifier(self.settings.token_keys(), self.clock)
+        url = self.settings.auth_jwks_url
+        return TokenVerifier(self.settings.token_keys(), self.clock, fetch=jwks_fetcher(url) if url else None)
 
     def serve(self, app: FastAPI) -> None:
         import uvicorn

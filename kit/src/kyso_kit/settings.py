@@ -101,6 +101,12 @@ class ServiceSettings(BaseSettings):
         description="PEM public key (P-256) of the registration service's access-token signer "
         "(development: the well-known dev key); AUTH_JWKS takes precedence",
     )
+    auth_jwks_url: str | None = Field(
+        default=None,
+        validation_alias="AUTH_JWKS_URL",
+        description="Registration's JWKS URL (…/.well-known/jwks.json): a token signed by a key not known "
+        "yet makes the service read it again, so access-token keys can rotate",
+    )
     auth_jwks: str | None = Field(
         default=None,
         validation_alias="AUTH_JWKS",
@@ -130,14 +136,16 @@ class ServiceSettings(BaseSettings):
             object.__setattr__(self, "auth_public_key_pem", dev_ec_public_pem("auth"))
         return self
 
-    def token_keys(self) -> str | dict[str, Any]:
-        """What access tokens are checked against; production refuses to run without it."""
+    def token_keys(self) -> str | dict[str, Any] | None:
+        """What access tokens are checked against; production refuses to run without any of them."""
         if self.auth_jwks:
             keys: dict[str, Any] = json.loads(self.auth_jwks)
             return keys
         if self.auth_public_key_pem:
             return self.auth_public_key_pem
-        raise ValueError("AUTH_JWKS or AUTH_PUBLIC_KEY_PEM must be set in production")
+        if self.auth_jwks_url:
+            return None  # fetched on first use
+        raise ValueError("AUTH_JWKS_URL, AUTH_JWKS or AUTH_PUBLIC_KEY_PEM must be set in production")
 
     @property
     def source(self) -> str:
