@@ -3,11 +3,12 @@ No servers; the whole layer runs in seconds."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 
-from kyso_contracts import CloudEvent, Payload, wrap
+from kyso_contracts import CloudEvent, OrderPlaced, Payload, SubscriberIdentity, wrap
 from kyso_kit.clock import FakeClock
 from kyso_kit.store import EventFactory, MemoryStore
 
@@ -25,6 +26,23 @@ def store(clock: FakeClock) -> MemoryStore:
 def delivered(payload: Payload, clock: FakeClock, correlation: str = "journey-1") -> CloudEvent[Any]:
     """An event as another service would have published it."""
     return wrap(payload, source="/kyso/elsewhere", correlation_id=correlation, time=clock.now())
+
+
+def order_placed(
+    order_id: str, account_id: str, amount_vnd: int, at: datetime, *, full_name: str, years: int
+) -> OrderPlaced:
+    """An order as registration would have announced it."""
+    return OrderPlaced(
+        order_id=order_id,
+        account_id=account_id,
+        registration_id="reg-1",
+        subscriber=SubscriberIdentity(citizen_id="001099012345", full_name=full_name, date_of_birth=date(1990, 1, 2)),
+        email="a@example.vn",
+        package_code=f"PERSONAL_{years}Y",
+        validity_years=years,
+        amount_vnd=amount_vnd,
+        placed_at=at,
+    )
 
 
 class FakeSms:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from kyso_contracts import OrderPlaced, PaymentConfirmed, PaymentFailed, SubscriberIdentity
+from kyso_contracts import OrderPlaced, PaymentConfirmed, PaymentFailed
 from kyso_kit.auth import Principal
 from kyso_kit.clock import FakeClock
 from kyso_kit.errors import Conflict, Forbidden
@@ -16,26 +16,15 @@ from kyso_payment import vnpay
 from kyso_payment.gateway import SandboxVnpay
 from kyso_payment.payments import Payments
 
-from .conftest import delivered
+from .conftest import delivered, order_placed
 
 SECRET = "test-secret"
 ALICE = Principal("acct-alice")
 
 
 def order(order_id: str = "order-1", amount: int = 800_000) -> OrderPlaced:
-    return OrderPlaced(
-        order_id=order_id,
-        account_id=ALICE.account_id,
-        registration_id="reg-1",
-        subscriber=SubscriberIdentity(
-            citizen_id="001099012345", full_name="Nguyễn Văn A", date_of_birth=date(1990, 1, 2)
-        ),
-        email="a@example.vn",
-        package_code="PERSONAL_1Y",
-        validity_years=1,
-        amount_vnd=amount,
-        placed_at=datetime(2026, 3, 1, tzinfo=UTC),
-    )
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    return order_placed(order_id, ALICE.account_id, amount, at, full_name="Nguyễn Văn A", years=1)
 
 
 @pytest.fixture

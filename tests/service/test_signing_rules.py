@@ -4,7 +4,6 @@ recorded before signing, activation."""
 from __future__ import annotations
 
 import base64
-from datetime import date
 
 import pytest
 from cryptography import x509
@@ -19,7 +18,6 @@ from kyso_contracts import (
     PaymentAmountMismatch,
     PaymentConfirmed,
     SmsOtpVerified,
-    SubscriberIdentity,
 )
 from kyso_kit.auth import Principal
 from kyso_kit.clock import FakeClock
@@ -32,7 +30,7 @@ from kyso_signing.authority import Authority
 from kyso_signing.contract import Contracts
 from kyso_signing.issuance import Issuance
 
-from .conftest import delivered
+from .conftest import delivered, order_placed
 
 MASTER = base64.b64encode(b"k" * 32).decode()
 ALICE = Principal("acct-alice")
@@ -52,19 +50,7 @@ class Signing:
         await self.issuance.init()
 
     def order(self, amount: int = 800_000, order_id: str = "order-1") -> OrderPlaced:
-        return OrderPlaced(
-            order_id=order_id,
-            account_id=ALICE.account_id,
-            registration_id="reg-1",
-            subscriber=SubscriberIdentity(
-                citizen_id="001099012345", full_name="Nguyễn Thị Bình", date_of_birth=date(1990, 1, 2)
-            ),
-            email="b@example.vn",
-            package_code="PERSONAL_2Y",
-            validity_years=2,
-            amount_vnd=amount,
-            placed_at=self.clock.now(),
-        )
+        return order_placed(order_id, ALICE.account_id, amount, self.clock.now(), full_name="Nguyễn Thị Bình", years=2)
 
     def paid(self, amount: int = 800_000, order_id: str = "order-1") -> PaymentConfirmed:
         return PaymentConfirmed(

@@ -36,11 +36,6 @@ class Changes:
                 if not waiters:
                     del self._waiters[key]
 
-    async def wait(self, key: str, timeout: float) -> None:
-        """Return when ``key`` changes here or after ``timeout`` seconds, whichever comes first."""
-        with self._watching(key) as event, contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
-
     async def read_when(
         self,
         key: str,

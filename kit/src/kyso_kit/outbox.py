@@ -95,7 +95,8 @@ class OutboxRelay:
         without reading it again (what it clears is still guarded by the outbox's current content)."""
         if collection is not None and doc_id is not None and collection in self._collections:
             key = (collection, doc_id)
-            self._targets[key] = doc if doc is not None or key not in self._targets else self._targets[key]
+            if doc is not None or key not in self._targets:  # never trade a handed-over document for a read
+                self._targets[key] = doc
         else:
             self._sweep_requested = True
         self._wake.set()

@@ -144,11 +144,11 @@ class Store(Protocol):
 
 
 def _guarded(filter: Doc, update: Doc, caused_by: str | None) -> tuple[Doc, Doc]:
+    """Add the once-per-causing-event guard; ``update`` is the store's own copy (see _copy_update)."""
     if caused_by is None:
         return filter, update
-    merged = _copy_update(update)
-    merged.setdefault("$push", {})[APPLIED_FIELD] = caused_by
-    return {**filter, APPLIED_FIELD: {"$ne": caused_by}}, merged
+    update.setdefault("$push", {})[APPLIED_FIELD] = caused_by
+    return {**filter, APPLIED_FIELD: {"$ne": caused_by}}, update
 
 
 def _copy_update(update: Doc) -> Doc:

@@ -67,8 +67,7 @@ class Activation:
             raise Invalid("weak_pin", problem, "Mã PIN phải gồm 6–8 chữ số và không quá dễ đoán")
         doc = await self._issued(who, certificate_id, "sign")
         if doc["status"] != S.PENDING_ACTIVATION:
-            raise _not_pending()
-        domain.next_status(S(doc["status"]), "activate")  # refuse before the key is unsealed
+            raise _not_pending()  # refused before the key is unsealed
         record = documents.acceptance_record(doc["_id"], doc["certificate"])
         if hashlib.sha256(record).hexdigest() != record_sha256:
             raise Conflict(

@@ -69,7 +69,6 @@ class Issuance:
     async def _sign_and_record(self, doc: Doc, event: CloudEvent[SmsOtpVerified]) -> None:
         ca_key, ca_cert = self.authority.ca_key, self.authority.ca_cert
         assert ca_key and ca_cert
-        status = domain.next_status(S(doc["status"]), "issue")  # before anything is signed
         order, serial, t = doc["order"], doc["issuance"]["serial_number"], self.clock.now()
         key = pki.new_key()
         cert = pki.issue_subscriber(
@@ -90,7 +89,7 @@ class Issuance:
         }
         c = doc["contract"]
         ref = domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
-        _, signed_payload, issued_payload = domain.issued(
+        status, signed_payload, issued_payload = domain.issued(
             S(doc["status"]),
             ref,
             domain.Signed(
