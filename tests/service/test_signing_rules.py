@@ -4,6 +4,7 @@ recorded before signing, activation."""
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 
 import pytest
 from cryptography import x509
@@ -24,22 +25,31 @@ from kyso_kit.clock import FakeClock
 from kyso_kit.crypto import SecretBox
 from kyso_kit.errors import Conflict, Forbidden, Invalid
 from kyso_kit.store import MemoryStore
-from kyso_signing import pki
+from kyso_signing import pki, profiles
 from kyso_signing.activation import Activation
-from kyso_signing.authority import Authority
+from kyso_signing.authority import Authority, Hierarchy
 from kyso_signing.contract import Contracts
 from kyso_signing.issuance import Issuance
+from kyso_signing.settings import DEV_POLICY_OID
 
 from .conftest import delivered, order_placed
 
 MASTER = base64.b64encode(b"k" * 32).decode()
+HIERARCHY = Hierarchy(
+    organisation="kyso test",
+    root_common_name="Test Root CA",
+    issuing_common_name="Test Issuing CA",
+    urls=profiles.Urls("http://127.0.0.1:8003"),
+    policy_oid=DEV_POLICY_OID,
+    responder_validity=timedelta(hours=48),
+)
 ALICE = Principal("acct-alice")
 
 
 class Signing:
     def __init__(self, store: MemoryStore, clock: FakeClock) -> None:
         box = SecretBox(MASTER)
-        self.authority = Authority(store.collection("authority"), box, "Test CA", clock)
+        self.authority = Authority(store.collection("authority"), box, HIERARCHY, clock)
         self.issuance = Issuance(store, self.authority, box, clock)
         self.contracts = Contracts(store, self.issuance, clock, "kyso test")
         self.activation = Activation(store, self.authority, MASTER, clock)
@@ -157,21 +167,26 @@ async def test_the_serial_is_recorded_before_signing_and_a_crash_resumes_with_it
     c, store = signing.contracts, signing.store
     contract_id, sha = await _prepared(signing)
     ok = delivered(signing.consent(contract_id, sha), signing.clock)
-    real = pki.issue_subscriber
+    real = profiles.subscriber
+    signed_then_lost: list[x509.Certificate] = []
 
     def crash(*args: object, **kw: object) -> object:
-        raise RuntimeError("process killed while signing")
+        signed_then_lost.append(real(*args, **kw))  # type: ignore[arg-type]
+        raise RuntimeError("process killed after signing, before storing")
 
-    monkeypatch.setattr(pki, "issue_subscriber", crash)
+    monkeypatch.setattr(profiles, "subscriber", crash)
     with pytest.raises(RuntimeError):
         await c.when_sms_otp_verified_sign_contract(ok)
     doc = await c.certs.find_one({"order_id": "order-1"})
     assert doc is not None and doc["status"] == "issuing" and not store.of_type(CertIssued)
     reserved = doc["serial_number"]  # known before anything was signed
-    monkeypatch.setattr(pki, "issue_subscriber", real)
+    monkeypatch.setattr(profiles, "subscriber", real)
     await c.when_sms_otp_verified_sign_contract(ok)  # the event comes back after the crash
     [issued] = store.of_type(CertIssued)
     assert issued.data.serial_number == reserved
+    # the certificate signed before the crash is the stored one, but for its signature: same serial, key, validity
+    lost, stored = signed_then_lost[0], x509.load_pem_x509_certificate(issued.data.certificate_pem.encode())
+    assert lost.tbs_certificate_bytes == stored.tbs_certificate_bytes
 
 
 async def test_two_certificates_never_hold_one_serial(signing: Signing, monkeypatch: pytest.MonkeyPatch) -> None:

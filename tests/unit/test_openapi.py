@@ -46,6 +46,13 @@ PUBLIC = {
     ("get", "/v1/dev/sms-inbox"),  # development profile only
     ("get", "/v1/ca/certificate"),  # AIA: certificates are public
     ("get", "/v1/ca/provider-seal"),
+    ("get", "/pki/ca/root.cer"),  # AIA caIssuers, CRL distribution points and OCSP: relying parties
+    ("get", "/pki/ca/issuing.cer"),  # fetch them without any account (RFC 5280, RFC 6960)
+    ("get", "/pki/ca/chain.pem"),
+    ("get", "/pki/crl/issuing.crl"),
+    ("get", "/pki/crl/root.crl"),
+    ("get", "/ocsp/{encoded}"),
+    ("post", "/ocsp"),
 }
 
 
@@ -65,7 +72,7 @@ def test_every_operation_has_a_response_model(app: FastAPI) -> None:
         assert ok, f"{method} {path}: no success response"
         for status, resp in ok.items():
             content = resp.get("content", {})
-            schema = content.get("application/json", {}).get("schema") or content.get("text/plain", {}).get("schema")
+            schema = next((c["schema"] for c in content.values() if "schema" in c), None)
             assert schema, f"{method} {path} {status}: no response schema"
             assert "$ref" in schema or schema.get("type") == "string", f"{method} {path}: free-form response {schema}"
 

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -58,30 +57,6 @@ def test_vnpay_signature_round_trip_and_tamper_detection() -> None:
     assert not vnpay.verify(signed, "other-secret")
     assert not vnpay.verify(params, "secret")
     assert len(signed["vnp_SecureHash"]) == 128  # HMAC-SHA512 hex
-
-
-def test_subscriber_certificate_profile_and_chain() -> None:
-    now = datetime.now(UTC)
-    ca_key = pki.new_key()
-    ca = pki.self_signed_ca(ca_key, "Test CA", now)
-    user = pki.new_key()
-    serial = pki.new_serial()
-    cert = pki.issue_subscriber(
-        ca_key, ca, user.public_key(), pki.Subscriber("Lê Văn C", "001099012345"), 3, now, serial
-    )
-    cert.verify_directly_issued_by(ca)
-    assert cert.serial_number == serial
-    assert cert.not_valid_after_utc == min(pki.add_years(now.replace(microsecond=0), 3), ca.not_valid_after_utc)
-    from cryptography import x509
-
-    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
-    ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    assert ku.digital_signature and ku.content_commitment and not ku.key_cert_sign
-    assert "CCCD:001099012345" in cert.subject.rfc4514_string()
-    sig = pki.sign(user, b"doc")
-    user.public_key().verify(sig, b"doc", ec.ECDSA(hashes.SHA256()))
-    with pytest.raises(ValueError):
-        pki.issue_subscriber(ca_key, ca, user.public_key(), pki.Subscriber("x", "001099012345"), 4, now, serial)
 
 
 def test_validity_is_whole_calendar_years_even_across_29_february() -> None:

@@ -152,15 +152,25 @@ def test_the_certificate_only_takes_allowed_transitions(steps: list[tuple[str, b
         assert status in allowed
 
 
-def test_the_happy_path_reaches_active_and_nothing_leaves_it() -> None:
+def test_the_happy_path_reaches_active_and_only_the_lifecycle_leaves_it() -> None:
     status = cert.prepare(Cert.COLLECTING, paid_vnd=1, order_vnd=1)
     status = cert.next_status(status, "reject_consent")
     for action in ("consent", "issue", "activate"):
         status = cert.next_status(status, action)
     assert status == Cert.ACTIVE
     for action in ACTIONS:
+        if action in ("suspend", "revoke", "expire"):
+            continue
         with pytest.raises(IllegalTransition):
             cert.next_status(status, action, Cert.AWAITING_CONSENT if action == "prepare" else None)
+    assert cert.next_status(cert.next_status(status, "suspend"), "resume") == Cert.ACTIVE
+
+
+@pytest.mark.parametrize("final", [Cert.REVOKED, Cert.EXPIRED])
+def test_revoked_and_expired_are_final(final: cert.CertificateStatus) -> None:
+    for action in ACTIONS:
+        with pytest.raises(IllegalTransition):
+            cert.next_status(final, action, Cert.AWAITING_CONSENT if action == "prepare" else None)
 
 
 @given(st.text(max_size=8), st.text(max_size=8), st.sampled_from(["a" * 64, "b" * 64, None]))
@@ -175,7 +185,21 @@ def test_consent_counts_only_for_the_owner_and_this_contract(account: str, owner
 
 
 def test_each_certificate_transition_causes_exactly_the_events_it_declares() -> None:
-    from kyso_signing.domain import CAUSES, Ref, Signed, activated, consent_rejected, issued, prepared
+    from kyso_signing.domain import (
+        CAUSES,
+        ISSUED,
+        Ref,
+        Revocation,
+        Signed,
+        activated,
+        consent_rejected,
+        expired,
+        issued,
+        prepared,
+        resumed,
+        revoked,
+        suspended,
+    )
 
     ref = Ref("c1", "o1", "a1")
     made: dict[tuple[cert.CertificateStatus, str, cert.CertificateStatus], list[type[object]]] = {}
@@ -194,6 +218,15 @@ def test_each_certificate_transition_causes_exactly_the_events_it_declares() -> 
         Cert.PENDING_ACTIVATION, ref, serial_number="1f", record_sha256="a" * 64, signature_b64="s", at=AT
     )
     made[(Cert.PENDING_ACTIVATION, "activate", new)] = [type(act)]
+    new, sus = suspended(Cert.ACTIVE, ref, serial_number="1f", at=AT, by="operator")
+    made[(Cert.ACTIVE, "suspend", new)] = [type(sus)]
+    new, res = resumed(Cert.SUSPENDED, ref, serial_number="1f", at=AT, by="operator")
+    made[(Cert.SUSPENDED, "resume", new)] = [type(res)]
+    for s in ISSUED:
+        new, rev = revoked(s, ref, Revocation("1f", "keyCompromise", AT, "subscriber"))
+        made[(s, "revoke", new)] = [type(rev)]
+        new, exp = expired(s, ref, serial_number="1f", at=AT)
+        made[(s, "expire", new)] = [type(exp)]
     assert made == {k: list(v) for k, v in CAUSES.items()}
     assert {(s, a) for s, a, _ in CAUSES} == set(cert.TRANSITIONS)
     with pytest.raises(IllegalTransition):

@@ -11,7 +11,11 @@ from .events import (
     BY_TYPE,
     AccountCreated,
     CertActivated,
+    CertExpired,
     CertIssued,
+    CertResumed,
+    CertRevoked,
+    CertSuspended,
     ConsentRejected,
     ContractSigned,
     OrderPlaced,
@@ -28,7 +32,7 @@ from .events import (
     SubscriberIdentity,
 )
 from .registry import UnknownEventType, envelope_model, parse_event
-from .types import OtpPurpose
+from .types import KeyAlgorithm, OtpPurpose
 
 __all__ = [
     "ALL_EVENTS",
@@ -36,10 +40,15 @@ __all__ = [
     "CONTENT_TYPE",
     "AccountCreated",
     "CertActivated",
+    "CertExpired",
     "CertIssued",
+    "CertResumed",
+    "CertRevoked",
+    "CertSuspended",
     "CloudEvent",
     "ConsentRejected",
     "ContractSigned",
+    "KeyAlgorithm",
     "OrderPlaced",
     "OtpEnrolled",
     "OtpMethodChanged",

@@ -13,7 +13,18 @@ from pydantic import Field
 
 from . import topics
 from .envelope import Payload
-from .types import CitizenId, Email, Id, OtpPurpose, Phone, Sha256Hex, UtcDateTime, ValidityYears, Vnd
+from .types import (
+    CitizenId,
+    Email,
+    Id,
+    KeyAlgorithm,
+    OtpPurpose,
+    Phone,
+    Sha256Hex,
+    UtcDateTime,
+    ValidityYears,
+    Vnd,
+)
 
 
 class SubscriberIdentity(Payload):
@@ -58,6 +69,10 @@ class OrderPlaced(Payload):
     validity_years: ValidityYears
     amount_vnd: Vnd
     placed_at: UtcDateTime
+    key_algorithm: KeyAlgorithm = Field(default="ecdsa-p256", description="The key the certificate will certify")
+    renews_certificate_id: Id | None = Field(
+        default=None, description="A renewal: the certificate this order's certificate supersedes once activated"
+    )
 
 
 # --------------------------------------------------------------------------- payment
@@ -147,6 +162,83 @@ class CertActivated(Payload):
     acceptance_record_sha256: Sha256Hex
     acceptance_signature_b64: str
     activated_at: UtcDateTime
+
+
+RevocationReason = Literal[
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+]
+"""RFC 5280 §5.3.1 reasons a subscriber certificate may be revoked for (certificateHold is a suspension)."""
+
+LifecycleActor = Literal["subscriber", "operator", "renewal", "system"]
+
+
+class CertRevoked(Payload):
+    """A certificate was revoked for good; its private key is destroyed. CRL and OCSP report it at once."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.cert_revoked.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    reason: RevocationReason
+    revoked_at: UtcDateTime
+    invalidity_date: UtcDateTime | None = Field(
+        default=None, description="When the key is known or suspected to have become unsafe, if known"
+    )
+    revoked_by: LifecycleActor
+    superseded_by: Id | None = Field(default=None, description="The renewal certificate that replaces this one")
+
+
+class CertSuspended(Payload):
+    """A certificate is on hold (CRL reason certificateHold): it cannot sign until it is resumed."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.cert_suspended.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    suspended_at: UtcDateTime
+    suspended_by: LifecycleActor
+
+
+class CertResumed(Payload):
+    """A suspended certificate is valid again (it leaves the CRL)."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.cert_resumed.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    resumed_at: UtcDateTime
+    resumed_by: LifecycleActor
+
+
+class CertExpired(Payload):
+    """A certificate reached its notAfter without being revoked."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.cert_expired.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    expired_at: UtcDateTime
 
 
 class PaymentAmountMismatch(Payload):
@@ -298,6 +390,10 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     CertActivated,
     PaymentAmountMismatch,
     ConsentRejected,
+    CertRevoked,
+    CertSuspended,
+    CertResumed,
+    CertExpired,
     SmsOtpVerified,
     OtpEnrolled,
     OtpMethodChanged,

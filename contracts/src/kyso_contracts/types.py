@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -34,6 +34,11 @@ class OtpPurpose(StrEnum):
     METHOD_CHANGE = "method_change"
     PIN_RESET = "pin_reset"
     UNLOCK = "unlock"
+    CERTIFICATE_REVOCATION = "certificate_revocation"
+
+
+KeyAlgorithm = Literal["ecdsa-p256", "ecdsa-p384", "rsa-3072-pss"]
+"""Subscriber key algorithms (Circular 15/2025: ECDSA ≥ 256 bits, or RSA ≥ 2048 used with PSS)."""
 
 
 # --------------------------------------------------------------------------- request field types

@@ -10,12 +10,11 @@ from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox, off_loop
 from kyso_kit.errors import Conflict, Invalid, not_found
 from kyso_kit.store import Doc, Store
-from kyso_kit.timeutil import as_utc
 
 from . import documents, domain, keywrap, pki
 from .authority import Authority
 from .domain import CertificateStatus as S
-from .schemas import AcceptanceRecordView, ActivationView, CertificateView
+from .schemas import AcceptanceRecordView, ActivationView
 
 
 def _not_pending() -> Conflict:
@@ -40,21 +39,6 @@ class Activation:
             raise not_found("certificate", "chứng thư số")
         ensure_may(who, doc["account_id"], action)  # type: ignore[arg-type]
         return doc
-
-    async def certificate(self, who: Principal, certificate_id: str) -> CertificateView:
-        doc = await self._issued(who, certificate_id)
-        c = doc["certificate"]
-        return CertificateView(
-            certificate_id=doc["_id"],
-            order_id=doc["order_id"],
-            status=doc["status"],
-            serial_number=c["serial_number"],
-            subject_dn=c["subject_dn"],
-            not_before=as_utc(c["not_before"]).isoformat(),
-            not_after=as_utc(c["not_after"]).isoformat(),
-            certificate_pem=c["certificate_pem"],
-            ca_certificate_pem=self.authority.ca_pem,
-        )
 
     async def acceptance_record(self, who: Principal, certificate_id: str) -> AcceptanceRecordView:
         doc = await self._issued(who, certificate_id)
@@ -95,7 +79,7 @@ class Activation:
                 "$set": {
                     "status": status.value,
                     "activated_at": t,
-                    "key": {"stage": "pin", "sealed": sealed},
+                    "key": {"stage": "pin", "algorithm": doc["key"].get("algorithm"), "sealed": sealed},
                     "acceptance": {"sha256": record_sha256, "signature_b64": sig_b64, "at": t},
                 }
             },

@@ -1,57 +1,127 @@
-"""The issuing CA and the provider's contract seal: created once, stored encrypted, cached in memory."""
+"""The CA hierarchy and the provider's contract seal, loaded once and kept in memory.
+
+- The **root CA** key signs only the issuing CA certificate and the root's own CRL (the ARL).
+- The **issuing CA** signs subscriber certificates, the CRL and the OCSP responder certificate.
+- The **OCSP responder** is a delegated, short-lived certificate, renewed automatically when a third of
+  its life is left (every instance picks up the newest one on its next tick).
+
+In production the root and issuing CA come from configuration (sealed under the master key; the
+settings refuse to start without them). In development they are created on the first start and
+stored sealed; concurrent first starts agree on one hierarchy (the first insert wins).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox
 from kyso_kit.store import Aggregates, DuplicateKey
 
-from . import pki
+from . import pki, profiles
+from .pki import KeyAlgorithm, PrivateKey
+
+ROOT, ISSUING, RESPONDER, SEAL = "root-ca", "issuing-ca", "ocsp-responder", "provider-seal"
+
+
+def aad(name: str) -> str:
+    return f"authority:{name}"
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """What the service is told about its CA (from settings)."""
+
+    organisation: str
+    root_common_name: str
+    issuing_common_name: str
+    urls: profiles.Urls
+    policy_oid: str
+    responder_validity: timedelta
+    root_certificate_pem: str | None = None
+    root_key_sealed: str | None = None
+    issuing_certificate_pem: str | None = None
+    issuing_key_sealed: str | None = None
+
+
+def new_hierarchy(box: SecretBox, h: Hierarchy, clock: Clock) -> dict[str, dict[str, Any]]:
+    """A fresh root (P-384) and issuing CA (P-256), keys sealed under ``box``."""
+    at = clock.now()
+    root_key = pki.new_key(KeyAlgorithm.ECDSA_P384)
+    root = profiles.root_ca(root_key, profiles.ca_name(h.root_common_name, h.organisation), at)
+    ca_key = pki.new_key(KeyAlgorithm.ECDSA_P256)
+    ca = profiles.issuing_ca(
+        ca_key.public_key(),
+        profiles.ca_name(h.issuing_common_name, h.organisation),
+        root_key,
+        root,
+        h.urls,
+        h.policy_oid,
+        at,
+    )
+    return {
+        ROOT: {"key": box.seal(pki.key_to_der(root_key), aad(ROOT)), "certificate_pem": pki.pem(root)},
+        ISSUING: {"key": box.seal(pki.key_to_der(ca_key), aad(ISSUING)), "certificate_pem": pki.pem(ca)},
+    }
 
 
 class Authority:
-    """Loads (or on the very first start creates) the CA and seal keys; concurrent starts agree on one."""
-
-    def __init__(self, coll: Aggregates, box: SecretBox, ca_common_name: str, clock: Clock) -> None:
+    def __init__(self, coll: Aggregates, box: SecretBox, hierarchy: Hierarchy, clock: Clock) -> None:
         self._coll = coll
         self._clock = clock
         self._box = box
-        self._cn = ca_common_name
-        self.ca_key: ec.EllipticCurvePrivateKey | None = None
-        self.ca_cert: x509.Certificate | None = None
-        self.seal_key: ec.EllipticCurvePrivateKey | None = None
+        self.h = hierarchy
+        self.urls = hierarchy.urls
+        self.policy_oid = hierarchy.policy_oid
+        self._root_key: PrivateKey | None = None
+        self._root: x509.Certificate | None = None
+        self._ca_key: PrivateKey | None = None
+        self._ca: x509.Certificate | None = None
+        self._responder_key: PrivateKey | None = None
+        self._responder: x509.Certificate | None = None
+        self._responder_generation = -1
+        self._seal_key: PrivateKey | None = None
+        self.on_responder_change: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ loading
 
     async def load(self) -> None:
-        ca = await self._get_or_create("issuing-ca", self._new_ca)
-        self.ca_key = pki.key_from_der(self._box.open(ca["key"], aad="authority:issuing-ca"))
-        self.ca_cert = x509.load_pem_x509_certificate(ca["certificate_pem"].encode())
-        seal = await self._get_or_create("provider-seal", self._new_seal)
-        self.seal_key = pki.key_from_der(self._box.open(seal["key"], aad="authority:provider-seal"))
+        if self.h.root_key_sealed:
+            assert self.h.root_certificate_pem and self.h.issuing_certificate_pem and self.h.issuing_key_sealed
+            root = {"key": self.h.root_key_sealed, "certificate_pem": self.h.root_certificate_pem}
+            issuing = {"key": self.h.issuing_key_sealed, "certificate_pem": self.h.issuing_certificate_pem}
+        else:
+            made: dict[str, dict[str, Any]] = {}
 
-    def _new_ca(self) -> dict[str, Any]:
-        key = pki.new_key()
-        cert = pki.self_signed_ca(key, self._cn, self._clock.now())
-        return {
-            "key": self._box.seal(pki.key_to_der(key), aad="authority:issuing-ca"),
-            "certificate_pem": pki.pem(cert),
-        }
+            def make(name: str) -> dict[str, Any]:
+                if not made:
+                    made.update(new_hierarchy(self._box, self.h, self._clock))
+                return made[name]
+
+            root = await self._get_or_create(ROOT, lambda: make(ROOT))
+            issuing = await self._get_or_create(ISSUING, lambda: make(ISSUING))
+        self._root_key = pki.key_from_der(self._box.open(root["key"], aad(ROOT)))
+        self._root = pki.load_certificate(root["certificate_pem"])
+        self._ca_key = pki.key_from_der(self._box.open(issuing["key"], aad(ISSUING)))
+        self._ca = pki.load_certificate(issuing["certificate_pem"])
+        if self._ca.issuer != self._root.subject:
+            raise ValueError("the issuing CA certificate was not issued by the root CA")
+        if pki.spki_sha256(self._ca.public_key()) != pki.spki_sha256(self._ca_key):  # type: ignore[arg-type]
+            raise ValueError("the issuing CA key does not match its certificate")
+        seal = await self._get_or_create(SEAL, self._new_seal)
+        self._seal_key = pki.key_from_der(self._box.open(seal["key"], aad(SEAL)))
+        await self.refresh_responder()
 
     def _new_seal(self) -> dict[str, Any]:
         key = pki.new_key()
-        public = (
-            key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
-        return {"key": self._box.seal(pki.key_to_der(key), aad="authority:provider-seal"), "public_key_pem": public}
+        return {"key": self._box.seal(pki.key_to_der(key), aad(SEAL)), "public_key_pem": pki.public_key_pem(key)}
 
-    async def _get_or_create(self, name: str, make: Any) -> dict[str, Any]:
+    async def _get_or_create(self, name: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         doc = await self._coll.get(name)
         if doc is None:
             try:
@@ -62,16 +132,93 @@ class Authority:
         assert doc is not None
         return dict(doc)
 
+    # ------------------------------------------------------------------ the OCSP responder certificate
+
+    def _responder_doc(self, generation: int) -> dict[str, Any]:
+        key = pki.new_key()
+        cert = profiles.ocsp_responder(
+            key.public_key(), self.ca_key, self.ca_certificate, self._clock.now(), self.h.responder_validity
+        )
+        return {
+            "generation": generation,
+            "key": self._box.seal(pki.key_to_der(key), aad(RESPONDER)),
+            "certificate_pem": pki.pem(cert),
+            "not_after": cert.not_valid_after_utc,
+        }
+
+    async def refresh_responder(self) -> None:
+        """Use the newest responder certificate; issue a new one when a third of its life is left."""
+        doc = await self._get_or_create(RESPONDER, lambda: self._responder_doc(0))
+        cert = pki.load_certificate(doc["certificate_pem"])
+        life = cert.not_valid_after_utc - cert.not_valid_before_utc
+        if self._clock.now() >= cert.not_valid_after_utc - life / 3:
+            generation = doc["generation"] + 1
+            fresh = self._responder_doc(generation)
+            renewed = await self._coll.update_and_get(
+                {"_id": RESPONDER, "generation": doc["generation"]}, {"$set": fresh}
+            )
+            doc = renewed if renewed is not None else (await self._coll.get(RESPONDER) or doc)
+        if doc["generation"] != self._responder_generation:
+            self._responder_key = pki.key_from_der(self._box.open(doc["key"], aad(RESPONDER)))
+            self._responder = pki.load_certificate(doc["certificate_pem"])
+            self._responder_generation = doc["generation"]
+            for hook in self.on_responder_change:
+                hook()
+
+    # ------------------------------------------------------------------ what the rest of the service uses
+
+    @property
+    def root_key(self) -> PrivateKey:
+        assert self._root_key is not None, "authority not loaded"
+        return self._root_key
+
+    @property
+    def root_certificate(self) -> x509.Certificate:
+        assert self._root is not None, "authority not loaded"
+        return self._root
+
+    @property
+    def ca_key(self) -> PrivateKey:
+        assert self._ca_key is not None, "authority not loaded"
+        return self._ca_key
+
+    @property
+    def ca_certificate(self) -> x509.Certificate:
+        assert self._ca is not None, "authority not loaded"
+        return self._ca
+
+    @property
+    def responder_key(self) -> PrivateKey:
+        assert self._responder_key is not None, "authority not loaded"
+        return self._responder_key
+
+    @property
+    def responder_certificate(self) -> x509.Certificate:
+        assert self._responder is not None, "authority not loaded"
+        return self._responder
+
+    @property
+    def responder_generation(self) -> int:
+        return self._responder_generation
+
+    @property
+    def seal_key(self) -> PrivateKey:
+        assert self._seal_key is not None, "authority not loaded"
+        return self._seal_key
+
     @property
     def ca_pem(self) -> str:
-        assert self.ca_cert is not None
-        return pki.pem(self.ca_cert)
+        return pki.pem(self.ca_certificate)
+
+    @property
+    def root_pem(self) -> str:
+        return pki.pem(self.root_certificate)
+
+    @property
+    def chain_pem(self) -> str:
+        """Issuing CA then root, as relying parties want the chain."""
+        return self.ca_pem + self.root_pem
 
     @property
     def seal_public_pem(self) -> str:
-        assert self.seal_key is not None
-        return (
-            self.seal_key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
+        return pki.public_key_pem(self.seal_key)

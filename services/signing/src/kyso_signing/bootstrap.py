@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from kyso_contracts import (
     CertActivated,
+    CertExpired,
     CertIssued,
+    CertResumed,
+    CertRevoked,
+    CertSuspended,
+    CloudEvent,
     ConsentRejected,
     ContractSigned,
     OrderPlaced,
@@ -18,14 +25,43 @@ from kyso_contracts import (
 from kyso_kit.crypto import SecretBox
 from kyso_kit.runtime import ServiceRuntime
 
+from . import http_api, pki_api, profiles
 from .activation import Activation
-from .authority import Authority
+from .authority import Authority, Hierarchy
+from .certificates import Certificates
 from .contract import Contracts
-from .http_api import router
+from .crl import RevocationLists
 from .issuance import Issuance
+from .lifecycle import Lifecycle
+from .ocsp import Responder
 from .settings import SigningSettings
 
-PUBLISHES: list[type[Payload]] = [ContractSigned, CertIssued, CertActivated, PaymentAmountMismatch, ConsentRejected]
+PUBLISHES: list[type[Payload]] = [
+    ContractSigned,
+    CertIssued,
+    CertActivated,
+    PaymentAmountMismatch,
+    ConsentRejected,
+    CertRevoked,
+    CertSuspended,
+    CertResumed,
+    CertExpired,
+]
+
+
+def hierarchy(settings: SigningSettings) -> Hierarchy:
+    return Hierarchy(
+        organisation=settings.ca_organisation,
+        root_common_name=settings.ca_root_common_name,
+        issuing_common_name=settings.ca_common_name,
+        urls=profiles.Urls(settings.pki_base_url),
+        policy_oid=settings.ca_policy_oid,
+        responder_validity=timedelta(hours=settings.ocsp_responder_validity_hours),
+        root_certificate_pem=settings.ca_root_certificate_pem,
+        root_key_sealed=settings.ca_root_key_sealed,
+        issuing_certificate_pem=settings.ca_issuing_certificate_pem,
+        issuing_key_sealed=settings.ca_issuing_key_sealed,
+    )
 
 
 def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
@@ -33,16 +69,37 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     rt = ServiceRuntime(settings, publishes=PUBLISHES)
     assert settings.master_key_b64
     box = SecretBox(settings.master_key_b64)
-    authority = Authority(rt.store.collection("authority"), box, settings.ca_common_name, rt.clock)
+    authority = Authority(rt.store.collection("authority"), box, hierarchy(settings), rt.clock)
     issuance = Issuance(rt.store, authority, box, rt.clock)
     contracts = Contracts(rt.store, issuance, rt.clock, settings.provider_name)
     activation = Activation(rt.store, authority, settings.master_key_b64, rt.clock)
-    rt.on_startup(contracts.init)
-    rt.on_startup(issuance.init)
+    certificates = Certificates(rt.store, authority)
+    lifecycle = Lifecycle(rt.store, rt.clock)
+    crls = RevocationLists(rt.store, authority, rt.clock, timedelta(hours=settings.crl_validity_hours))
+    responder = Responder(rt.store, authority, rt.clock, timedelta(minutes=settings.ocsp_response_validity_minutes))
+    authority.on_responder_change.append(responder.forget_all)
+    lifecycle.after_change.append(crls.refresh)
+    for init in (contracts.init, issuance.init, certificates.init, lifecycle.init, crls.init):
+        rt.on_startup(init)
+
+    async def tick() -> None:
+        await authority.refresh_responder()
+        await lifecycle.expire_due()
+        await crls.refresh()
+
+    rt.every(settings.pki_tick_seconds, tick, "pki-upkeep")
     on = rt.consumer.on
     on(OrderPlaced)(contracts.when_order_placed_remember_order)
     on(PaymentConfirmed)(contracts.when_payment_confirmed_prepare_contract)
-    on(SmsOtpVerified)(contracts.when_sms_otp_verified_sign_contract)
-    app = rt.http_app("kyso signing", "Contracts, certificate issuance and activation, remote signing")
-    app.include_router(router(contracts, activation, rt.verifier()))
+
+    @on(SmsOtpVerified)
+    async def when_sms_otp_verified(event: CloudEvent[SmsOtpVerified]) -> None:
+        # each use case ignores the purposes that are not its own
+        await contracts.when_sms_otp_verified_sign_contract(event)
+        await lifecycle.when_sms_otp_verified_apply_request(event)
+
+    on(CertActivated)(lifecycle.when_cert_activated_supersede_previous)
+    app = rt.http_app("kyso signing", "Contracts, the certificate authority (CRL, OCSP), activation, remote signing")
+    app.include_router(http_api.router(contracts, activation, certificates, lifecycle, rt.verifier(), rt.clock))
+    app.include_router(pki_api.router(authority, crls, responder, rt.clock))
     return rt, app

@@ -6,6 +6,10 @@
     awaiting_consent ──consent────▶ issuing              (the serial is reserved before anything is signed)
     issuing ──issue───────────────▶ pending_activation   causes ContractSigned, CertIssued
     pending_activation ──activate─▶ active               causes CertActivated
+    active ──suspend──────────────▶ suspended            causes CertSuspended (CRL reason certificateHold)
+    suspended ──resume────────────▶ active               causes CertResumed
+    pending_activation|active|suspended ──revoke──▶ revoked   causes CertRevoked (final; the key is destroyed)
+    pending_activation|active|suspended ──expire──▶ expired   causes CertExpired (final)
 
 Anything else raises :class:`IllegalTransition`.
 """
@@ -18,7 +22,11 @@ from enum import StrEnum
 
 from kyso_contracts import (
     CertActivated,
+    CertExpired,
     CertIssued,
+    CertResumed,
+    CertRevoked,
+    CertSuspended,
     ConsentRejected,
     ContractSigned,
     Payload,
@@ -34,9 +42,14 @@ class CertificateStatus(StrEnum):
     ISSUING = "issuing"
     PENDING_ACTIVATION = "pending_activation"
     ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
 
 
 S = CertificateStatus
+ISSUED = frozenset({S.PENDING_ACTIVATION, S.ACTIVE, S.SUSPENDED})
+"""States of a certificate that exists and is neither revoked nor expired."""
 
 TRANSITIONS: dict[tuple[CertificateStatus, str], frozenset[CertificateStatus]] = {
     (S.COLLECTING, "prepare"): frozenset({S.AWAITING_CONSENT, S.AMOUNT_MISMATCH}),
@@ -44,9 +57,13 @@ TRANSITIONS: dict[tuple[CertificateStatus, str], frozenset[CertificateStatus]] =
     (S.AWAITING_CONSENT, "consent"): frozenset({S.ISSUING}),
     (S.ISSUING, "issue"): frozenset({S.PENDING_ACTIVATION}),
     (S.PENDING_ACTIVATION, "activate"): frozenset({S.ACTIVE}),
+    (S.ACTIVE, "suspend"): frozenset({S.SUSPENDED}),
+    (S.SUSPENDED, "resume"): frozenset({S.ACTIVE}),
+    **{(s, "revoke"): frozenset({S.REVOKED}) for s in ISSUED},
+    **{(s, "expire"): frozenset({S.EXPIRED}) for s in ISSUED},
 }
 
-CONTRACT_SIGNED = frozenset({S.ISSUING, S.PENDING_ACTIVATION, S.ACTIVE})
+CONTRACT_SIGNED = frozenset({S.ISSUING, S.PENDING_ACTIVATION, S.ACTIVE, S.SUSPENDED, S.REVOKED, S.EXPIRED})
 
 
 def next_status(status: CertificateStatus, action: str, outcome: CertificateStatus | None = None) -> CertificateStatus:
@@ -97,6 +114,10 @@ CAUSES: dict[tuple[CertificateStatus, str, CertificateStatus], tuple[type[Payloa
     (S.AWAITING_CONSENT, "consent", S.ISSUING): (),
     (S.ISSUING, "issue", S.PENDING_ACTIVATION): (ContractSigned, CertIssued),
     (S.PENDING_ACTIVATION, "activate", S.ACTIVE): (CertActivated,),
+    (S.ACTIVE, "suspend", S.SUSPENDED): (CertSuspended,),
+    (S.SUSPENDED, "resume", S.ACTIVE): (CertResumed,),
+    **{(s, "revoke", S.REVOKED): (CertRevoked,) for s in ISSUED},
+    **{(s, "expire", S.EXPIRED): (CertExpired,) for s in ISSUED},
 }
 
 
@@ -177,3 +198,47 @@ def activated(
         acceptance_signature_b64=signature_b64,
         activated_at=at,
     )
+
+
+@dataclass(frozen=True)
+class Revocation:
+    serial_number: str
+    reason: str
+    at: datetime
+    by: str
+    invalidity_date: datetime | None = None
+    superseded_by: str | None = None
+
+
+def revoked(status: CertificateStatus, ref: Ref, r: Revocation) -> tuple[CertificateStatus, CertRevoked]:
+    new = next_status(status, "revoke")
+    return new, CertRevoked(
+        **asdict(ref),
+        serial_number=r.serial_number,
+        reason=r.reason,  # type: ignore[arg-type]
+        revoked_at=r.at,
+        invalidity_date=r.invalidity_date,
+        revoked_by=r.by,  # type: ignore[arg-type]
+        superseded_by=r.superseded_by,
+    )
+
+
+def suspended(
+    status: CertificateStatus, ref: Ref, *, serial_number: str, at: datetime, by: str
+) -> tuple[CertificateStatus, CertSuspended]:
+    new = next_status(status, "suspend")
+    return new, CertSuspended(**asdict(ref), serial_number=serial_number, suspended_at=at, suspended_by=by)  # type: ignore[arg-type]
+
+
+def resumed(
+    status: CertificateStatus, ref: Ref, *, serial_number: str, at: datetime, by: str
+) -> tuple[CertificateStatus, CertResumed]:
+    new = next_status(status, "resume")
+    return new, CertResumed(**asdict(ref), serial_number=serial_number, resumed_at=at, resumed_by=by)  # type: ignore[arg-type]
+
+
+def expired(
+    status: CertificateStatus, ref: Ref, *, serial_number: str, at: datetime
+) -> tuple[CertificateStatus, CertExpired]:
+    new = next_status(status, "expire")
+    return new, CertExpired(**asdict(ref), serial_number=serial_number, expired_at=at)

@@ -1,4 +1,4 @@
-"""HTTP entry points of the signing service."""
+"""HTTP entry points of the signing service (the public PKI endpoints are in :mod:`pki_api`)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,57 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
 from kyso_contracts.types import Id
-from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency
+from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency, fresh_credential_dependency, role_dependency
+from kyso_kit.clock import Clock
+from kyso_kit.errors import Invalid
 from kyso_kit.openapi import errors
 
 from .activation import Activation
+from .certificates import Certificates, certificate_view
 from .contract import Contracts
-from .schemas import AcceptanceRecordView, ActivationRequest, ActivationView, CertificateView, ContractView
+from .lifecycle import Lifecycle
+from .schemas import (
+    AcceptanceRecordView,
+    ActivationRequest,
+    ActivationView,
+    CertificateList,
+    CertificateView,
+    ContractView,
+    LifecycleRequest,
+    RevocationRequestView,
+)
 
 PEM = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "PEM text"}}
 
 
-def router(contracts: Contracts, activation: Activation, verifier: TokenVerifier) -> APIRouter:
+def _checked(body: LifecycleRequest, clock: Clock) -> LifecycleRequest:
+    if body.action != "revoke" and (body.reason != "unspecified" or body.invalidity_date is not None):
+        raise Invalid(
+            "reason_for_revocation_only",
+            "A reason and an invalidity date are given only when revoking",
+            "Lý do và thời điểm mất an toàn chỉ dùng khi thu hồi",
+        )
+    if body.invalidity_date is not None and body.invalidity_date > clock.now():
+        raise Invalid(
+            "invalidity_date_in_future",
+            "The invalidity date cannot be in the future",
+            "Thời điểm mất an toàn không được ở tương lai",
+        )
+    return body
+
+
+def router(
+    contracts: Contracts,
+    activation: Activation,
+    certificates: Certificates,
+    lifecycle: Lifecycle,
+    verifier: TokenVerifier,
+    clock: Clock,
+) -> APIRouter:
     r = APIRouter(prefix="/v1")
     account = bearer_dependency(verifier)
+    fresh = fresh_credential_dependency(verifier, clock=clock)
+    operator = role_dependency(verifier, "operator")
 
     @r.get("/contracts", tags=["contracts"], responses=errors(401, 403, 404, 422))
     async def contract(
@@ -31,9 +69,17 @@ def router(contracts: Contracts, activation: Activation, verifier: TokenVerifier
         """The service contract of an order (drawn up once the order is paid)."""
         return await contracts.for_order(who, order_id, wait)
 
+    @r.get("/certificates", tags=["certificates"], responses=errors(401, 403, 422))
+    async def my_certificates(
+        who: Principal = Depends(account),
+        account_id: Annotated[Id | None, Query(description="Another account's (operators and auditors)")] = None,
+    ) -> CertificateList:
+        """Every certificate issued to the account, newest first (renewals included)."""
+        return await certificates.of_account(who, account_id)
+
     @r.get("/certificates/{certificate_id}", tags=["certificates"], responses=errors(401, 403, 404, 422))
     async def certificate(certificate_id: Id, who: Principal = Depends(account)) -> CertificateView:
-        return await activation.certificate(who, certificate_id)
+        return await certificates.one(who, certificate_id)
 
     @r.get(
         "/certificates/{certificate_id}/acceptance-record", tags=["certificates"], responses=errors(401, 403, 404, 422)
@@ -50,14 +96,41 @@ def router(contracts: Contracts, activation: Activation, verifier: TokenVerifier
         """Step 5: set the signing PIN and sign the acceptance record with the new key."""
         return await activation.activate(who, certificate_id, body.pin, body.acceptance_record_sha256)
 
+    @r.post(
+        "/certificates/{certificate_id}/lifecycle-requests",
+        tags=["certificates"],
+        status_code=202,
+        responses=errors(401, 403, 404, 409, 422),
+    )
+    async def request_change(
+        certificate_id: Id, body: LifecycleRequest, who: Principal = Depends(fresh)
+    ) -> RevocationRequestView:
+        """The subscriber asks to revoke or suspend a certificate (needs a password entered within 5 minutes).
+        It happens once the SMS code asked for with the returned ``otp`` fields is verified."""
+        b = _checked(body, clock)
+        return await lifecycle.request(who, certificate_id, b.action, b.reason, b.invalidity_date)
+
+    @r.post(
+        "/operator/certificates/{certificate_id}/lifecycle",
+        tags=["operator"],
+        responses=errors(401, 403, 404, 409, 422),
+    )
+    async def operator_change(
+        certificate_id: Id, body: LifecycleRequest, who: Principal = Depends(operator)
+    ) -> CertificateView:
+        """An operator revokes, suspends or resumes a certificate at once."""
+        b = _checked(body, clock)
+        doc = await lifecycle.operator_act(who, certificate_id, b.action, b.reason, b.invalidity_date)
+        return certificate_view(doc, certificates.authority)
+
     @r.get("/ca/certificate", tags=["pki"], response_class=PlainTextResponse, responses=PEM)  # type: ignore[arg-type]
     async def ca_certificate() -> str:
         """The issuing CA's certificate (PEM)."""
-        return activation.authority.ca_pem
+        return certificates.authority.ca_pem
 
     @r.get("/ca/provider-seal", tags=["pki"], response_class=PlainTextResponse, responses=PEM)  # type: ignore[arg-type]
     async def provider_seal() -> str:
         """The public key that seals service contracts (PEM)."""
-        return activation.authority.seal_public_pem
+        return certificates.authority.seal_public_pem
 
     return r

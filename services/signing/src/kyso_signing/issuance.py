@@ -2,21 +2,25 @@
 anything is signed, so no certificate can exist that the system does not know (CRL and OCSP rely on it).
 
 The reservation is the same write that moves the certificate to ``issuing``: ``serial_number`` is a
-unique index of the certificates, so two certificates can never hold one serial."""
+unique index of the certificates, so two certificates can never hold one serial; ``spki_sha256`` is one
+too, so no public key is ever certified twice."""
 
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 from kyso_contracts import CloudEvent, SmsOtpVerified
 from kyso_kit.clock import Clock
-from kyso_kit.crypto import SecretBox
+from kyso_kit.crypto import SecretBox, off_loop
 from kyso_kit.store import Doc, DuplicateKey, Store
+from kyso_kit.timeutil import as_utc
 
-from . import domain, pki
+from . import domain, pki, profiles
 from .authority import Authority
 from .domain import CertificateStatus as S
+from .pki import KeyAlgorithm
 
 
 class Issuance:
@@ -29,6 +33,7 @@ class Issuance:
 
     async def init(self) -> None:
         await self.certs.ensure_index([("serial_number", 1)], unique=True, sparse=True)
+        await self.certs.ensure_index([("spki_sha256", 1)], unique=True, sparse=True)  # never certify a key twice
         await self.authority.load()
 
     async def issue_on_consent(self, doc: Doc, event: CloudEvent[SmsOtpVerified]) -> None:
@@ -36,11 +41,18 @@ class Issuance:
         if doc["status"] == S.AWAITING_CONSENT:
             status = domain.next_status(S(doc["status"]), "consent")
             t = self.clock.now()
-            seal = self.authority.seal_key
-            assert seal is not None
-            provider_sig = base64.b64encode(pki.sign(seal, doc["contract"]["text"].encode())).decode()
+            provider_sig = base64.b64encode(
+                pki.sign(self.authority.seal_key, doc["contract"]["text"].encode())
+            ).decode()
+            algorithm = KeyAlgorithm(doc["order"].get("key_algorithm", KeyAlgorithm.ECDSA_P256))
+            # The key and the validity are fixed with the serial, so a resumed issuance signs the very same
+            # certificate body: a certificate the CA signed but did not store would be identical to the stored one.
+            not_before, not_after = profiles.subscriber_validity(
+                t.replace(microsecond=0), doc["order"]["validity_years"], self.authority.ca_certificate
+            )
             while True:
-                serial = format(pki.new_serial(), "x")
+                key = await off_loop(pki.new_key, algorithm)
+                serial = pki.serial_hex(pki.new_serial())
                 try:
                     moved = await self.certs.update_and_get(
                         {"_id": doc["_id"], "status": S.AWAITING_CONSENT.value},
@@ -48,7 +60,19 @@ class Issuance:
                             "$set": {
                                 "status": status.value,
                                 "serial_number": serial,
-                                "issuance": {"serial_number": serial, "reserved_at": t},
+                                "spki_sha256": pki.spki_sha256(key),
+                                "issuance": {
+                                    "serial_number": serial,
+                                    "reserved_at": t,
+                                    "not_before": not_before,
+                                    "not_after": not_after,
+                                    "key_algorithm": algorithm.value,
+                                },
+                                "key": {
+                                    "stage": "master",
+                                    "algorithm": algorithm.value,
+                                    "sealed": self.box.seal(pki.key_to_der(key), aad=f"subscriber:{doc['_id']}"),
+                                },
                                 "contract.signed_at": t,
                                 "contract.consent_challenge_id": e.challenge_id,
                                 "contract.provider_signature_b64": provider_sig,
@@ -58,7 +82,7 @@ class Issuance:
                     )
                     break
                 except DuplicateKey:
-                    continue  # the serial is taken (159 random bits: practically never); draw another
+                    continue  # the serial or the key is taken (practically never); draw again
             if moved is None:
                 return  # another delivery or another consent got there first
             doc = moved
@@ -67,18 +91,20 @@ class Issuance:
             await self._sign_and_record(doc, event)
 
     async def _sign_and_record(self, doc: Doc, event: CloudEvent[SmsOtpVerified]) -> None:
-        ca_key, ca_cert = self.authority.ca_key, self.authority.ca_cert
-        assert ca_key and ca_cert
-        order, serial, t = doc["order"], doc["issuance"]["serial_number"], self.clock.now()
-        key = pki.new_key()
-        cert = pki.issue_subscriber(
-            ca_key,
-            ca_cert,
+        order, reserved = doc["order"], doc["issuance"]
+        serial = reserved["serial_number"]
+        key = pki.key_from_der(self.box.open(doc["key"]["sealed"], aad=f"subscriber:{doc['_id']}"))
+        s = order["subscriber"]
+        cert = profiles.subscriber(
             key.public_key(),
-            pki.Subscriber(order["subscriber"]["full_name"], order["subscriber"]["citizen_id"]),
-            order["validity_years"],
-            t,
+            profiles.Subscriber(s["full_name"], s["citizen_id"], s.get("province"), s.get("locality")),
             int(serial, 16),
+            as_utc(reserved["not_before"]),
+            as_utc(reserved["not_after"]),
+            self.authority.ca_key,
+            self.authority.ca_certificate,
+            self.authority.urls,
+            self.authority.policy_oid,
         )
         info: dict[str, Any] = {
             "serial_number": serial,
@@ -86,6 +112,7 @@ class Issuance:
             "not_before": cert.not_valid_before_utc,
             "not_after": cert.not_valid_after_utc,
             "certificate_pem": pki.pem(cert),
+            "key_algorithm": reserved.get("key_algorithm", KeyAlgorithm.ECDSA_P256.value),
         }
         c = doc["contract"]
         ref = domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
@@ -113,11 +140,14 @@ class Issuance:
                 "$set": {
                     "status": status.value,
                     "certificate": info,
-                    "key": {
-                        "stage": "master",
-                        "sealed": self.box.seal(pki.key_to_der(key), aad=f"subscriber:{doc['_id']}"),
-                    },
+                    "expires_on": expiry_day(info["not_after"]),
+                    "revision": 1,
                 }
             },
             events=[signed, issued],
         )
+
+
+def expiry_day(not_after: datetime) -> str:
+    """The UTC day a certificate expires, an indexed equality key for the expiry job."""
+    return as_utc(not_after).date().isoformat()

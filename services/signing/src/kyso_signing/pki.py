@@ -1,77 +1,122 @@
-"""The service's own CA and subscriber certificates (RFC 5280 profile, ECDSA P-256 / SHA-256).
-
-Circular 15/2025 accepts ECDSA ≥ 256 bits with SHA-2; EC keys also avoid RSA's slow key loading.
-"""
+"""Keys and signatures: the algorithms Circular 15/2025 allows (ECDSA ≥ 256 bits, RSA ≥ 2048 with PSS,
+SHA-2), loaded once and cached (``cryptography`` re-validates an RSA key on every load, ~40 ms)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import hashlib
+from collections import OrderedDict
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-CA_VALIDITY = timedelta(days=3650)
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
 MAX_SUBSCRIBER_YEARS = 3  # Decree 23/2025
 
 
-def new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
+class KeyAlgorithm(StrEnum):
+    """What a subscriber's key is; the order records the choice."""
+
+    ECDSA_P256 = "ecdsa-p256"
+    ECDSA_P384 = "ecdsa-p384"
+    RSA_3072_PSS = "rsa-3072-pss"
 
 
-def key_to_der(key: ec.EllipticCurvePrivateKey) -> bytes:
+def new_key(algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256) -> PrivateKey:
+    if algorithm == KeyAlgorithm.ECDSA_P256:
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == KeyAlgorithm.ECDSA_P384:
+        return ec.generate_private_key(ec.SECP384R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+
+
+def algorithm_of(key: PrivateKey | PublicKey) -> KeyAlgorithm:
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return KeyAlgorithm.ECDSA_P384 if key.curve.key_size >= 384 else KeyAlgorithm.ECDSA_P256
+    return KeyAlgorithm.RSA_3072_PSS
+
+
+def digest_for(key: PrivateKey | PublicKey) -> hashes.SHA256 | hashes.SHA384:
+    """The hash a key signs with: SHA-384 for P-384, SHA-256 otherwise."""
+    return hashes.SHA384() if algorithm_of(key) == KeyAlgorithm.ECDSA_P384 else hashes.SHA256()
+
+
+def pss(digest: hashes.SHA256 | hashes.SHA384) -> padding.PSS:
+    """RSASSA-PSS with MGF1 over the same hash and a salt as long as the digest (RFC 4055 / RFC 8017)."""
+    return padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+
+
+def key_to_der(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
-def key_from_der(der: bytes) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_der_private_key(der, password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return key
+_LOADED: OrderedDict[bytes, PrivateKey] = OrderedDict()
+_LOADED_MAX = 4096
+
+
+def key_from_der(der: bytes) -> PrivateKey:
+    """The key in ``der``; loaded keys are kept (by a digest of their DER) so a hot key loads once."""
+    tag = hashlib.sha256(der).digest()
+    key = _LOADED.get(tag)
+    if key is not None:
+        _LOADED.move_to_end(tag)
+        return key
+    loaded = serialization.load_der_private_key(der, password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError("unsupported key type")
+    _LOADED[tag] = loaded
+    if len(_LOADED) > _LOADED_MAX:
+        _LOADED.popitem(last=False)
+    return loaded
+
+
+def forget_key(der: bytes) -> None:
+    """Drop a destroyed key from the cache."""
+    _LOADED.pop(hashlib.sha256(der).digest(), None)
+
+
+def public_key_pem(key: PrivateKey | PublicKey) -> str:
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def spki_sha256(key: PrivateKey | PublicKey) -> str:
+    """Hex SHA-256 of the SubjectPublicKeyInfo: what makes "a public key is never certified twice" checkable."""
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) else key
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
 
 
 def pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def self_signed_ca(key: ec.EllipticCurvePrivateKey, common_name: str, at: datetime) -> x509.Certificate:
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kyso"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(at - timedelta(minutes=5))
-        .not_valid_after(at + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
-    )
+def der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def sign(key: PrivateKey, data: bytes) -> bytes:
+    """A signature over ``data``: ECDSA with SHA-256/384, or RSASSA-PSS with SHA-256 for RSA keys."""
+    digest = digest_for(key)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(data, pss(digest), digest)
+    return key.sign(data, ec.ECDSA(digest))
+
+
+def verify(public: PublicKey, signature: bytes, data: bytes) -> None:
+    """Raises ``cryptography.exceptions.InvalidSignature`` when ``signature`` is not over ``data``."""
+    digest = digest_for(public)
+    if isinstance(public, rsa.RSAPublicKey):
+        public.verify(signature, data, pss(digest), digest)
+    else:
+        public.verify(signature, data, ec.ECDSA(digest))
 
 
 def add_years(at: datetime, years: int) -> datetime:
@@ -87,59 +132,16 @@ def new_serial() -> int:
     return x509.random_serial_number()
 
 
-@dataclass(frozen=True)
-class Subscriber:
-    full_name: str
-    citizen_id: str
+def serial_hex(serial: int) -> str:
+    return format(serial, "x")
 
 
-def issue_subscriber(
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_cert: x509.Certificate,
-    subject_key: ec.EllipticCurvePublicKey,
-    who: Subscriber,
-    years: int,
-    at: datetime,
-    serial: int,
-) -> x509.Certificate:
-    if not 1 <= years <= MAX_SUBSCRIBER_YEARS:
-        raise ValueError("subscriber certificates are valid 1 to 3 years")
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-            x509.NameAttribute(NameOID.USER_ID, f"CCCD:{who.citizen_id}"),
-            x509.NameAttribute(NameOID.COMMON_NAME, who.full_name),
-        ]
-    )
-    not_after = min(add_years(at, years), ca_cert.not_valid_after_utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(subject_key)
-        .serial_number(serial)
-        .not_valid_before(at)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+def load_certificate(pem_text: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem_text.encode())
 
 
-def sign(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    return key.sign(data, ec.ECDSA(hashes.SHA256()))
+def public_key_of(cert: x509.Certificate) -> PublicKey:
+    key: Any = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise ValueError("unsupported key type")
+    return key  # type: ignore[no-any-return]

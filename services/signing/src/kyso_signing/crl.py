@@ -1,0 +1,170 @@
+"""Certificate revocation lists (RFC 5280 §5): a full CRL of the issuing CA and the root's ARL.
+
+Each is regenerated at once when a certificate is revoked, suspended or resumed, and otherwise when a
+third of its validity is left (as EJBCA's CRL updater and step-ca's ``renewPeriod`` do). The cRLNumber
+comes from a counter in the database, so it only ever grows, across restarts and instances: a number
+is drawn first, and a CRL is stored only over one with a lower number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from kyso_kit.clock import Clock
+from kyso_kit.store import Doc, DuplicateKey, Store
+from kyso_kit.timeutil import as_utc
+
+from . import pki
+from .authority import Authority
+
+log = logging.getLogger(__name__)
+
+ISSUING, ROOT = "issuing", "root"
+EXPIRED_GRACE = timedelta(hours=1)  # an expired revoked certificate stays listed this long (step-ca's default)
+
+REASONS = {
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+    "certificateHold": x509.ReasonFlags.certificate_hold,
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    serial: int
+    revoked_at: datetime
+    reason: str  # an RFC 5280 reason name; "unspecified" is left out of the entry (§5.3.1)
+    invalidity_date: datetime | None = None
+
+    def line(self) -> str:
+        inv = self.invalidity_date.isoformat() if self.invalidity_date else ""
+        return f"{self.serial:x}|{self.revoked_at.isoformat()}|{self.reason}|{inv}"
+
+
+def entry_of(doc: Doc) -> Entry | None:
+    """What the CRL says of a certificate (None if it is not on it)."""
+    serial = int(doc["serial_number"], 16)
+    if doc["status"] == "revoked" and doc.get("revocation"):
+        r = doc["revocation"]
+        inv = r.get("invalidity_date")
+        return Entry(serial, as_utc(r["revoked_at"]), r["reason"], as_utc(inv) if inv else None)
+    if doc["status"] == "suspended" and doc.get("suspension"):
+        return Entry(serial, as_utc(doc["suspension"]["at"]), "certificateHold")
+    return None
+
+
+def build_crl(
+    entries: list[Entry], number: int, issuer: x509.Certificate, key: pki.PrivateKey, at: datetime, validity: timedelta
+) -> x509.CertificateRevocationList:
+    b = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(at)
+        .next_update(at + validity)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+    )
+    for e in entries:
+        rb = x509.RevokedCertificateBuilder().serial_number(e.serial).revocation_date(e.revoked_at)
+        if e.reason in REASONS:
+            rb = rb.add_extension(x509.CRLReason(REASONS[e.reason]), critical=False)
+        if e.invalidity_date is not None:
+            rb = rb.add_extension(x509.InvalidityDate(e.invalidity_date.replace(tzinfo=None)), critical=False)
+        b = b.add_revoked_certificate(rb.build())
+    return b.sign(key, pki.digest_for(key))
+
+
+class RevocationLists:
+    def __init__(self, store: Store, authority: Authority, clock: Clock, validity: timedelta) -> None:
+        self.certs = store.collection("certificates", events=True)
+        self.crls = store.collection("crls")
+        self.authority = authority
+        self.clock = clock
+        self.validity = validity
+
+    async def init(self) -> None:
+        for which in (ISSUING, ROOT):
+            try:  # a new CA publishes an (empty) CRL at once
+                await self.crls.insert({"_id": which, "number": 0, "next_number": 0})
+            except DuplicateKey:
+                pass
+        await self.refresh()
+
+    def _signer(self, which: str) -> tuple[x509.Certificate, pki.PrivateKey]:
+        if which == ROOT:
+            return self.authority.root_certificate, self.authority.root_key
+        return self.authority.ca_certificate, self.authority.ca_key
+
+    async def _entries(self, which: str) -> list[Entry]:
+        if which == ROOT:
+            return []  # the root has certified only the issuing CA, which is in force
+        cutoff = self.clock.now() - EXPIRED_GRACE
+        entries = []
+        for doc in await self.certs.find({"crl_listed": True}):
+            e = entry_of(doc)
+            if e is not None and as_utc(doc["certificate"]["not_after"]) > cutoff:
+                entries.append(e)
+        return sorted(entries, key=lambda e: e.serial)
+
+    async def refresh(self) -> int:
+        """Publish each CRL whose content changed or whose nextUpdate draws near; how many were published."""
+        published = 0
+        for which in (ISSUING, ROOT):
+            entries = await self._entries(which)
+            content = hashlib.sha256("\n".join(e.line() for e in entries).encode()).hexdigest()
+            doc = await self.crls.get(which)
+            now = self.clock.now()
+            due = doc is None or "der" not in doc or as_utc(doc["next_update"]) - self.validity / 3 <= now
+            if due or doc is None or doc.get("content") != content:
+                published += await self._publish(which, entries, content)
+        return published
+
+    async def _publish(self, which: str, entries: list[Entry], content: str) -> int:
+        drawn = await self.crls.update_and_get({"_id": which}, {"$inc": {"next_number": 1}})
+        assert drawn is not None, "CRL counters are created by init()"
+        number = drawn["next_number"]
+        issuer, key = self._signer(which)
+        at = self.clock.now().replace(microsecond=0)
+        crl = build_crl(entries, number, issuer, key, at, self.validity)
+        stored = await self.crls.update(
+            {"_id": which, "number": {"$lt": number}},
+            {
+                "$set": {
+                    "number": number,
+                    "der": crl.public_bytes(serialization.Encoding.DER),
+                    "this_update": at,
+                    "next_update": at + self.validity,
+                    "content": content,
+                    "entries": len(entries),
+                }
+            },
+        )
+        if stored:
+            log.info("CRL published", extra={"crl": which, "number": number, "entries": len(entries)})
+        return int(stored)
+
+    async def current(self, which: str) -> Doc | None:
+        doc = await self.crls.get(which)
+        return doc if doc is not None and "der" in doc else None
+
+
+def conditional_headers(etag: str, last_modified: datetime, expires: datetime, max_age: int) -> dict[str, Any]:
+    """HTTP caching headers for a published artefact (RFC 9111; RFC 5019 §6 for OCSP)."""
+    from email.utils import format_datetime
+
+    return {
+        "ETag": f'"{etag}"',
+        "Last-Modified": format_datetime(as_utc(last_modified), usegmt=True),
+        "Expires": format_datetime(as_utc(expires), usegmt=True),
+        "Cache-Control": f"public, max-age={max(0, max_age)}, no-transform, must-revalidate",
+    }

@@ -1,0 +1,241 @@
+"""Certificate profiles (RFC 5280): the root CA, the issuing CA, the delegated OCSP responder and the
+Vietnamese subscriber certificate. Pure functions: a key and a few facts in, a signed certificate out."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from . import pki
+from .pki import PrivateKey, PublicKey
+
+# RFC 9336: id-kp-documentSigning
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+ROOT_VALIDITY = timedelta(days=20 * 365)
+ISSUING_VALIDITY = timedelta(days=10 * 365)
+BACKDATE = timedelta(minutes=5)  # tolerate relying parties whose clocks run a little behind
+
+
+def _label_ok(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return "." in host  # RFC 5280 linters reject single-label host names such as "localhost"
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Where relying parties fetch what a certificate points to; built from one public base URL."""
+
+    base: str
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base)
+        if parts.scheme not in ("http", "https") or not parts.hostname or not _label_ok(parts.hostname):
+            raise ValueError(
+                "PKI_BASE_URL must be an http(s) URL with a dotted host name or an IP literal "
+                f"(single-label hosts are not valid RFC 5280 URIs): {self.base!r}"
+            )
+
+    def _at(self, path: str) -> str:
+        return self.base.rstrip("/") + path
+
+    @property
+    def issuing_crl(self) -> str:
+        return self._at("/pki/crl/issuing.crl")
+
+    @property
+    def root_crl(self) -> str:
+        return self._at("/pki/crl/root.crl")
+
+    @property
+    def issuing_certificate(self) -> str:
+        return self._at("/pki/ca/issuing.cer")
+
+    @property
+    def root_certificate(self) -> str:
+        return self._at("/pki/ca/root.cer")
+
+    @property
+    def ocsp(self) -> str:
+        return self._at("/ocsp")
+
+
+def _name(*attrs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
+
+
+def ca_name(common_name: str, organisation: str) -> x509.Name:
+    return _name(
+        (NameOID.COUNTRY_NAME, "VN"), (NameOID.ORGANIZATION_NAME, organisation), (NameOID.COMMON_NAME, common_name)
+    )
+
+
+def ca_common_name(ca: x509.Certificate) -> str:
+    value = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    return value if isinstance(value, str) else value.decode()
+
+
+def _key_usage(*, signature: bool = False, non_repudiation: bool = False, ca: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=signature,
+        content_commitment=non_repudiation,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _crl_dp(url: str) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None
+            )
+        ]
+    )
+
+
+def _aia(ca_issuers: str, ocsp: str | None = None) -> x509.AuthorityInformationAccess:
+    points = []
+    if ocsp:
+        points.append(x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp)))
+    points.append(
+        x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(ca_issuers))
+    )
+    return x509.AuthorityInformationAccess(points)
+
+
+def _policies(policy_oid: str) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(policy_oid), None)])
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public: PublicKey, serial: int, not_before: datetime, not_after: datetime
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+    )
+
+
+def _aki(issuer_key: PrivateKey) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
+
+
+def root_ca(key: PrivateKey, name: x509.Name, at: datetime) -> x509.Certificate:
+    """Self-signed; its key signs only the issuing CA certificate and the root's ARL."""
+    return (
+        _builder(name, name, key.public_key(), pki.new_serial(), at - BACKDATE, at + ROOT_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(_key_usage(ca=True), critical=True)
+        .sign(key, pki.digest_for(key))
+    )
+
+
+def issuing_ca(
+    key: PublicKey,
+    name: x509.Name,
+    root_key: PrivateKey,
+    root: x509.Certificate,
+    urls: Urls,
+    policy_oid: str,
+    at: datetime,
+) -> x509.Certificate:
+    not_after = min(at + ISSUING_VALIDITY, root.not_valid_after_utc)
+    return (
+        _builder(name, root.subject, key, pki.new_serial(), at - BACKDATE, not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(ca=True), critical=True)
+        .add_extension(_aki(root_key), critical=False)
+        .add_extension(_crl_dp(urls.root_crl), critical=False)
+        .add_extension(_aia(urls.root_certificate), critical=False)
+        .add_extension(_policies(policy_oid), critical=False)
+        .sign(root_key, pki.digest_for(root_key))
+    )
+
+
+def ocsp_responder(
+    key: PublicKey, ca_key: PrivateKey, ca: x509.Certificate, at: datetime, validity: timedelta
+) -> x509.Certificate:
+    """RFC 6960 §4.2.2.2 delegated responder: EKU id-kp-OCSPSigning, id-pkix-ocsp-nocheck, short-lived."""
+    subject = _name(
+        (NameOID.COUNTRY_NAME, "VN"),
+        *[(a.oid, str(a.value)) for a in ca.subject if a.oid == NameOID.ORGANIZATION_NAME],
+        (NameOID.COMMON_NAME, f"{ca_common_name(ca)} OCSP Responder"),
+    )
+    return (
+        _builder(subject, ca.subject, key, pki.new_serial(), at - BACKDATE, min(at + validity, ca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(signature=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+        .add_extension(_aki(ca_key), critical=False)
+        .sign(ca_key, pki.digest_for(ca_key))
+    )
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """Who a personal certificate names, as on the citizen identity card."""
+
+    full_name: str
+    citizen_id: str
+    province: str | None = None
+    locality: str | None = None
+
+    def name(self) -> x509.Name:
+        attrs: list[tuple[x509.ObjectIdentifier, str]] = [(NameOID.COUNTRY_NAME, "VN")]
+        if self.province:
+            attrs.append((NameOID.STATE_OR_PROVINCE_NAME, self.province))
+        if self.locality:
+            attrs.append((NameOID.LOCALITY_NAME, self.locality))
+        attrs += [(NameOID.COMMON_NAME, self.full_name), (NameOID.USER_ID, f"CCCD:{self.citizen_id}")]
+        return _name(*attrs)
+
+
+def subscriber_validity(at: datetime, years: int, ca: x509.Certificate) -> tuple[datetime, datetime]:
+    """Whole calendar years from ``at`` (1–3, Decree 23/2025), never beyond the issuing CA."""
+    if not 1 <= years <= pki.MAX_SUBSCRIBER_YEARS:
+        raise ValueError("subscriber certificates are valid 1 to 3 years")
+    return at, min(pki.add_years(at, years), ca.not_valid_after_utc)
+
+
+def subscriber(
+    public: PublicKey,
+    who: Subscriber,
+    serial: int,
+    not_before: datetime,
+    not_after: datetime,
+    ca_key: PrivateKey,
+    ca: x509.Certificate,
+    urls: Urls,
+    policy_oid: str,
+) -> x509.Certificate:
+    return (
+        _builder(who.name(), ca.subject, public, serial, not_before, not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(signature=True, non_repudiation=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([DOCUMENT_SIGNING]), critical=False)
+        .add_extension(_aki(ca_key), critical=False)
+        .add_extension(_policies(policy_oid), critical=False)
+        .add_extension(_crl_dp(urls.issuing_crl), critical=False)
+        .add_extension(_aia(urls.issuing_certificate, urls.ocsp), critical=False)
+        .sign(ca_key, pki.digest_for(ca_key))
+    )
