@@ -28,8 +28,12 @@ from kyso_kit.store import MemoryStore
 from kyso_signing import pki, profiles
 from kyso_signing.activation import Activation
 from kyso_signing.authority import Authority, Hierarchy
+from kyso_signing.certificates import Certificates
 from kyso_signing.contract import Contracts
+from kyso_signing.crl import RevocationLists
 from kyso_signing.issuance import Issuance
+from kyso_signing.lifecycle import Lifecycle
+from kyso_signing.ocsp import Responder
 from kyso_signing.settings import DEV_POLICY_OID
 
 from .conftest import delivered, order_placed
@@ -53,11 +57,20 @@ class Signing:
         self.issuance = Issuance(store, self.authority, box, clock)
         self.contracts = Contracts(store, self.issuance, clock, "kyso test")
         self.activation = Activation(store, self.authority, MASTER, clock)
+        self.certificates = Certificates(store, self.authority)
+        self.lifecycle = Lifecycle(store, clock)
+        self.crls = RevocationLists(store, self.authority, clock, timedelta(hours=24))
+        self.responder = Responder(store, self.authority, clock, timedelta(hours=1))
+        self.lifecycle.after_change.append(self.crls.refresh)
+        self.authority.on_responder_change.append(self.responder.forget_all)
         self.store, self.clock = store, clock
 
     async def start(self) -> None:
         await self.contracts.init()
         await self.issuance.init()
+        await self.certificates.init()
+        await self.lifecycle.init()
+        await self.crls.init()
 
     def order(self, amount: int = 800_000, order_id: str = "order-1") -> OrderPlaced:
         return order_placed(order_id, ALICE.account_id, amount, self.clock.now(), full_name="Nguyễn Thị Bình", years=2)

@@ -23,6 +23,9 @@ from .domain import CertificateStatus as S
 from .pki import KeyAlgorithm
 
 
+DRAWS = 5
+
+
 class Issuance:
     def __init__(self, store: Store, authority: Authority, box: SecretBox, clock: Clock) -> None:
         self.certs = store.collection("certificates", events=True)
@@ -50,7 +53,7 @@ class Issuance:
             not_before, not_after = profiles.subscriber_validity(
                 t.replace(microsecond=0), doc["order"]["validity_years"], self.authority.ca_certificate
             )
-            while True:
+            for attempt in range(DRAWS):
                 key = await off_loop(pki.new_key, algorithm)
                 serial = pki.serial_hex(pki.new_serial())
                 try:
@@ -82,7 +85,11 @@ class Issuance:
                     )
                     break
                 except DuplicateKey:
+                    if attempt == DRAWS - 1:
+                        raise  # a broken random source: retried, then dead-lettered; nothing is issued
                     continue  # the serial or the key is taken (practically never); draw again
+            else:  # pragma: no cover - the loop breaks or raises
+                return
             if moved is None:
                 return  # another delivery or another consent got there first
             doc = moved
