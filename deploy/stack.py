@@ -68,6 +68,8 @@ class Stack:
             VNPAY_PAY_URL=f"http://127.0.0.1:{ports['payment']}/sandbox/vnpay/pay",
             # every service reads the access-token keys registration publishes (rotation without redeploys)
             AUTH_JWKS_URL=f"http://127.0.0.1:{ports['registration']}/.well-known/jwks.json",
+            # where relying parties fetch CRLs, CA certificates and OCSP answers (written into certificates)
+            PKI_BASE_URL=f"http://127.0.0.1:{ports['signing']}",
         )
         return env
 

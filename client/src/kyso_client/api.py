@@ -105,10 +105,15 @@ class KysoApi:
     async def packages(self) -> Any:
         return await self.call("GET", f"{self.ep.registration}/v1/packages")
 
-    async def place_order(self, package_code: str) -> Any:
-        return await self.call(
-            "POST", f"{self.ep.registration}/v1/orders", auth=True, json={"package_code": package_code}
-        )
+    async def place_order(
+        self, package_code: str, *, key_algorithm: str | None = None, renews_certificate_id: str | None = None
+    ) -> Any:
+        body: dict[str, Any] = {"package_code": package_code}
+        if key_algorithm:
+            body["key_algorithm"] = key_algorithm
+        if renews_certificate_id:
+            body["renews_certificate_id"] = renews_certificate_id
+        return await self.call("POST", f"{self.ep.registration}/v1/orders", auth=True, json=body)
 
     async def order(self, order_id: str, *, status_not: str | None = None, wait: float = 25) -> Any:
         """The order; with ``status_not``, as soon as its status is no longer that (long-poll)."""
@@ -164,6 +169,52 @@ class KysoApi:
 
     async def ca_certificate(self) -> str:
         return str(await self.call("GET", f"{self.ep.signing}/v1/ca/certificate"))
+
+    async def my_certificates(self) -> Any:
+        return await self.call("GET", f"{self.ep.signing}/v1/certificates", auth=True)
+
+    async def request_lifecycle_change(
+        self, certificate_id: str, action: str, reason: str = "unspecified", invalidity_date: str | None = None
+    ) -> Any:
+        """Ask to revoke or suspend one's certificate (needs a fresh login); confirm with the SMS code it names."""
+        body: dict[str, Any] = {"action": action, "reason": reason}
+        if invalidity_date:
+            body["invalidity_date"] = invalidity_date
+        return await self.call(
+            "POST", f"{self.ep.signing}/v1/certificates/{certificate_id}/lifecycle-requests", auth=True, json=body
+        )
+
+    async def confirm_lifecycle_change(self, request: dict[str, Any], account_id: str, phone: str) -> str:
+        """Ask for, read (dev inbox) and verify the SMS code bound to a revocation/suspension request."""
+        otp = request["otp"]
+        ch = await self.sms_challenge(
+            otp["purpose"], otp["subject"], account_id=account_id, binding_sha256=otp["binding_sha256"]
+        )
+        await self.verify_sms(ch["challenge_id"], await self.dev_sms_code(phone, ch["challenge_id"]))
+        return str(ch["challenge_id"])
+
+    async def operator_lifecycle(
+        self, certificate_id: str, action: str, reason: str = "unspecified", invalidity_date: str | None = None
+    ) -> Any:
+        body: dict[str, Any] = {"action": action, "reason": reason}
+        if invalidity_date:
+            body["invalidity_date"] = invalidity_date
+        return await self.call(
+            "POST", f"{self.ep.signing}/v1/operator/certificates/{certificate_id}/lifecycle", auth=True, json=body
+        )
+
+    async def pki(self, path: str) -> bytes:
+        """A public PKI artefact (``/pki/crl/issuing.crl``, ``/pki/ca/root.cer``, …) as bytes."""
+        r = await self.http.get(f"{self.ep.signing}{path}")
+        r.raise_for_status()
+        return r.content
+
+    async def ocsp(self, request_der: bytes) -> bytes:
+        r = await self.http.post(
+            f"{self.ep.signing}/ocsp", content=request_der, headers={"Content-Type": "application/ocsp-request"}
+        )
+        r.raise_for_status()
+        return r.content
 
     # otp ------------------------------------------------------------------
     async def sms_challenge(

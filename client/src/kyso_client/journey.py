@@ -185,37 +185,10 @@ async def walk(
         await api.smartotp_verify(r.token_id, r.soft_token.code(smartotp_pin))
         say(f"   SmartOTP token {r.token_id} enrolled on the device (first code verified)")
 
-        # Step 4 — choose a package, pay, sign the service contract.
-        pkgs = (await api.packages())["packages"]
-        pkg = next(p for p in pkgs if p["code"] == package_code)
-        order = await api.place_order(pkg["code"])
-        r.order_id = order["order_id"]
-        say(f"4. order {r.order_id}: {pkg['name_vi']} — {pkg['price_vnd']:,} đồng".replace(",", "."))
-        if after:
-            await after("order_placed")
-        payment = await eventually(lambda: api.payment_for_order(r.order_id, wait=20), timeout=60)
-        r.payment_id = payment["payment_id"]
-        checkout = await api.checkout(r.payment_id)
-        paid = await api.sandbox_pay(checkout["payment_url"])
-        say(f"   paid through the sandbox gateway (IPN answer {paid['ipn_response']['RspCode']})")
-        if after:
-            await after("paid")
-        contract = await eventually(lambda: api.contract_for_order(r.order_id, wait=20), timeout=60)
-        r.certificate_id = contract["certificate_id"]
-        ch = await api.sms_challenge(
-            "contract_consent", contract["contract_id"], account_id=r.account_id, binding_sha256=contract["sha256"]
-        )
-        await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(r.phone, ch["challenge_id"]))
-        say(f"   contract {contract['contract_id']} (sha256 {contract['sha256'][:16]}…) signed with an OTP bound to it")
-
-        # Step 5 — the certificate waits for activation: set a PIN, sign the acceptance record.
-        pending = await api.order_reaching(r.order_id, "pending_activation")
-        say(f"5. certificate {pending['certificate']['serial_number']} is '{pending['status_vi']}'")
-        record = await api.acceptance_record(r.certificate_id)
-        activated = await api.activate_certificate(r.certificate_id, pin, record["sha256"])
-        r.acceptance_record = record["text"].encode()
-        r.acceptance_signature = base64.b64decode(activated["acceptance_signature_b64"])
-        say("   PIN set; acceptance record signed with the new key")
+        # Steps 4–5 — choose a package, pay, sign the service contract, activate the certificate.
+        bought = await buy_certificate(api, r.account_id, r.phone, package_code, pin, say=say, after=after)
+        r.order_id, r.payment_id, r.certificate_id = bought.order_id, bought.payment_id, bought.certificate_id
+        r.acceptance_record, r.acceptance_signature = bought.acceptance_record, bought.acceptance_signature
 
         # Step 6 — the status, as the kyso app and VNeID see it.
         r.final_order = await api.order_reaching(r.order_id, "active")
@@ -229,6 +202,65 @@ async def walk(
         return r
     finally:
         await api.aclose()
+
+
+@dataclass
+class Bought:
+    order_id: str
+    payment_id: str
+    certificate_id: str
+    acceptance_record: bytes
+    acceptance_signature: bytes
+
+
+async def buy_certificate(
+    api: KysoApi,
+    account_id: str,
+    phone: str,
+    package_code: str,
+    pin: str,
+    *,
+    key_algorithm: str | None = None,
+    renews_certificate_id: str | None = None,
+    say: Printer = print,
+    after: Callable[[str], Awaitable[None]] | None = None,
+) -> Bought:
+    """Steps 4–5 for a signed-in account: order (or renew), pay, consent to the contract, activate."""
+    # Step 4 — choose a package, pay, sign the service contract.
+    pkgs = (await api.packages())["packages"]
+    pkg = next(p for p in pkgs if p["code"] == package_code)
+    order = await api.place_order(pkg["code"], key_algorithm=key_algorithm, renews_certificate_id=renews_certificate_id)
+    order_id = order["order_id"]
+    say(f"4. order {order_id}: {pkg['name_vi']} — {pkg['price_vnd']:,} đồng".replace(",", "."))
+    if after:
+        await after("order_placed")
+    payment = await eventually(lambda: api.payment_for_order(order_id, wait=20), timeout=60)
+    checkout = await api.checkout(payment["payment_id"])
+    paid = await api.sandbox_pay(checkout["payment_url"])
+    say(f"   paid through the sandbox gateway (IPN answer {paid['ipn_response']['RspCode']})")
+    if after:
+        await after("paid")
+    contract = await eventually(lambda: api.contract_for_order(order_id, wait=20), timeout=60)
+    certificate_id = contract["certificate_id"]
+    ch = await api.sms_challenge(
+        "contract_consent", contract["contract_id"], account_id=account_id, binding_sha256=contract["sha256"]
+    )
+    await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(phone, ch["challenge_id"]))
+    say(f"   contract {contract['contract_id']} (sha256 {contract['sha256'][:16]}…) signed with an OTP bound to it")
+
+    # Step 5 — the certificate waits for activation: set a PIN, sign the acceptance record.
+    pending = await api.order_reaching(order_id, "pending_activation")
+    say(f"5. certificate {pending['certificate']['serial_number']} is '{pending['status_vi']}'")
+    record = await api.acceptance_record(certificate_id)
+    activated = await api.activate_certificate(certificate_id, pin, record["sha256"])
+    say("   PIN set; acceptance record signed with the new key")
+    return Bought(
+        order_id,
+        payment["payment_id"],
+        certificate_id,
+        record["text"].encode(),
+        base64.b64decode(activated["acceptance_signature_b64"]),
+    )
 
 
 def verify_certificate_and_signature(r: JourneyResult) -> None:

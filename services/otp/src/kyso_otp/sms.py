@@ -33,6 +33,7 @@ PURPOSE_VI = {
     OtpPurpose.METHOD_CHANGE: "doi phuong thuc xac thuc",
     OtpPurpose.PIN_RESET: "dat lai ma PIN SmartOTP",
     OtpPurpose.UNLOCK: "mo khoa phuong thuc xac thuc",
+    OtpPurpose.CERTIFICATE_REVOCATION: "thu hoi hoac tam dung chung thu so",
 }
 
 

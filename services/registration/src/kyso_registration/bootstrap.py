@@ -9,7 +9,11 @@ from fastapi import FastAPI
 from kyso_contracts import (
     AccountCreated,
     CertActivated,
+    CertExpired,
     CertIssued,
+    CertResumed,
+    CertRevoked,
+    CertSuspended,
     ConsentRejected,
     ContractSigned,
     OrderPlaced,
@@ -78,6 +82,10 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
     on(ContractSigned)(uc.status.when_contract_signed_mark_signed)
     on(CertIssued)(uc.status.when_cert_issued_show_pending)
     on(CertActivated)(uc.status.when_cert_activated_show_active)
+    on(CertSuspended)(uc.status.when_cert_suspended_show_suspended)
+    on(CertResumed)(uc.status.when_cert_resumed_show_active)
+    on(CertRevoked)(uc.status.when_cert_revoked_show_revoked)
+    on(CertExpired)(uc.status.when_cert_expired_show_expired)
     app = rt.http_app("kyso registration", "VNeID hand-over, accounts, certificate orders and their status")
     app.include_router(
         router(uc.identities, uc.accounts, uc.orders, TokenVerifier(uc.tokens.jwks(), rt.clock), uc.tokens)

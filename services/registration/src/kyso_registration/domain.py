@@ -45,6 +45,9 @@ class OrderStatus(StrEnum):
     CONTRACT_SIGNED = "contract_signed"
     PENDING_ACTIVATION = "pending_activation"
     ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
 
 
 St = OrderStatus
@@ -57,8 +60,12 @@ NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
     St.PAYMENT_AMOUNT_MISMATCH: frozenset(),  # stops here until it is refunded
     St.CONSENT_REJECTED: frozenset({St.CONSENT_REJECTED, St.CONTRACT_SIGNED}),
     St.CONTRACT_SIGNED: frozenset({St.PENDING_ACTIVATION}),
-    St.PENDING_ACTIVATION: frozenset({St.ACTIVE}),
-    St.ACTIVE: frozenset(),
+    St.PENDING_ACTIVATION: frozenset({St.ACTIVE, St.REVOKED, St.EXPIRED}),
+    # the certificate's life after activation (signing's events for one certificate arrive in order)
+    St.ACTIVE: frozenset({St.SUSPENDED, St.REVOKED, St.EXPIRED}),
+    St.SUSPENDED: frozenset({St.ACTIVE, St.REVOKED, St.EXPIRED}),
+    St.REVOKED: frozenset(),
+    St.EXPIRED: frozenset(),
 }
 
 
@@ -99,6 +106,9 @@ STATUS_VI = {
     St.CONTRACT_SIGNED: "Đã ký hợp đồng",
     St.PENDING_ACTIVATION: "Chờ người dùng kích hoạt",
     St.ACTIVE: "Đang hoạt động",
+    St.SUSPENDED: "Tạm dừng",
+    St.REVOKED: "Đã thu hồi",
+    St.EXPIRED: "Đã hết hạn",
 }
 
 

@@ -75,10 +75,11 @@ def router(
     async def list_packages() -> PackageList:
         return packages()
 
-    @r.post("/v1/orders", status_code=201, tags=["orders"], responses=errors(401, 404, 422))
+    @r.post("/v1/orders", status_code=201, tags=["orders"], responses=errors(401, 404, 409, 422))
     async def place_order(body: OrderRequest, who: Principal = Depends(account)) -> OrderView:
-        """Step 4: choose a package; payment is due next."""
-        return await orders.place(who, body.package_code)
+        """Step 4: choose a package (and a key algorithm); payment is due next. A renewal names the
+        certificate it renews."""
+        return await orders.place(who, body.package_code, body.key_algorithm, body.renews_certificate_id)
 
     @r.get("/v1/orders/{order_id}", tags=["orders"], responses=errors(401, 403, 404, 422))
     async def get_order(

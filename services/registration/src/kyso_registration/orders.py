@@ -5,17 +5,23 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from kyso_contracts import OrderPlaced, SubscriberIdentity
+from kyso_contracts import KeyAlgorithm, OrderPlaced, SubscriberIdentity
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
-from kyso_kit.errors import Invalid, not_found
+from kyso_kit.errors import Conflict, Invalid, not_found
 from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import as_utc, local
 
 from . import domain
 from .identity import Identities
 from .schemas import CertificateSummary, OrderView, PackageList, PackageView, TimelineEntry
+
+RENEWABLE = {
+    domain.OrderStatus.PENDING_ACTIVATION.value,
+    domain.OrderStatus.ACTIVE.value,
+    domain.OrderStatus.SUSPENDED.value,
+}
 
 
 def order_view(doc: Doc) -> OrderView:
@@ -30,6 +36,8 @@ def order_view(doc: Doc) -> OrderView:
         status=status.value,
         status_vi=domain.STATUS_VI[status],
         certificate=CertificateSummary(**cert) if cert else None,
+        key_algorithm=doc.get("key_algorithm", "ecdsa-p256"),
+        renews_certificate_id=doc.get("renews_certificate_id"),
         # In the order things happened, whatever order the events arrived in (they come from different topics).
         timeline=[
             TimelineEntry(event=t["event"], at=local(t["at"]))
@@ -60,10 +68,18 @@ class Orders:
     async def init(self) -> None:
         await self.orders.ensure_index([("account_id", 1)])
 
-    async def place(self, who: Principal, package_code: str) -> OrderView:
+    async def place(
+        self,
+        who: Principal,
+        package_code: str,
+        key_algorithm: KeyAlgorithm = "ecdsa-p256",
+        renews_certificate_id: str | None = None,
+    ) -> OrderView:
         package = domain.PACKAGES.get(package_code)
         if package is None:
             raise Invalid("unknown_package", "No such certificate package", "Gói chứng thư số không tồn tại")
+        if renews_certificate_id is not None:
+            await self._check_renewable(who, renews_certificate_id)
         acct = await self.accounts.get(who.account_id)
         if acct is None or not acct.get("registration_id"):
             raise not_found("account", "tài khoản")
@@ -84,6 +100,8 @@ class Orders:
             validity_years=package.validity_years,
             amount_vnd=package.price_vnd,
             placed_at=t,
+            key_algorithm=key_algorithm,
+            renews_certificate_id=renews_certificate_id,
         )
         doc = {
             "_id": order_id,
@@ -96,9 +114,24 @@ class Orders:
             "status": domain.OrderStatus.AWAITING_PAYMENT.value,
             "timeline": [{"event": "order_placed", "at": t}],
             "certificate": {},
+            "key_algorithm": key_algorithm,
+            "renews_certificate_id": renews_certificate_id,
         }
         await self.orders.insert(doc, events=[placed])
         return order_view(doc)
+
+    async def _check_renewable(self, who: Principal, certificate_id: str) -> None:
+        """Only a certificate of one's own, issued and neither revoked nor expired, can be renewed."""
+        mine = await self.orders.find({"account_id": who.account_id})
+        renewed = [o for o in mine if (o.get("certificate") or {}).get("certificate_id") == certificate_id]
+        if not renewed:
+            raise not_found("certificate", "chứng thư số")
+        if renewed[0]["status"] not in RENEWABLE:
+            raise Conflict(
+                "not_renewable",
+                "Only a certificate in force can be renewed",
+                "Chỉ gia hạn được chứng thư số còn hiệu lực",
+            )
 
     async def view(self, who: Principal, order_id: str) -> OrderView:
         doc = await self.orders.get(order_id)

@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from kyso_contracts.types import CitizenId, Email, Id, PackageCode, Password, Phone, ValidityYears, Vnd
+from kyso_contracts.types import (
+    CitizenId,
+    Email,
+    Id,
+    KeyAlgorithm,
+    PackageCode,
+    Password,
+    Phone,
+    ValidityYears,
+    Vnd,
+)
 
 
 class Strict(BaseModel):
@@ -45,6 +55,13 @@ class LoginRequest(Strict):
 
 class OrderRequest(Strict):
     package_code: PackageCode
+    key_algorithm: KeyAlgorithm = Field(
+        default="ecdsa-p256", description="ECDSA P-256 (default), P-384, or RSA-3072 used with PSS"
+    )
+    renews_certificate_id: Id | None = Field(
+        default=None,
+        description="Renew this certificate of yours: it is revoked (superseded) once the new one is active",
+    )
 
 
 class IdentityView(BaseModel):
@@ -97,6 +114,10 @@ class CertificateSummary(BaseModel):
     not_before: str | None = None
     not_after: str | None = None
     activated_at: str | None = None
+    suspended_at: str | None = None
+    revoked_at: str | None = None
+    revocation_reason: str | None = None
+    superseded_by: Id | None = None
 
 
 class TimelineEntry(BaseModel):
@@ -112,8 +133,10 @@ class OrderView(BaseModel):
     amount_vnd: Vnd
     status: str = Field(
         description="awaiting_payment · payment_failed · paid · payment_amount_mismatch · "
-        "consent_rejected · contract_signed · pending_activation · active"
+        "consent_rejected · contract_signed · pending_activation · active · suspended · revoked · expired"
     )
+    key_algorithm: KeyAlgorithm = "ecdsa-p256"
+    renews_certificate_id: Id | None = None
     status_vi: str
     certificate: CertificateSummary | None = None
     timeline: list[TimelineEntry]

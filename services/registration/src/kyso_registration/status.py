@@ -7,7 +7,11 @@ from typing import Any
 
 from kyso_contracts import (
     CertActivated,
+    CertExpired,
     CertIssued,
+    CertResumed,
+    CertRevoked,
+    CertSuspended,
     CloudEvent,
     ConsentRejected,
     ContractSigned,
@@ -79,6 +83,25 @@ class OrderStatusView:
                 "certificate.not_after": d.not_after.isoformat(),
             },
         )
+
+    async def when_cert_suspended_show_suspended(self, event: CloudEvent[CertSuspended]) -> None:
+        d = event.data
+        await self._report(event, d.order_id, St.SUSPENDED, {"certificate.suspended_at": d.suspended_at.isoformat()})
+
+    async def when_cert_resumed_show_active(self, event: CloudEvent[CertResumed]) -> None:
+        await self._report(event, event.data.order_id, St.ACTIVE, {"certificate.suspended_at": None})
+
+    async def when_cert_revoked_show_revoked(self, event: CloudEvent[CertRevoked]) -> None:
+        d = event.data
+        extra = {
+            "certificate.revoked_at": d.revoked_at.isoformat(),
+            "certificate.revocation_reason": d.reason,
+            "certificate.superseded_by": d.superseded_by,
+        }
+        await self._report(event, d.order_id, St.REVOKED, extra)
+
+    async def when_cert_expired_show_expired(self, event: CloudEvent[CertExpired]) -> None:
+        await self._report(event, event.data.order_id, St.EXPIRED)
 
     async def when_cert_activated_show_active(self, event: CloudEvent[CertActivated]) -> None:
         d = event.data

@@ -22,7 +22,6 @@ from .authority import Authority
 from .domain import CertificateStatus as S
 from .pki import KeyAlgorithm
 
-
 DRAWS = 5
 
 
