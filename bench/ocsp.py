@@ -39,9 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from perf import CpuMeter, ms, pct  # noqa: E402
+
 from kyso_client.api import Endpoints  # noqa: E402
 from kyso_client.journey import walk  # noqa: E402
-from perf import CpuMeter, ms, pct  # noqa: E402
 from stack import SERVICES, Stack  # noqa: E402
 
 CONCURRENCY = 16
@@ -49,17 +50,17 @@ OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
 
 
 def request_der(ca: x509.Certificate, serial: int, nonce: bytes | None = None) -> bytes:
-    name = hashes.Hash(hashes.SHA1())  # noqa: S303 - the CertID hash clients use
+    name = hashes.Hash(hashes.SHA1())
     name.update(ca.subject.public_bytes())
     public = ca.public_key()
     assert isinstance(public, ec.EllipticCurvePublicKey)
-    key = hashes.Hash(hashes.SHA1())  # noqa: S303
+    key = hashes.Hash(hashes.SHA1())
     key.update(public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
     b = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
         name.finalize(),
         key.finalize(),
         serial,
-        hashes.SHA1(),  # noqa: S303
+        hashes.SHA1(),
     )
     if nonce is not None:
         b = b.add_extension(x509.OCSPNonce(nonce), critical=False)
@@ -160,7 +161,7 @@ def sign_ceiling(ca: x509.Certificate, reps: int) -> dict[str, Any]:
     for i in range(reps):
         now = datetime.now(UTC).replace(microsecond=0)
         b = ocsp.OCSPResponseBuilder().add_response_by_hash(
-            b"\0" * 20, b"\0" * 20, i + 1, hashes.SHA1(), ocsp.OCSPCertStatus.GOOD, now, now + timedelta(hours=1),  # noqa: S303
+            b"\0" * 20, b"\0" * 20, i + 1, hashes.SHA1(), ocsp.OCSPCertStatus.GOOD, now, now + timedelta(hours=1),
             None, None,
         )  # fmt: skip
         b = b.responder_id(ocsp.OCSPResponderEncoding.HASH, responder).certificates([responder])

@@ -390,3 +390,42 @@ async def test_a_renewal_supersedes_the_old_certificate_once_it_is_active(signin
     assert [c.certificate_id for c in mine.certificates] == [new["_id"], old["_id"]]
     assert [c.status for c in mine.certificates] == ["active", "revoked"]
     assert len(signing.store.of_type(CertIssued)) == 2
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    length = (
+        bytes([n])
+        if n < 128
+        else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+    )
+    return bytes([tag]) + length + body
+
+
+def _children(der: bytes) -> list[bytes]:
+    """The TLVs inside one constructed DER value."""
+    head = 2 if der[1] < 128 else 2 + (der[1] & 0x7F)
+    body, out = der[head:], []
+    while body:
+        size = body[1] if body[1] < 128 else int.from_bytes(body[2 : 2 + (body[1] & 0x7F)], "big")
+        start = 2 if body[1] < 128 else 2 + (body[1] & 0x7F)
+        out.append(body[: start + size])
+        body = body[start + size :]
+    return out
+
+
+def two_certificate_request(single: bytes) -> bytes:
+    """An OCSPRequest naming two certificates (RFC 6960 allows it; ``cryptography`` cannot build one)."""
+    [tbs] = _children(single)
+    [request_list] = _children(tbs)
+    [request] = _children(request_list)
+    return _tlv(0x30, _tlv(0x30, _tlv(0x30, request + request)))
+
+
+async def test_a_request_for_several_certificates_is_a_malformed_request(signing: Signing) -> None:
+    doc = await issue(signing)
+    two = two_certificate_request(ocsp_request(cert_of(doc), signing.authority.ca_certificate))
+    with pytest.raises(NotImplementedError):
+        ocsp.load_der_ocsp_request(two)  # what the library does with it
+    answer = ocsp.load_der_ocsp_response((await signing.responder.respond(two)).der)
+    assert answer.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST

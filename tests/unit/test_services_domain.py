@@ -90,3 +90,36 @@ def test_sms_codes_are_six_digits_and_stored_keyed() -> None:
     assert all(otp.is_code_shape(c) for c in codes) and len(codes) > 150
     h1 = otp.sms_code_hash(b"k1", "c", "123456")
     assert h1 != otp.sms_code_hash(b"k2", "c", "123456") != otp.sms_code_hash(b"k1", "d", "123456")
+
+
+def test_production_refuses_to_start_without_its_ca_and_takes_the_one_kyso_ca_makes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+    import re
+
+    from kyso_signing import ca_admin
+    from kyso_signing.settings import SigningSettings
+
+    master = base64.b64encode(b"m" * 32).decode()
+    common = {"KYSO_PROFILE": "production", "SIGNING_MASTER_KEY": master, "AUTH_JWKS_URL": "http://reg.example.vn/j"}
+    for k, v in common.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValueError, match="CA_ROOT_CERTIFICATE"):
+        SigningSettings()
+    assert ca_admin.main(["new-hierarchy", "--organisation", "Công ty kyso", "--root-cn", "kyso Root CA G1"]) == 0
+    printed = dict(re.findall(r'^(CA_[A-Z_]+)="(.*?)"$', capsys.readouterr().out, flags=re.S | re.M))
+    assert set(printed) == {
+        "CA_ROOT_CERTIFICATE",
+        "CA_ROOT_KEY_SEALED",
+        "CA_ISSUING_CERTIFICATE",
+        "CA_ISSUING_KEY_SEALED",
+    }
+    assert "PRIVATE KEY" not in "".join(printed.values())  # keys leave only sealed
+    for k, v in printed.items():
+        monkeypatch.setenv(k, v)
+    settings = SigningSettings()
+    assert settings.ca_root_key_sealed == printed["CA_ROOT_KEY_SEALED"]
+    monkeypatch.setenv("CA_ISSUING_KEY_SEALED", "")
+    with pytest.raises(ValueError):
+        SigningSettings()
