@@ -112,6 +112,9 @@ async def test_the_chain_verifies_strictly_against_the_served_crls_and_every_art
     leaf = pki.leaf(result.certificate_pem)
     assert "OK" in pki.verify(leaf).splitlines()[-1], pki.verify(leaf)
     cert = x509.load_pem_x509_certificate(result.certificate_pem.encode())
+    # the subject as Vietnamese CAs write it, with the residence VNeID shared
+    assert cert.subject.rfc4514_string().startswith("UID=CCCD:") and "ST=Hà Nội" in cert.subject.rfc4514_string()
+    assert cert.subject.get_attributes_for_oid(x509.oid.NameOID.LOCALITY_NAME)[0].value == "Ba Đình"
     for der in (pki.root_der, pki.issuing_der, cert.public_bytes(serialization.Encoding.DER)):
         assert certificate_findings(der) == ""
     assert crl_findings(pki.issuing_crl_der) == "" and crl_findings(pki.root_crl_der, arl=True) == ""

@@ -152,7 +152,9 @@ async def walk(
     api = KysoApi(endpoints, correlation_id=cid)
     try:
         # Step 1 — VNeID hands the citizen's level-2 identity over, signed.
-        ident = vneid.identity(vneid.random_citizen_id(), "Nguyễn Thị Minh Khai", "1990-05-19")
+        ident = vneid.identity(
+            vneid.random_citizen_id(), "Nguyễn Thị Minh Khai", "1990-05-19", province="Hà Nội", locality="Ba Đình"
+        )
         reg = await api.vneid_register(vneid.sign(ident))
         r.registration_id = reg["registration_id"]
         say(f"1. VNeID → registration: identity of {ident['full_name']} accepted (registration {r.registration_id})")

@@ -26,12 +26,22 @@ def sandbox_key() -> ec.EllipticCurvePrivateKey:
     return ec.derive_private_key(scalar, ec.SECP256R1())
 
 
-def identity(citizen_id: str, full_name: str, date_of_birth: str, eid_level: int = 2) -> dict[str, Any]:
+def identity(
+    citizen_id: str,
+    full_name: str,
+    date_of_birth: str,
+    eid_level: int = 2,
+    *,
+    province: str | None = None,
+    locality: str | None = None,
+) -> dict[str, Any]:
+    residence = {k: v for k, v in {"province": province, "locality": locality}.items() if v}
     return {
         "citizen_id": citizen_id,
         "full_name": full_name,
         "date_of_birth": date_of_birth,
         "eid_level": eid_level,
+        **residence,
         "certificate_type": "PERSONAL",
         "issued_at": datetime.now(UTC).isoformat(),
         "nonce": secrets.token_urlsafe(18),

@@ -33,6 +33,8 @@ class SubscriberIdentity(Payload):
     citizen_id: CitizenId
     full_name: str = Field(min_length=1, max_length=200)
     date_of_birth: date
+    province: str | None = Field(default=None, max_length=100, description="Province of residence, if shared")
+    locality: str | None = Field(default=None, max_length=100, description="District or commune, if shared")
 
 
 # --------------------------------------------------------------------------- registration

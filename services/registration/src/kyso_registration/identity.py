@@ -76,7 +76,11 @@ class Identities:
             "_id": uuid.uuid4().hex,
             "vneid_nonce": identity["nonce"],
             "status": "pending_confirmation",
-            "identity": {k: identity[k] for k in ("citizen_id", "full_name", "date_of_birth", "eid_level")},
+            "identity": {
+                k: identity[k]
+                for k in ("citizen_id", "full_name", "date_of_birth", "eid_level", "province", "locality")
+                if identity.get(k) is not None
+            },
             "certificate_type": identity.get("certificate_type", "PERSONAL"),
             "verified_phones": [],
             "created_at": self.clock.now(),

@@ -94,6 +94,8 @@ class Orders:
                 citizen_id=ident["citizen_id"],
                 full_name=ident["full_name"],
                 date_of_birth=date.fromisoformat(ident["date_of_birth"]),
+                province=ident.get("province"),
+                locality=ident.get("locality"),
             ),
             email=acct["email"],
             package_code=package.code,

@@ -31,6 +31,12 @@ class VneidIdentity(Strict):
     full_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     date_of_birth: date
     eid_level: int = Field(ge=1, le=2, description="Level of the electronic identification account; 2 is required")
+    province: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="Province or city of residence, when VNeID shares it (the certificate's ST)"
+    )
+    locality: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="District or commune of residence, when shared (the certificate's L)"
+    )
     certificate_type: Literal["PERSONAL"] = "PERSONAL"
     issued_at: datetime
     nonce: Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -69,6 +75,8 @@ class IdentityView(BaseModel):
     full_name: str
     date_of_birth: str
     eid_level: int
+    province: str | None = None
+    locality: str | None = None
 
 
 class RegistrationView(BaseModel):
