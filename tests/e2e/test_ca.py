@@ -218,7 +218,7 @@ async def test_an_operator_suspends_and_resumes_and_nobody_else_may(
         assert "OK" in pki.verify(leaf).splitlines()[-1]
         assert f"{leaf}: good" in pki.ocsp("-cert", leaf)
         order = await within(10, lambda: mine.order(result.order_id), lambda o: o["status"] == "active")
-        assert [t["event"] for t in order["timeline"]][-2:] == ["suspended", "active"]
+        assert [t["event"] for t in order["timeline"]][-2:] == ["suspended", "resumed"]
         await op.operator_lifecycle(cid, "revoke", "privilegeWithdrawn")
         await expect("already_revoked", 409, op.operator_lifecycle(cid, "resume"))
         await expect("already_revoked", 409, op.operator_lifecycle(cid, "revoke"))

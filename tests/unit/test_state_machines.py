@@ -231,3 +231,10 @@ def test_each_certificate_transition_causes_exactly_the_events_it_declares() -> 
     assert {(s, a) for s, a, _ in CAUSES} == set(cert.TRANSITIONS)
     with pytest.raises(IllegalTransition):
         issued(Cert.AWAITING_CONSENT, ref, signed)  # nothing is signed before the serial is reserved
+
+
+def test_only_a_suspended_order_resumes() -> None:
+    assert reg.resume(Order.SUSPENDED) == Order.ACTIVE
+    for other in set(Order) - {Order.SUSPENDED}:
+        with pytest.raises(IllegalTransition):
+            reg.resume(other)

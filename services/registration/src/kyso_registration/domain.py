@@ -61,9 +61,10 @@ NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
     St.CONSENT_REJECTED: frozenset({St.CONSENT_REJECTED, St.CONTRACT_SIGNED}),
     St.CONTRACT_SIGNED: frozenset({St.PENDING_ACTIVATION}),
     St.PENDING_ACTIVATION: frozenset({St.ACTIVE, St.REVOKED, St.EXPIRED}),
-    # the certificate's life after activation (signing's events for one certificate arrive in order)
+    # the certificate's life after activation; a resumption (suspended → active) is not a report of
+    # a later stage but an undo, applied by :func:`resume` (one certificate's events arrive in order)
     St.ACTIVE: frozenset({St.SUSPENDED, St.REVOKED, St.EXPIRED}),
-    St.SUSPENDED: frozenset({St.ACTIVE, St.REVOKED, St.EXPIRED}),
+    St.SUSPENDED: frozenset({St.REVOKED, St.EXPIRED}),
     St.REVOKED: frozenset(),
     St.EXPIRED: frozenset(),
 }
@@ -95,6 +96,13 @@ def advance(current: OrderStatus, reported: OrderStatus) -> OrderStatus:
     if reported == current or current in REACHABLE[reported]:
         return current
     raise IllegalTransition("order", current, f"become {reported}")
+
+
+def resume(current: OrderStatus) -> OrderStatus:
+    """The order's status when its suspended certificate is resumed."""
+    if current != St.SUSPENDED:
+        raise IllegalTransition("order", current, "resume")
+    return St.ACTIVE
 
 
 STATUS_VI = {

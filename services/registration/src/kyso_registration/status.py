@@ -89,7 +89,23 @@ class OrderStatusView:
         await self._report(event, d.order_id, St.SUSPENDED, {"certificate.suspended_at": d.suspended_at.isoformat()})
 
     async def when_cert_resumed_show_active(self, event: CloudEvent[CertResumed]) -> None:
-        await self._report(event, event.data.order_id, St.ACTIVE, {"certificate.suspended_at": None})
+        order_id = event.data.order_id
+        doc = await self.orders.get(order_id, {"status": 1})
+        if doc is None:
+            raise LookupError(f"order {order_id} not found for {event.type}")  # retried, then dead-lettered
+        if doc["status"] != St.SUSPENDED:
+            return  # applied before (the certificate's events arrive in order: it was suspended first)
+        status = domain.resume(St(doc["status"]))
+        done = await self.orders.update(
+            {"_id": order_id, "status": St.SUSPENDED.value},
+            {
+                "$set": {"status": status.value, "certificate.suspended_at": None},
+                "$push": {"timeline": {"event": "resumed", "at": event.time}},
+            },
+            caused_by=event.id,
+        )
+        if done:
+            self.changes.notify(order_id)
 
     async def when_cert_revoked_show_revoked(self, event: CloudEvent[CertRevoked]) -> None:
         d = event.data
