@@ -177,11 +177,11 @@ class KysoApi:
         self, certificate_id: str, action: str, reason: str = "unspecified", invalidity_date: str | None = None
     ) -> Any:
         """Ask to revoke or suspend one's certificate (needs a fresh login); confirm with the SMS code it names."""
-        body: dict[str, Any] = {"action": action, "reason": reason}
-        if invalidity_date:
-            body["invalidity_date"] = invalidity_date
         return await self.call(
-            "POST", f"{self.ep.signing}/v1/certificates/{certificate_id}/lifecycle-requests", auth=True, json=body
+            "POST",
+            f"{self.ep.signing}/v1/certificates/{certificate_id}/lifecycle-requests",
+            auth=True,
+            json=_lifecycle(action, reason, invalidity_date),
         )
 
     async def confirm_lifecycle_change(self, request: dict[str, Any], account_id: str, phone: str) -> str:
@@ -196,11 +196,11 @@ class KysoApi:
     async def operator_lifecycle(
         self, certificate_id: str, action: str, reason: str = "unspecified", invalidity_date: str | None = None
     ) -> Any:
-        body: dict[str, Any] = {"action": action, "reason": reason}
-        if invalidity_date:
-            body["invalidity_date"] = invalidity_date
         return await self.call(
-            "POST", f"{self.ep.signing}/v1/operator/certificates/{certificate_id}/lifecycle", auth=True, json=body
+            "POST",
+            f"{self.ep.signing}/v1/operator/certificates/{certificate_id}/lifecycle",
+            auth=True,
+            json=_lifecycle(action, reason, invalidity_date),
         )
 
     async def pki(self, path: str) -> bytes:
@@ -348,6 +348,13 @@ class KysoApi:
 
     async def server_time(self) -> Any:
         return await self.call("GET", f"{self.ep.otp}/v1/time")
+
+
+def _lifecycle(action: str, reason: str, invalidity_date: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"action": action, "reason": reason}
+    if invalidity_date:
+        body["invalidity_date"] = invalidity_date
+    return body
 
 
 async def eventually(
