@@ -243,6 +243,79 @@ class CertExpired(Payload):
     expired_at: UtcDateTime
 
 
+class SignedDocument(Payload):
+    """One document of a signing request, as the relying party described it (never key material)."""
+
+    label: str = Field(min_length=1, max_length=200)
+    hash_b64: str = Field(min_length=1, max_length=100, description="The document digest, standard base64")
+    hash_algorithm: Literal["sha256", "sha384", "sha512"]
+
+
+class SignatureRequested(Payload):
+    """A relying party asked a subscriber to sign documents; the subscriber confirms in the kyso app."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.signature_requested.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "request_id"
+
+    request_id: Id
+    client_id: Id
+    account_id: Id
+    certificate_id: Id
+    description: str = Field(max_length=500)
+    documents: list[SignedDocument] = Field(min_length=1, max_length=50)
+    documents_digest: Sha256Hex = Field(description="The digest a transaction-bound OTP is computed over")
+    requested_at: UtcDateTime
+    expires_at: UtcDateTime
+
+
+class SignatureCompleted(Payload):
+    """The subscriber confirmed with the signing PIN and a code bound to the documents; each is signed."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.signature_completed.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "request_id"
+
+    request_id: Id
+    client_id: Id
+    account_id: Id
+    certificate_id: Id
+    serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    signature_algorithm: str = Field(description="The signature algorithm's OID")
+    documents: list[SignedDocument] = Field(min_length=1, max_length=50)
+    signatures_b64: list[str] = Field(min_length=1, max_length=50, description="In the order of the documents")
+    confirmed_with: Literal["smartotp", "sms"]
+    signed_at: UtcDateTime
+
+
+class SignatureRejected(Payload):
+    """The subscriber declined to sign."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.signature_rejected.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "request_id"
+
+    request_id: Id
+    client_id: Id
+    account_id: Id
+    certificate_id: Id
+    rejected_at: UtcDateTime
+
+
+class SignatureExpired(Payload):
+    """Nobody confirmed the request in time (5 minutes); nothing was signed."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.signature_expired.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "request_id"
+
+    request_id: Id
+    client_id: Id
+    account_id: Id
+    certificate_id: Id
+    expired_at: UtcDateTime
+
+
 class PaymentAmountMismatch(Payload):
     """The confirmed payment differs from the order's amount: no contract is drawn up (a refund follows)."""
 
@@ -295,6 +368,22 @@ class SmsOtpVerified(Payload):
     binding_sha256: Sha256Hex | None = Field(
         default=None, description="Digest of what the code authorised (e.g. the contract hash)"
     )
+    verified_at: UtcDateTime
+
+
+class SmartOtpTransactionVerified(Payload):
+    """A SmartOTP code computed over a transaction's digest verified (dynamic linking). Signing takes it
+    as the second factor of a signature confirmation; the code itself never leaves the otp service."""
+
+    event_type: ClassVar[str] = "vn.kyso.otp.smartotp_transaction_verified.v1"
+    topic: ClassVar[str] = topics.OTP
+    key_field: ClassVar[str] = "token_id"
+
+    token_id: Id
+    account_id: Id
+    transaction_digest: Sha256Hex
+    reference: Id | None = Field(default=None, description="What the app said the code is for (a request id)")
+    time_step: int = Field(ge=0)
     verified_at: UtcDateTime
 
 
@@ -396,7 +485,12 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     CertSuspended,
     CertResumed,
     CertExpired,
+    SignatureRequested,
+    SignatureCompleted,
+    SignatureRejected,
+    SignatureExpired,
     SmsOtpVerified,
+    SmartOtpTransactionVerified,
     OtpEnrolled,
     OtpMethodChanged,
     OtpMethodLocked,

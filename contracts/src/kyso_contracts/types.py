@@ -35,6 +35,7 @@ class OtpPurpose(StrEnum):
     PIN_RESET = "pin_reset"
     UNLOCK = "unlock"
     CERTIFICATE_REVOCATION = "certificate_revocation"
+    SIGNATURE_CONFIRMATION = "signature_confirmation"
 
 
 KeyAlgorithm = Literal["ecdsa-p256", "ecdsa-p384", "rsa-3072-pss"]

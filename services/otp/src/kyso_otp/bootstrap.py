@@ -13,6 +13,7 @@ from kyso_contracts import (
     OtpTokenLocked,
     OtpTokenRevoked,
     Payload,
+    SmartOtpTransactionVerified,
     SmsOtpVerified,
 )
 from kyso_kit.runtime import ServiceRuntime
@@ -32,6 +33,7 @@ PUBLISHES: list[type[Payload]] = [
     OtpMethodUnlocked,
     OtpTokenLocked,
     OtpTokenRevoked,
+    SmartOtpTransactionVerified,
 ]
 
 

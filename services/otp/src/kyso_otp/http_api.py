@@ -175,7 +175,9 @@ def router(
     async def verify_transaction(token_id: Id, body: TransactionCodeRequest, who: Principal = Depends(account)) -> Any:
         """A code computed over this exact transaction (amount + payee, or document hashes)."""
         digest = body.transaction.digest()
-        out = await smartotp.verify(who.account_id, token_id, body.code, body.device_time, transaction_digest=digest)
+        out = await smartotp.verify(
+            who.account_id, token_id, body.code, body.device_time, transaction_digest=digest, reference=body.reference
+        )
         return {**out, "transaction_digest": digest}
 
     @r.post(

@@ -32,6 +32,9 @@ class CodeRequest(Strict):
 
 class TransactionCodeRequest(CodeRequest):
     transaction: Transaction
+    reference: Id | None = Field(
+        default=None, description="What the code confirms, e.g. a signing request id (passed on to signing)"
+    )
 
 
 class ResyncRequest(Strict):

@@ -7,7 +7,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from kyso_contracts import OtpEnrolled, OtpPurpose, OtpTokenLocked, OtpTokenRevoked, Payload
+from kyso_contracts import (
+    OtpEnrolled,
+    OtpPurpose,
+    OtpTokenLocked,
+    OtpTokenRevoked,
+    Payload,
+    SmartOtpTransactionVerified,
+)
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox
@@ -185,6 +192,7 @@ class SmartOtp:
         device_time: float | None = None,
         transaction_digest: str | None = None,
         code2: str | None = None,
+        reference: str | None = None,
     ) -> dict[str, Any]:
         if not domain.is_code_shape(code, self.policy.digits) or (
             code2 is not None and not domain.is_code_shape(code2, self.policy.digits)
@@ -242,6 +250,18 @@ class SmartOtp:
                     )
                 )
             st = verdict.state
+            if transaction_digest is not None:
+                # the second factor of a signature confirmation: signing learns of it from this event
+                events.append(
+                    SmartOtpTransactionVerified(
+                        token_id=token_id,
+                        account_id=account_id,
+                        transaction_digest=transaction_digest,
+                        reference=reference,
+                        time_step=st.last_step,
+                        verified_at=self.clock.now(),
+                    )
+                )
             # Of two concurrent uses of one code exactly one wins; the other re-reads and is a replay.
             if await self.tokens.update(
                 guard,

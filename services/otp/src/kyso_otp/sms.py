@@ -34,6 +34,7 @@ PURPOSE_VI = {
     OtpPurpose.PIN_RESET: "dat lai ma PIN SmartOTP",
     OtpPurpose.UNLOCK: "mo khoa phuong thuc xac thuc",
     OtpPurpose.CERTIFICATE_REVOCATION: "thu hoi hoac tam dung chung thu so",
+    OtpPurpose.SIGNATURE_CONFIRMATION: "xac nhan ky so tai lieu",
 }
 
 

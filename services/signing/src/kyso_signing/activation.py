@@ -80,6 +80,7 @@ class Activation:
                     "status": status.value,
                     "activated_at": t,
                     "key": {"stage": "pin", "algorithm": doc["key"].get("algorithm"), "sealed": sealed},
+                    "pin_failures": 0,
                     "acceptance": {"sha256": record_sha256, "signature_b64": sig_b64, "at": t},
                 }
             },

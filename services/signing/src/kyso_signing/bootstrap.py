@@ -20,21 +20,30 @@ from kyso_contracts import (
     Payload,
     PaymentAmountMismatch,
     PaymentConfirmed,
+    SignatureCompleted,
+    SignatureExpired,
+    SignatureRejected,
+    SignatureRequested,
+    SmartOtpTransactionVerified,
     SmsOtpVerified,
 )
 from kyso_kit.crypto import SecretBox
 from kyso_kit.runtime import ServiceRuntime
 
-from . import http_api, pki_api, profiles
+from . import csc_api, http_api, pki_api, profiles, rp_api
 from .activation import Activation
 from .authority import Authority, Hierarchy
 from .certificates import Certificates
+from .clients import Clients
 from .contract import Contracts
 from .crl import RevocationLists
+from .evidence import AuditLog
 from .issuance import Issuance
 from .lifecycle import Lifecycle
 from .ocsp import Responder
+from .remote import RemoteSigning
 from .settings import SigningSettings
+from .webhooks import Webhooks
 
 PUBLISHES: list[type[Payload]] = [
     ContractSigned,
@@ -46,6 +55,10 @@ PUBLISHES: list[type[Payload]] = [
     CertSuspended,
     CertResumed,
     CertExpired,
+    SignatureRequested,
+    SignatureCompleted,
+    SignatureRejected,
+    SignatureExpired,
 ]
 
 
@@ -77,9 +90,23 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     lifecycle = Lifecycle(rt.store, rt.clock)
     crls = RevocationLists(rt.store, authority, rt.clock, timedelta(hours=settings.crl_validity_hours))
     responder = Responder(rt.store, authority, rt.clock, timedelta(minutes=settings.ocsp_response_validity_minutes))
+    clients = Clients(rt.store, box, rt.clock)
+    remote = RemoteSigning(rt.store, settings.master_key_b64, rt.clock)
+    webhooks = Webhooks(rt.store, clients, rt.clock)
+    audit = AuditLog(rt.store, rt.clock)
+    csc = csc_api.Csc(rt.store, remote, authority, webhooks, rt.clock)
     authority.on_responder_change.append(responder.forget_all)
     lifecycle.after_change.append(crls.refresh)
-    for init in (contracts.init, issuance.init, certificates.init, lifecycle.init, crls.init):
+    for init in (
+        contracts.init,
+        issuance.init,
+        certificates.init,
+        lifecycle.init,
+        crls.init,
+        remote.init,
+        webhooks.init,
+        audit.init,
+    ):
         rt.on_startup(init)
 
     async def tick() -> None:
@@ -87,7 +114,14 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
         await lifecycle.expire_due()
         await crls.refresh()
 
+    async def sign_audit_head() -> None:
+        await audit.sign_head(authority.seal_key)
+
     rt.every(settings.pki_tick_seconds, tick, "pki-upkeep")
+    rt.every(1.0, remote.expire_due, "signing-request-expiry", quiet=True)
+    rt.every(1.0, webhooks.deliver_due, "webhook-delivery", quiet=True)
+    rt.every(settings.audit_checkpoint_seconds, sign_audit_head, "audit-checkpoint")
+    rt.every(600, clients.forget_expired_tokens, "expired-client-tokens", quiet=True)
     on = rt.consumer.on
     on(OrderPlaced)(contracts.when_order_placed_remember_order)
     on(PaymentConfirmed)(contracts.when_payment_confirmed_prepare_contract)
@@ -97,9 +131,23 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
         # each use case ignores the purposes that are not its own
         await contracts.when_sms_otp_verified_sign_contract(event)
         await lifecycle.when_sms_otp_verified_apply_request(event)
+        await remote.when_sms_otp_verified_record(event)
+
+    on(SmartOtpTransactionVerified)(remote.when_smartotp_verified_record)
+
+    @on(SignatureCompleted)
+    async def when_signature_completed(event: CloudEvent[SignatureCompleted]) -> None:
+        await audit.when_signature_completed_record(event)
+        await webhooks.when_signing_request_ended_notify(event)
+
+    on(SignatureRejected)(webhooks.when_signing_request_ended_notify)
+    on(SignatureExpired)(webhooks.when_signing_request_ended_notify)
 
     on(CertActivated)(lifecycle.when_cert_activated_supersede_previous)
     app = rt.http_app("kyso signing", "Contracts, the certificate authority (CRL, OCSP), activation, remote signing")
     app.include_router(http_api.router(contracts, activation, certificates, lifecycle, rt.verifier(), rt.clock))
     app.include_router(pki_api.router(authority, crls, responder, rt.clock))
+    app.include_router(rp_api.router(clients, remote, rt.verifier(), rt.clock))
+    app.include_router(csc_api.router(csc, csc_api.csc_client_dependency(clients)))
+    app.add_exception_handler(csc_api.CscError, csc_api.csc_error_handler)
     return rt, app

@@ -108,3 +108,88 @@ class ActivationView(BaseModel):
     status: str
     acceptance_signature_b64: str
     acceptance_record_sha256: Sha256Hex
+
+
+# --------------------------------------------------------------------------- remote signing
+
+
+class RelyingPartyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    webhook_url: str | None = Field(default=None, max_length=2000, description="Where outcomes are POSTed, signed")
+
+
+class RelyingPartyCreated(BaseModel):
+    client_id: Id
+    client_secret: str = Field(description="Shown once; kyso keeps only its hash")
+    webhook_secret: str = Field(description="Standard Webhooks key (whsec_…), shown once")
+    name: str
+    webhook_url: str | None
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 §5.2."""
+
+    error: str = Field(description="invalid_client · unsupported_grant_type · invalid_request")
+    error_description: str | None = None
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(min_length=1, max_length=200, description="Shown to the subscriber in the kyso app")
+    hash: str = Field(min_length=1, max_length=200, description="The document's digest, base64 or base64url")
+    hash_algorithm: Literal["sha256", "sha384", "sha512"] = "sha256"
+
+
+class SigningRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id | None = Field(default=None, description="The subscriber's account id")
+    credential_id: Id | None = Field(default=None, description="Or the certificate to sign with")
+    description: str = Field(min_length=1, max_length=500, description="Shown to the subscriber")
+    documents: list[DocumentIn] = Field(min_length=1, max_length=50)
+
+
+class SigningRequestCreated(BaseModel):
+    request_id: Id
+    status: str
+    certificate_id: Id
+    documents_digest: Sha256Hex
+    expires_at: str
+
+
+class SignatureEntry(BaseModel):
+    label: str
+    hash: str
+    hash_algorithm: str
+    signature: str | None = Field(default=None, description="Base64; ECDSA as DER, RSA as RSASSA-PSS")
+    signature_algorithm: str | None = Field(default=None, description="The signature algorithm's OID")
+
+
+class SigningRequestView(BaseModel):
+    request_id: Id
+    status: str = Field(description="waiting_for_user_confirm · signed · rejected · expired")
+    description: str
+    relying_party: str
+    certificate_id: Id
+    certificate_serial: str
+    documents_digest: Sha256Hex = Field(description="What the confirming one-time code is computed over")
+    created_at: str
+    expires_at: str
+    signed_at: str | None = None
+    signatures: list[SignatureEntry]
+    otp_verified: bool | None = Field(default=None, description="(the app) a code bound to the documents verified")
+
+
+class SigningRequestList(BaseModel):
+    requests: list[SigningRequestView]
+
+
+class ConfirmRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pin: Pin

@@ -90,6 +90,13 @@ class SigningSettings(ServiceSettings):
         description="How often CRLs, the responder certificate and expiries are checked",
     )
 
+    audit_checkpoint_seconds: float = Field(
+        default=60,
+        gt=0,
+        validation_alias="AUDIT_CHECKPOINT_SECONDS",
+        description="How often the head of the evidence chain is signed (when it moved)",
+    )
+
     @field_validator("ca_policy_oid")
     @classmethod
     def _oid(cls, v: str) -> str:

@@ -1,0 +1,529 @@
+"""The Cloud Signature Consortium API, version 2.0.0.2 (``/csc/v2/…``), for relying parties.
+
+Authorisation is asynchronous and out of band, as in SmartCA: ``credentials/authorize`` names the
+exact digests and answers 202 with a ``handle``; the subscriber confirms in the kyso app with the
+signing PIN and a one-time code bound to those digests; ``credentials/authorizeCheck`` then answers
+the SAD. The relying party never sends a PIN or an OTP (``authData`` objects are out of band: their
+values must be empty). The SAD is server-side state: bound to the subscriber, the credential, this
+client and the digests; valid 300 s; each digest is signed once. ``signatures/signHash`` works
+synchronously or asynchronously (``operationMode`` "A", ``signatures/signPolling``).
+
+Errors are the spec's: an HTTP status with ``{"error", "error_description"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kyso_kit.clock import Clock
+from kyso_kit.errors import DomainError, NotFound, Unauthenticated
+from kyso_kit.store import Store
+from kyso_kit.timeutil import as_utc
+
+from . import pki, signer
+from .authority import Authority
+from .clients import Client, Clients
+from .domain import CertificateStatus as S
+from .pki import KeyAlgorithm
+from .remote import MAX_DOCUMENTS, SIGNED, WAITING, Document, RemoteSigning, expires_in
+from .rp_api import client_dependency, rp_bearer
+from .webhooks import Webhooks
+
+SPECS = "2.0.0.2"
+M = TypeVar("M", bound=BaseModel)
+CERT_STATUS = {
+    S.ACTIVE: "valid",
+    S.PENDING_ACTIVATION: "valid",
+    S.SUSPENDED: "suspended",
+    S.REVOKED: "revoked",
+    S.EXPIRED: "expired",
+}
+
+
+class CscError(Exception):
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status, self.error, self.description = status, error, description
+
+
+def invalid(description: str) -> CscError:
+    return CscError(400, "invalid_request", description)
+
+
+class CscErrorBody(BaseModel):
+    error: str = Field(description="invalid_request · invalid_token · access_denied · server_error …")
+    error_description: str | None = None
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    clientData: str | None = None
+
+
+class InfoIn(BaseModel):
+    lang: str | None = None
+
+
+class ListIn(_In):
+    userID: str | None = Field(default=None, max_length=64)
+    credentialInfo: bool = False
+    certificates: str = "single"
+    certInfo: bool = False
+    authInfo: bool = False
+    onlyValid: bool = False
+
+
+class InfoReq(_In):
+    credentialID: str = Field(min_length=1, max_length=64)
+    certificates: str = "single"
+    certInfo: bool = False
+    authInfo: bool = False
+
+
+class AuthData(BaseModel):
+    id: str = Field(max_length=64)
+    value: str | None = None
+
+
+class AuthorizeIn(_In):
+    credentialID: str = Field(min_length=1, max_length=64)
+    numSignatures: int = Field(ge=1, le=MAX_DOCUMENTS)
+    hashes: list[str] = Field(min_length=1, max_length=MAX_DOCUMENTS)
+    hashAlgorithmOID: str = signer.HASHES["sha256"].oid
+    authData: list[AuthData] = Field(default_factory=list)
+    description: str | None = Field(default=None, max_length=500)
+
+
+class HandleIn(_In):
+    handle: str = Field(min_length=1, max_length=64)
+
+
+class SignHashIn(_In):
+    credentialID: str = Field(min_length=1, max_length=64)
+    SAD: str = Field(min_length=1, max_length=200)
+    hashes: list[str] = Field(min_length=1, max_length=MAX_DOCUMENTS)
+    hashAlgorithmOID: str | None = None
+    signAlgo: str = Field(min_length=1, max_length=64)
+    signAlgoParams: str | None = Field(default=None, max_length=1000)
+    operationMode: str = "S"
+    validity_period: int | None = Field(default=None, ge=1, le=3_600_000)
+    response_uri: str | None = Field(default=None, max_length=2000)
+
+
+class PollIn(_In):
+    responseID: str = Field(min_length=1, max_length=64)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class InfoOut(_Out):
+    specs: str
+    name: str
+    region: str
+    lang: str
+    authType: list[str]
+    methods: list[str]
+
+
+class KeyOut(_Out):
+    status: str
+    algo: list[str]
+    len: int
+    curve: str | None = None
+
+
+class CertOut(_Out):
+    status: str
+    certificates: list[str] | None = None
+    issuerDN: str | None = None
+    serialNumber: str | None = None
+    subjectDN: str | None = None
+    validFrom: str | None = None
+    validTo: str | None = None
+
+
+class CredentialInfoOut(_Out):
+    key: KeyOut
+    cert: CertOut
+    auth: dict[str, Any]
+    SCAL: str
+    multisign: int
+
+
+class CredentialListOut(_Out):
+    credentialIDs: list[str]
+    credentialInfos: list[dict[str, Any]] | None = None
+
+
+class AuthorizeOut(_Out):
+    handle: str | None = Field(default=None, description="202: the subscriber is asked in the kyso app")
+    SAD: str | None = Field(default=None, description="200 (authorizeCheck): the signature activation data")
+    expiresIn: int | None = None
+
+
+class SignaturesOut(_Out):
+    signatures: list[str] | None = Field(default=None, description="Base64, in the order of the hashes")
+    responseID: str | None = Field(default=None, description="operationMode A: then signatures/signPolling")
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
+
+
+CSC_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": CscErrorBody, "description": "invalid_request and the spec's other errors"},
+    401: {"model": CscErrorBody, "description": "invalid_token"},
+}
+
+
+class Csc:
+    def __init__(
+        self, store: Store, remote: RemoteSigning, authority: Authority, webhooks: Webhooks, clock: Clock
+    ) -> None:
+        self.certs = store.collection("certificates", events=True)
+        self.requests = remote.requests
+        self.responses = store.collection("csc_responses")
+        self.remote = remote
+        self.authority = authority
+        self.webhooks = webhooks
+        self.clock = clock
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "specs": SPECS,
+            "name": "kyso",
+            "logo": "https://kyso.vn/logo.png",
+            "region": "VN",
+            "lang": "vi-VN",
+            "description": "kyso remote signing (SCAL2: the subscriber confirms in the kyso app with PIN and OTP)",
+            "authType": ["oauth2client"],
+            "asynchronousOperationMode": True,
+            "methods": [
+                "credentials/list",
+                "credentials/info",
+                "credentials/authorize",
+                "credentials/authorizeCheck",
+                "signatures/signHash",
+                "signatures/signPolling",
+            ],
+            "signAlgorithms": {
+                "algos": [*signer.ECDSA_WITH.values(), signer.RSASSA_PSS],
+                "algoParams": [base64.b64encode(signer.pss_params(h)).decode() for h in signer.HASHES.values()],
+            },
+        }
+
+    async def _credential(self, client: Client, credential_id: str) -> dict[str, Any]:
+        cert = await self.certs.get(credential_id)
+        if cert is None or "certificate" not in cert:
+            raise invalid("Invalid parameter credentialID")
+        return cert
+
+    def credential_info(
+        self, cert: dict[str, Any], certificates: str, cert_info: bool, auth_info: bool
+    ) -> dict[str, Any]:
+        c = cert["certificate"]
+        x = pki.load_certificate(c["certificate_pem"])
+        algorithm = KeyAlgorithm(c.get("key_algorithm", KeyAlgorithm.ECDSA_P256))
+        status = S(cert["status"])
+        key: dict[str, Any] = {
+            "status": "enabled" if status == S.ACTIVE else "disabled",
+            "algo": signer.signature_algorithms(algorithm),
+            "len": pki.public_key_of(x).key_size,
+        }
+        if algorithm != KeyAlgorithm.RSA_3072_PSS:
+            key["curve"] = "1.3.132.0.34" if algorithm == KeyAlgorithm.ECDSA_P384 else "1.2.840.10045.3.1.7"
+        out: dict[str, Any] = {
+            "description": f"kyso personal certificate {c['serial_number']}",
+            "key": key,
+            "cert": {"status": CERT_STATUS.get(status, "valid")},
+            "auth": {"mode": "explicit"},
+            "SCAL": "2",
+            "multisign": MAX_DOCUMENTS,
+            "lang": "vi-VN",
+        }
+        chain = [pki.der(x)]
+        if certificates == "chain":
+            chain += [pki.der(self.authority.ca_certificate), pki.der(self.authority.root_certificate)]
+        if certificates in ("single", "chain"):
+            out["cert"]["certificates"] = [base64.b64encode(d).decode() for d in chain]
+        if cert_info:
+            out["cert"] |= {
+                "issuerDN": x.issuer.rfc4514_string(),
+                "serialNumber": c["serial_number"],
+                "subjectDN": x.subject.rfc4514_string(),
+                "validFrom": x.not_valid_before_utc.strftime("%Y%m%d%H%M%SZ"),
+                "validTo": x.not_valid_after_utc.strftime("%Y%m%d%H%M%SZ"),
+            }
+        if auth_info:
+            out["auth"] |= {
+                "expression": "PIN AND OTP",
+                "objects": [
+                    {"type": "PasswordOOB", "id": "PIN", "format": "N", "label": "Signing PIN",
+                     "description": "Typed by the subscriber in the kyso app, never sent by the relying party"},
+                    {"type": "ChallengeResponseOOB", "id": "OTP", "format": "N", "generator": "ocra",
+                     "label": "SmartOTP transaction code or SMS code",
+                     "description": "Computed over the digests being signed (dynamic linking)"},
+                ],
+            }  # fmt: skip
+        return out
+
+    async def credentials(self, client: Client, body: ListIn) -> dict[str, Any]:
+        if not body.userID:
+            raise invalid("Missing parameter userID")
+        certs = [d for d in await self.certs.find({"account_id": body.userID}) if "certificate" in d]
+        if body.onlyValid:
+            certs = [d for d in certs if d["status"] == S.ACTIVE]
+        certs.sort(key=lambda d: as_utc(d["certificate"]["not_before"]), reverse=True)
+        out: dict[str, Any] = {"credentialIDs": [d["_id"] for d in certs]}
+        if body.credentialInfo:
+            out["credentialInfos"] = [
+                {"credentialID": d["_id"], **self.credential_info(d, body.certificates, body.certInfo, body.authInfo)}
+                for d in certs
+            ]
+        if body.onlyValid:
+            out["onlyValid"] = True
+        return out
+
+    async def authorize(self, client: Client, body: AuthorizeIn, address: str | None) -> dict[str, Any]:
+        h = signer.HASH_BY_OID.get(body.hashAlgorithmOID)
+        if h is None:
+            raise invalid("Invalid parameter hashAlgorithmOID")
+        if body.numSignatures != len(body.hashes):
+            raise invalid("numSignatures must equal the number of hashes")
+        if any(a.value for a in body.authData):
+            raise invalid("The PIN and OTP are entered only in the kyso app; send authData values empty")
+        await self._credential(client, body.credentialID)
+        docs = [Document(f"Document {i + 1}", text, h.name) for i, text in enumerate(body.hashes)]
+        doc = await self.remote.submit(
+            client,
+            docs,
+            description=body.description or "Ký tài liệu / Sign documents",
+            certificate_id=body.credentialID,
+            client_address=address,
+            csc={"num_signatures": body.numSignatures, "hash_algorithm_oid": h.oid},
+        )
+        return {"handle": doc["_id"]}
+
+    async def authorize_check(self, client: Client, body: HandleIn) -> tuple[int, dict[str, Any]]:
+        try:
+            doc = await self.remote.of_client(client, body.handle)
+        except NotFound:
+            raise invalid("Invalid parameter handle") from None
+        if "csc" not in doc:
+            raise invalid("Invalid parameter handle")
+        if doc["status"] == WAITING:
+            if as_utc(doc["expires_at"]) <= self.clock.now():
+                raise CscError(400, "access_denied", "The subscriber did not confirm in time")
+            return 202, {"handle": doc["_id"]}
+        if doc["status"] != SIGNED:
+            raise CscError(400, "access_denied", f"The authorisation was {doc['status']}")
+        left = expires_in(doc, self.clock.now())
+        if left <= 0:
+            raise invalid("SAD expired")
+        return 200, {"SAD": self.remote.sad_of(doc), "expiresIn": left}
+
+    async def sign_hash(self, client: Client, body: SignHashIn) -> list[str]:
+        doc = await self.requests.find_one({"sad_sha256": hashlib.sha256(body.SAD.encode()).hexdigest()})
+        if doc is None or doc["client_id"] != client.client_id or "csc" not in doc:
+            raise invalid("Invalid parameter SAD")
+        if doc["certificate_id"] != body.credentialID:
+            raise invalid("Invalid parameter credentialID")
+        if as_utc(doc["csc"]["sad_expires_at"]) <= self.clock.now():
+            raise invalid("SAD expired")
+        cert = await self.certs.get(doc["certificate_id"])
+        if cert is None or cert["status"] != S.ACTIVE:
+            status = CERT_STATUS.get(S(cert["status"]), "invalid") if cert else "invalid"
+            raise invalid(f"Signing certificate is {status}")
+        algorithm = KeyAlgorithm(doc["key_algorithm"])
+        authorized = [(base64.b64decode(d["hash_b64"]), d["hash_algorithm"]) for d in doc["documents"]]
+        h = signer.HASHES[authorized[0][1]]
+        if body.hashAlgorithmOID is not None and signer.HASH_BY_OID.get(body.hashAlgorithmOID) != h:
+            raise invalid("Invalid parameter hashAlgorithmOID")
+        if body.signAlgo not in signer.signature_algorithms(algorithm):
+            raise invalid("Invalid parameter signAlgo")
+        if body.signAlgo == signer.RSASSA_PSS:
+            try:
+                if signer.hash_of_pss_params(base64.b64decode(body.signAlgoParams or "", validate=True)) != h:
+                    raise ValueError("another hash")
+            except ValueError:
+                raise invalid("Invalid parameter signAlgoParams") from None
+        elif signer.ECDSA_BY_OID[body.signAlgo] != h:
+            raise invalid("Invalid parameter signAlgo")
+        wanted: list[int] = []
+        for text in body.hashes:
+            try:
+                raw = signer.decode_hash(text, h)
+            except ValueError:
+                raise invalid("Invalid parameter hashes") from None
+            free = [
+                i for i, (a, _) in enumerate(authorized)
+                if a == raw and i not in wanted and not doc["csc"]["consumed"][str(i)]
+            ]  # fmt: skip
+            if not free:
+                if len(body.hashes) > len(authorized):
+                    raise invalid("Numbers of signatures is too high")
+                raise invalid("Hash is not authorized by the SAD")
+            wanted.append(free[0])
+        guard = {"_id": doc["_id"], **{f"csc.consumed.{i}": False for i in wanted}}
+        done = await self.requests.update(guard, {"$set": {f"csc.consumed.{i}": True for i in wanted}})
+        if not done:  # another call used one of these first: each digest is signed once
+            raise invalid("Hash is not authorized by the SAD")
+        return [doc["signatures_b64"][i] for i in wanted]
+
+    async def sign_hash_async(self, client: Client, body: SignHashIn) -> dict[str, Any]:
+        signatures = await self.sign_hash(client, body)
+        response_id = secrets.token_hex(16)
+        keep = timedelta(milliseconds=body.validity_period or 600_000)
+        await self.responses.insert(
+            {
+                "_id": response_id,
+                "client_id": client.client_id,
+                "signatures": signatures,
+                "expires_at": self.clock.now() + keep,
+            }
+        )
+        if body.response_uri:
+            note = json.dumps({"responseID": response_id}).encode()
+            await self.webhooks.enqueue(client.client_id, body.response_uri, note.decode(), f"csc-{response_id}")
+        return {"responseID": response_id}
+
+    async def poll(self, client: Client, body: PollIn) -> list[str]:
+        doc = await self.responses.get(body.responseID)
+        if doc is None or doc["client_id"] != client.client_id or as_utc(doc["expires_at"]) <= self.clock.now():
+            raise invalid("Invalid parameter responseID")
+        return list(doc["signatures"])
+
+
+def _csc_error(exc: CscError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else {}
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description}, status_code=exc.status, headers=headers
+    )
+
+
+def _translate(exc: DomainError) -> CscError:
+    if isinstance(exc, Unauthenticated):
+        return CscError(401, "invalid_token", exc.message_en)
+    return invalid(exc.message_en)
+
+
+def router(csc: Csc, clients_dep: Callable[..., Awaitable[Client]]) -> APIRouter:
+    r = APIRouter(prefix="/csc/v2", tags=["CSC API v2"])
+
+    async def parse(request: Request, model: type[M]) -> M:
+        try:
+            raw = await request.body()
+            return model.model_validate(json.loads(raw) if raw.strip() else {})
+        except (ValueError, ValidationError) as exc:
+            first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+            where = ".".join(str(p) for p in first["loc"]) if first else "body"
+            raise invalid(f"Invalid parameter {where}") from None
+
+    async def guarded(call: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
+        try:
+            return await call()
+        except CscError as exc:
+            return _csc_error(exc)
+        except DomainError as exc:
+            return _csc_error(_translate(exc))
+
+    @r.post("/info", responses=CSC_ERRORS, openapi_extra=_body(InfoIn), response_model=InfoOut)
+    async def info() -> dict[str, Any]:
+        """Who this service is and what it supports (the only mandatory method; no authentication)."""
+        return csc.info()
+
+    def method(path: str, model: type[BaseModel], out: type[BaseModel], summary: str) -> Callable[[Any], Any]:
+        def register(fn: Callable[[Client, Any, Request], Awaitable[tuple[int, dict[str, Any]]]]) -> Any:
+            @r.post(path, responses=CSC_ERRORS, openapi_extra=_body(model), summary=summary, response_model=out)
+            async def endpoint(request: Request, client: Client = Depends(clients_dep)) -> Any:
+                async def run() -> JSONResponse:
+                    status, out = await fn(client, await parse(request, model), request)
+                    return JSONResponse(out, status_code=status)
+
+                return await guarded(run)
+
+            return endpoint
+
+        return register
+
+    @method("/credentials/list", ListIn, CredentialListOut, "The subscriber's credentials")
+    async def credentials_list(client: Client, body: ListIn, _: Request) -> tuple[int, dict[str, Any]]:
+        return 200, await csc.credentials(client, body)
+
+    @method(
+        "/credentials/info",
+        InfoReq,
+        CredentialInfoOut,
+        "One credential: key, certificate (and chain), how it is authorised",
+    )
+    async def credentials_info(client: Client, body: InfoReq, _: Request) -> tuple[int, dict[str, Any]]:
+        cert = await csc._credential(client, body.credentialID)
+        return 200, csc.credential_info(cert, body.certificates, body.certInfo, body.authInfo)
+
+    @method(
+        "/credentials/authorize",
+        AuthorizeIn,
+        AuthorizeOut,
+        "Ask the subscriber to authorise these digests (202 + handle)",
+    )
+    async def credentials_authorize(client: Client, body: AuthorizeIn, request: Request) -> tuple[int, dict[str, Any]]:
+        return 202, await csc.authorize(client, body, request.client.host if request.client else None)
+
+    @method("/credentials/authorizeCheck", HandleIn, AuthorizeOut, "202 while the subscriber decides, then the SAD")
+    async def credentials_authorize_check(client: Client, body: HandleIn, _: Request) -> tuple[int, dict[str, Any]]:
+        return await csc.authorize_check(client, body)
+
+    @method(
+        "/signatures/signHash",
+        SignHashIn,
+        SignaturesOut,
+        "Sign authorised digests with the SAD (sync, or async: operationMode A)",
+    )
+    async def signatures_sign_hash(client: Client, body: SignHashIn, _: Request) -> tuple[int, dict[str, Any]]:
+        if body.operationMode not in ("S", "A"):
+            raise invalid("Invalid parameter operationMode")
+        if body.operationMode == "A":
+            return 200, await csc.sign_hash_async(client, body)
+        return 200, {"signatures": await csc.sign_hash(client, body)}
+
+    @method("/signatures/signPolling", PollIn, SignaturesOut, "The result of an asynchronous signHash")
+    async def signatures_sign_polling(client: Client, body: PollIn, _: Request) -> tuple[int, dict[str, Any]]:
+        return 200, {"signatures": await csc.poll(client, body)}
+
+    return r
+
+
+def csc_client_dependency(clients: Clients) -> Callable[..., Awaitable[Client]]:
+    """The relying party behind the bearer token, or the spec's 401 ``invalid_token``."""
+    plain = client_dependency(clients)
+
+    async def current(creds: HTTPAuthorizationCredentials | None = Depends(rp_bearer)) -> Client:
+        try:
+            return await plain(creds)
+        except Unauthenticated:
+            raise CscError(401, "invalid_token", "A valid access token is required") from None
+
+    return current
+
+
+async def csc_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CscError)
+    return _csc_error(exc)

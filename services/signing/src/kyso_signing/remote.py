@@ -1,0 +1,430 @@
+"""Remote signing: a relying party asks, the subscriber alone authorises (SCAL2), kyso signs.
+
+1. A relying party submits 1–50 documents (a label and a digest each) for a subscriber; the request
+   is bound to one certificate and waits 5 minutes for the subscriber (``SignatureRequested``).
+2. In the kyso app the subscriber sees the description, labels and digests and verifies a one-time
+   code computed over the digest of exactly these documents — a SmartOTP transaction code or an SMS
+   code bound to it — at the otp service, which announces it (``SmartOtpTransactionVerified`` /
+   ``SmsOtpVerified``); the code never reaches this service. Then the subscriber confirms with the
+   signing PIN, which unseals the key once for the whole batch. Or rejects.
+3. Each digest is signed; the request becomes ``signed`` with the signatures in input order and an
+   evidence record (``SignatureCompleted``). Unconfirmed requests expire (``SignatureExpired``).
+
+The signing PIN: every try is counted *before* the argon2id work (a compare-and-set on the
+certificate), five wrong in a row lock the credential with no reset by time, a right one clears the
+count. A relying party only ever sees "waiting", "signed", "rejected" or "expired".
+
+For the CSC API the same request carries a SAD once confirmed: server-side state (its SHA-256 is the
+lookup key) bound to the subscriber, the credential, the client and the exact digests; each digest
+is consumed once, by a guarded write, so concurrent uses of one SAD sign each digest exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+
+from kyso_contracts import (
+    CloudEvent,
+    OtpPurpose,
+    SignatureCompleted,
+    SignatureExpired,
+    SignatureRejected,
+    SignatureRequested,
+    SignedDocument,
+    SmartOtpTransactionVerified,
+    SmsOtpVerified,
+)
+from kyso_contracts.transactions import DocumentsTransaction
+from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.changes import Changes
+from kyso_kit.clock import Clock
+from kyso_kit.crypto import SecretBox, off_loop
+from kyso_kit.errors import Conflict, Forbidden, Invalid, Rejected, not_found
+from kyso_kit.store import Doc, Store
+from kyso_kit.timeutil import as_utc
+
+from . import keywrap, pki, signer
+from .clients import Client
+from .domain import CertificateStatus as S
+from .pki import KeyAlgorithm
+
+log = logging.getLogger(__name__)
+
+WAITING, SIGNED, REJECTED, EXPIRED = "waiting_for_user_confirm", "signed", "rejected", "expired"
+REQUEST_TTL = timedelta(minutes=5)
+SAD_TTL = timedelta(seconds=300)
+MAX_DOCUMENTS = 50
+PIN_MAX_FAILURES = 5
+OTP_WAIT_SECONDS = 5.0
+_RACES = 8
+
+
+@dataclass(frozen=True)
+class Document:
+    label: str
+    hash: str  # base64 or base64url as sent
+    hash_algorithm: str  # sha256 | sha384 | sha512
+
+
+def _documents(docs: list[Document]) -> tuple[list[dict[str, Any]], list[bytes]]:
+    if not 1 <= len(docs) <= MAX_DOCUMENTS:
+        raise Invalid(
+            "too_many_documents",
+            f"A request signs 1 to {MAX_DOCUMENTS} documents",
+            f"Mỗi yêu cầu ký từ 1 đến {MAX_DOCUMENTS} tài liệu",
+        )
+    out, raw = [], []
+    for d in docs:
+        h = signer.HASHES.get(d.hash_algorithm)
+        if h is None:
+            raise Invalid("unsupported_hash_algorithm", "Use sha256, sha384 or sha512", "Thuật toán băm không hỗ trợ")
+        try:
+            digest = signer.decode_hash(d.hash, h)
+        except ValueError as exc:
+            raise Invalid("invalid_hash", f"{d.label}: {exc}", "Giá trị băm không hợp lệ") from None
+        raw.append(digest)
+        out.append({"label": d.label, "hash_b64": base64.b64encode(digest).decode(), "hash_algorithm": h.name})
+    return out, raw
+
+
+def documents_digest(raw: list[bytes]) -> str:
+    """What the transaction-bound OTP is computed over (``kyso_contracts.transactions``)."""
+    return DocumentsTransaction(document_hashes=[r.hex() for r in raw]).digest()
+
+
+def wrong_state(doc: Doc) -> Conflict:
+    return Conflict(
+        f"request_{doc['status']}",
+        f"The signing request is {doc['status'].replace('_', ' ')}",
+        "Yêu cầu ký không còn chờ xác nhận",
+    )
+
+
+def not_in_force() -> Conflict:
+    return Conflict(
+        "credential_not_active",
+        "The certificate is not active (not activated, suspended, revoked or expired)",
+        "Chứng thư số không ở trạng thái hoạt động",
+    )
+
+
+def pin_locked() -> Forbidden:
+    return Forbidden(
+        "pin_locked",
+        "The signing PIN is locked after 5 wrong tries; unlock it with your password and an SMS code",
+        "Mã PIN ký số đã bị khóa sau 5 lần nhập sai; mở khóa bằng mật khẩu và mã OTP SMS",
+    )
+
+
+class RemoteSigning:
+    def __init__(self, store: Store, master_key_b64: str, clock: Clock, changes: Changes | None = None) -> None:
+        self.requests = store.collection("signing_requests", events=True)
+        self.certs = store.collection("certificates", events=True)
+        self.events = store.events
+        self.master_key = base64.b64decode(master_key_b64)
+        self.box = SecretBox(master_key_b64)
+        self.clock = clock
+        self.changes = changes or Changes()
+
+    async def init(self) -> None:
+        await self.requests.ensure_index([("status", 1)])
+        await self.requests.ensure_index([("account_id", 1)])
+        await self.requests.ensure_index([("sad_sha256", 1)], unique=True, sparse=True)
+
+    # ------------------------------------------------------------------ 1. a relying party asks
+
+    async def _credential(self, account_id: str | None, certificate_id: str | None) -> Doc:
+        if certificate_id:
+            cert = await self.certs.get(certificate_id)
+            if cert is None or "certificate" not in cert or (account_id and cert["account_id"] != account_id):
+                raise not_found("credential", "chứng thư số")
+            return cert
+        if not account_id:
+            raise Invalid(
+                "subscriber_required", "Name the subscriber or the credential", "Cần mã thuê bao hoặc chứng thư"
+            )
+        mine = [d for d in await self.certs.find({"account_id": account_id}) if "certificate" in d]
+        active = [d for d in mine if d["status"] == S.ACTIVE]
+        if not active:
+            raise not_found("credential", "chứng thư số") if not mine else not_in_force()
+        return max(active, key=lambda d: as_utc(d["certificate"]["not_before"]))
+
+    async def submit(
+        self,
+        client: Client,
+        documents: list[Document],
+        *,
+        description: str,
+        account_id: str | None = None,
+        certificate_id: str | None = None,
+        client_address: str | None = None,
+        csc: dict[str, Any] | None = None,
+    ) -> Doc:
+        docs, raw = _documents(documents)
+        cert = await self._credential(account_id, certificate_id)
+        if cert["status"] != S.ACTIVE:
+            raise not_in_force()
+        t = self.clock.now()
+        request_id = uuid.uuid4().hex
+        digest = documents_digest(raw)
+        requested = SignatureRequested(
+            request_id=request_id,
+            client_id=client.client_id,
+            account_id=cert["account_id"],
+            certificate_id=cert["_id"],
+            description=description,
+            documents=[SignedDocument(**d) for d in docs],
+            documents_digest=digest,
+            requested_at=t,
+            expires_at=t + REQUEST_TTL,
+        )
+        doc: Doc = {
+            "_id": request_id,
+            "client_id": client.client_id,
+            "client_name": client.name,
+            "account_id": cert["account_id"],
+            "certificate_id": cert["_id"],
+            "serial_number": cert["serial_number"],
+            "key_algorithm": cert["certificate"].get("key_algorithm", KeyAlgorithm.ECDSA_P256.value),
+            "description": description,
+            "documents": docs,
+            "documents_digest": digest,
+            "status": WAITING,
+            "created_at": t,
+            "expires_at": t + REQUEST_TTL,
+            "client_address": client_address,
+        }
+        if csc is not None:
+            doc["csc"] = csc
+        await self.requests.insert(doc, events=[requested])
+        return doc
+
+    async def of_client(self, client: Client, request_id: str) -> Doc:
+        doc = await self.requests.get(request_id)
+        if doc is None or doc["client_id"] != client.client_id:
+            raise not_found("signing_request", "yêu cầu ký")  # another client's request does not exist for it
+        return doc
+
+    # ------------------------------------------------------------------ 2. the subscriber, in the app
+
+    async def pending(self, who: Principal) -> list[Doc]:
+        now = self.clock.now()
+        docs = await self.requests.find({"account_id": who.account_id})
+        waiting = [d for d in docs if d["status"] == WAITING and as_utc(d["expires_at"]) > now]
+        return sorted(waiting, key=lambda d: as_utc(d["created_at"]))
+
+    async def of_subscriber(self, who: Principal, request_id: str) -> Doc:
+        doc = await self.requests.get(request_id)
+        if doc is None:
+            raise not_found("signing_request", "yêu cầu ký")
+        ensure_may(who, doc["account_id"], "read")
+        return doc
+
+    async def _otp_verified(self, doc: Doc, otp: dict[str, Any], cause: str) -> None:
+        if doc["status"] != WAITING or as_utc(doc["expires_at"]) <= self.clock.now():
+            return
+        done = await self.requests.update(
+            {"_id": doc["_id"], "status": WAITING, "otp": {"$exists": False}}, {"$set": {"otp": otp}}, caused_by=cause
+        )
+        if done:
+            self.changes.notify(doc["_id"])
+
+    async def when_sms_otp_verified_record(self, event: CloudEvent[SmsOtpVerified]) -> None:
+        e = event.data
+        if e.purpose != OtpPurpose.SIGNATURE_CONFIRMATION:
+            return
+        doc = await self.requests.get(e.subject)
+        if doc is None or doc["account_id"] != e.account_id or e.binding_sha256 != doc["documents_digest"]:
+            log.warning("an SMS code that confirms no waiting request of its account", extra={"request": e.subject})
+            return
+        otp = {"method": "sms", "challenge_id": e.challenge_id, "verified_at": e.verified_at}
+        await self._otp_verified(doc, otp, event.id)
+
+    async def when_smartotp_verified_record(self, event: CloudEvent[SmartOtpTransactionVerified]) -> None:
+        e = event.data
+        doc = await self.requests.get(e.reference) if e.reference else None
+        if doc is None:  # no reference given: the oldest waiting request of the account with these documents
+            now = self.clock.now()
+            same = [
+                d
+                for d in await self.requests.find({"account_id": e.account_id})
+                if d["status"] == WAITING
+                and d["documents_digest"] == e.transaction_digest
+                and as_utc(d["expires_at"]) > now
+            ]
+            doc = min(same, key=lambda d: as_utc(d["created_at"])) if same else None
+        if doc is None or doc["account_id"] != e.account_id or doc["documents_digest"] != e.transaction_digest:
+            return  # a transaction code for something else (a payment, another batch)
+        otp = {"method": "smartotp", "token_id": e.token_id, "time_step": e.time_step, "verified_at": e.verified_at}
+        await self._otp_verified(doc, otp, event.id)
+
+    async def reject(self, who: Principal, request_id: str) -> Doc:
+        doc = await self.of_subscriber(who, request_id)
+        ensure_may(who, doc["account_id"], "sign")
+        if doc["status"] != WAITING:
+            raise wrong_state(doc)
+        t = self.clock.now()
+        rejected = SignatureRejected(
+            request_id=doc["_id"],
+            client_id=doc["client_id"],
+            account_id=doc["account_id"],
+            certificate_id=doc["certificate_id"],
+            rejected_at=t,
+        )
+        moved = await self.requests.update_and_get(
+            {"_id": doc["_id"], "status": WAITING}, {"$set": {"status": REJECTED, "rejected_at": t}}, events=[rejected]
+        )
+        if moved is None:
+            raise wrong_state(await self.of_subscriber(who, request_id))
+        return moved
+
+    # ------------------------------------------------------------------ the signing PIN
+
+    async def _count_pin_try(self, cert_id: str) -> int:
+        """Count one PIN try before any hashing; the number of failures *including* this try."""
+        for _ in range(_RACES):
+            cert = await self.certs.get(cert_id)
+            if cert is None:
+                raise not_found("credential", "chứng thư số")
+            failures = int(cert.get("pin_failures", 0))
+            if failures >= PIN_MAX_FAILURES:
+                raise pin_locked()
+            guard = {"_id": cert_id, "pin_failures": failures} if "pin_failures" in cert else {
+                "_id": cert_id, "pin_failures": {"$exists": False}
+            }  # fmt: skip
+            if await self.certs.update(guard, {"$set": {"pin_failures": failures + 1}}):
+                return failures + 1
+        raise Conflict("busy", "Too many tries at once; try again", "Quá nhiều yêu cầu cùng lúc, vui lòng thử lại")
+
+    async def unseal(self, cert: Doc, pin: str) -> pki.PrivateKey:
+        """The subscriber's key, if ``pin`` is right (counted, locked after five wrong in a row)."""
+        if cert["status"] != S.ACTIVE or cert.get("key", {}).get("stage") != "pin":
+            raise not_in_force()
+        tries = await self._count_pin_try(cert["_id"])
+        owner = f"subscriber:{cert['_id']}"
+        try:
+            der = await off_loop(keywrap.open_with_pin, self.master_key, pin, owner, cert["key"]["sealed"])
+        except InvalidTag:
+            left = PIN_MAX_FAILURES - tries
+            if left <= 0:
+                raise pin_locked() from None
+            raise Rejected(
+                "wrong_pin",
+                f"Wrong signing PIN; {left} tries left before it locks",
+                f"Sai mã PIN ký số; còn {left} lần thử trước khi bị khóa",
+            ) from None
+        await self.certs.update({"_id": cert["_id"], "pin_failures": tries}, {"$set": {"pin_failures": 0}})
+        return pki.key_from_der(der)
+
+    # ------------------------------------------------------------------ 3. confirmation and signatures
+
+    async def confirm(self, who: Principal, request_id: str, pin: str, app_address: str | None = None) -> Doc:
+        doc = await self.of_subscriber(who, request_id)
+        ensure_may(who, doc["account_id"], "sign")  # sole control: only the subscriber, never an operator
+        if doc["status"] != WAITING:
+            raise wrong_state(doc)
+        if as_utc(doc["expires_at"]) <= self.clock.now():
+            raise Conflict("request_expired", "The signing request expired", "Yêu cầu ký đã hết hạn")
+        if "otp" not in doc:  # the otp service's announcement may still be on its way
+            doc = await self.changes.read_when(
+                request_id, lambda: self.of_subscriber(who, request_id), lambda d: "otp" in d, OTP_WAIT_SECONDS
+            )
+        if "otp" not in doc:
+            raise Conflict(
+                "otp_required",
+                "Verify a one-time code bound to these documents first (SmartOTP or SMS)",
+                "Vui lòng xác thực mã OTP gắn với các tài liệu này trước",
+            )
+        cert = await self.certs.get(doc["certificate_id"])
+        if cert is None:
+            raise not_in_force()
+        key = await self.unseal(cert, pin)
+        hashes = [signer.HASHES[d["hash_algorithm"]] for d in doc["documents"]]
+        raw = [base64.b64decode(d["hash_b64"]) for d in doc["documents"]]
+
+        def sign_all() -> list[bytes]:
+            return [signer.sign_digest(key, r, h) for r, h in zip(raw, hashes, strict=True)]
+
+        signatures = await off_loop(sign_all)
+        t = self.clock.now()
+        algorithm = signer.signature_algorithm(KeyAlgorithm(doc["key_algorithm"]), hashes[0])
+        sigs_b64 = [base64.b64encode(s).decode() for s in signatures]
+        completed = SignatureCompleted(
+            request_id=doc["_id"],
+            client_id=doc["client_id"],
+            account_id=doc["account_id"],
+            certificate_id=doc["certificate_id"],
+            serial_number=doc["serial_number"],
+            signature_algorithm=algorithm,
+            documents=[SignedDocument(**d) for d in doc["documents"]],
+            signatures_b64=sigs_b64,
+            confirmed_with=doc["otp"]["method"],
+            signed_at=t,
+        )
+        update: dict[str, Any] = {
+            "status": SIGNED,
+            "signatures_b64": sigs_b64,
+            "signature_algorithms": [signer.signature_algorithm(KeyAlgorithm(doc["key_algorithm"]), h) for h in hashes],
+            "signed_at": t,
+            "evidence": {
+                "account_id": doc["account_id"],
+                "identity_assurance": "VNeID level 2",
+                "citizen_id": (cert.get("order") or {}).get("subscriber", {}).get("citizen_id"),
+                "certificate_serial": doc["serial_number"],
+                "pin_verified": True,
+                "otp": doc["otp"],
+                "client_id": doc["client_id"],
+                "client_address": doc.get("client_address"),
+                "app_address": app_address,
+                "signed_at": t,
+            },
+        }
+        sad: str | None = None
+        if "csc" in doc:
+            sad = secrets.token_urlsafe(32)
+            update |= {
+                "sad_sha256": hashlib.sha256(sad.encode()).hexdigest(),
+                "csc.sad_sealed": self.box.seal(sad.encode(), aad=f"sad:{doc['_id']}"),
+                "csc.sad_expires_at": t + SAD_TTL,
+                "csc.consumed": {str(i): False for i in range(len(raw))},
+            }
+        moved = await self.requests.update_and_get(
+            {"_id": doc["_id"], "status": WAITING}, {"$set": update}, events=[completed]
+        )
+        if moved is None:
+            raise wrong_state(await self.of_subscriber(who, request_id))
+        return moved
+
+    async def expire_due(self) -> int:
+        now, n = self.clock.now(), 0
+        for doc in await self.requests.find({"status": WAITING}):
+            if as_utc(doc["expires_at"]) > now:
+                continue
+            expired = SignatureExpired(
+                request_id=doc["_id"],
+                client_id=doc["client_id"],
+                account_id=doc["account_id"],
+                certificate_id=doc["certificate_id"],
+                expired_at=as_utc(doc["expires_at"]),
+            )
+            n += await self.requests.update(
+                {"_id": doc["_id"], "status": WAITING}, {"$set": {"status": EXPIRED}}, events=[expired]
+            )
+        return n
+
+    def sad_of(self, doc: Doc) -> str | None:
+        sealed = (doc.get("csc") or {}).get("sad_sealed")
+        return self.box.open(sealed, aad=f"sad:{doc['_id']}").decode() if sealed else None
+
+
+def expires_in(doc: Doc, now: datetime) -> int:
+    return max(0, int((as_utc(doc["csc"]["sad_expires_at"]) - now).total_seconds()))

@@ -1,0 +1,208 @@
+"""The relying parties' API (SmartCA style) and the kyso app's side of remote signing.
+
+Relying parties authenticate with OAuth 2.0 client credentials (``POST /v1/oauth2/token``) and see
+only their own requests. The subscriber's PIN and one-time code are typed only in the kyso app: a
+relying party never sends them (ETSI TS 119 432 rates the CSC "explicit" mode, where the relying
+party collects the PIN, unsuitable for SCAL2).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Header, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kyso_contracts.types import Id
+from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency, role_dependency
+from kyso_kit.clock import Clock
+from kyso_kit.errors import Unauthenticated
+from kyso_kit.openapi import errors
+from kyso_kit.timeutil import as_utc
+
+from .clients import Client, Clients, OAuthError, check_webhook_url
+from .remote import Document, RemoteSigning
+from .schemas import (
+    ConfirmRequest,
+    OAuthErrorBody,
+    RelyingPartyCreated,
+    RelyingPartyRequest,
+    SignatureEntry,
+    SigningRequestCreated,
+    SigningRequestIn,
+    SigningRequestList,
+    SigningRequestView,
+    TokenResponse,
+)
+
+rp_bearer = HTTPBearer(
+    auto_error=False, description="A relying party's access token from `POST /v1/oauth2/token` (client credentials)"
+)
+
+
+def client_dependency(clients: Clients) -> Callable[..., Awaitable[Client]]:
+    async def current(creds: HTTPAuthorizationCredentials | None = Depends(rp_bearer)) -> Client:
+        client = None
+        if creds is not None and creds.scheme.lower() == "bearer" and creds.credentials.strip():
+            client = await clients.authenticate(creds.credentials.strip())
+        if client is None:
+            raise Unauthenticated(
+                "invalid_token",
+                "A valid relying-party access token is required",
+                "Cần mã truy cập hợp lệ của bên sử dụng dịch vụ",
+                challenge='Bearer error="invalid_token"',
+            )
+        return client
+
+    return current
+
+
+def view(doc: dict[str, Any], *, for_relying_party: bool) -> SigningRequestView:
+    signed = doc["status"] == "signed"
+    return SigningRequestView(
+        request_id=doc["_id"],
+        status=doc["status"],
+        description=doc["description"],
+        relying_party=doc.get("client_name", ""),
+        certificate_id=doc["certificate_id"],
+        certificate_serial=doc["serial_number"],
+        documents_digest=doc["documents_digest"],
+        created_at=as_utc(doc["created_at"]).isoformat(),
+        expires_at=as_utc(doc["expires_at"]).isoformat(),
+        signed_at=as_utc(doc["signed_at"]).isoformat() if signed else None,
+        signatures=[
+            SignatureEntry(
+                label=d["label"],
+                hash=d["hash_b64"],
+                hash_algorithm=d["hash_algorithm"],
+                signature=doc["signatures_b64"][i] if signed else None,
+                signature_algorithm=doc["signature_algorithms"][i] if signed else None,
+            )
+            for i, d in enumerate(doc["documents"])
+        ],
+        otp_verified=None if for_relying_party else "otp" in doc,
+    )
+
+
+def oauth_error(exc: OAuthError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Basic realm="kyso"'} if exc.status == 401 else {}
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers={**headers, "Cache-Control": "no-store"},
+    )
+
+
+def router(clients: Clients, remote: RemoteSigning, verifier: TokenVerifier, clock: Clock) -> APIRouter:
+    r = APIRouter()
+    relying_party = client_dependency(clients)
+    subscriber = bearer_dependency(verifier)
+    operator = role_dependency(verifier, "operator")
+
+    @r.post(
+        "/v1/operator/relying-parties",
+        tags=["operator"],
+        status_code=201,
+        responses=errors(401, 403, 422),
+    )
+    async def register_relying_party(
+        body: RelyingPartyRequest, who: Principal = Depends(operator)
+    ) -> RelyingPartyCreated:
+        """Register an integrator: its client id and secret and its webhook signing key are shown once."""
+        return RelyingPartyCreated(**await clients.register(body.name, check_webhook_url(body.webhook_url)))
+
+    @r.post(
+        "/v1/oauth2/token",
+        tags=["relying parties"],
+        response_model=TokenResponse,
+        responses={
+            400: {"description": "RFC 6749 §5.2 error", "model": OAuthErrorBody},
+            401: {"description": "RFC 6749 §5.2 invalid_client", "model": OAuthErrorBody},
+        },
+    )
+    async def token(
+        grant_type: Annotated[str | None, Form()] = None,
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Any:
+        """OAuth 2.0 client credentials (RFC 6749 §4.4): HTTP Basic or form parameters."""
+        if authorization and authorization.lower().startswith("basic "):
+            try:
+                client_id, _, client_secret = base64.b64decode(authorization[6:]).decode().partition(":")
+            except ValueError:
+                return oauth_error(OAuthError(401, "invalid_client", "Client authentication failed"))
+        try:
+            out = await clients.token(grant_type, client_id, client_secret)
+        except OAuthError as exc:
+            return oauth_error(exc)
+        return JSONResponse(TokenResponse(**out).model_dump(), headers={"Cache-Control": "no-store"})
+
+    @r.post(
+        "/v1/signing-requests",
+        tags=["relying parties"],
+        status_code=202,
+        responses=errors(401, 404, 409, 422),
+    )
+    async def submit(
+        body: SigningRequestIn, request: Request, client: Client = Depends(relying_party)
+    ) -> SigningRequestCreated:
+        """Ask a subscriber to sign 1–50 document digests; the subscriber confirms in the kyso app."""
+        doc = await remote.submit(
+            client,
+            [Document(d.label, d.hash, d.hash_algorithm) for d in body.documents],
+            description=body.description,
+            account_id=body.user_id,
+            certificate_id=body.credential_id,
+            client_address=request.client.host if request.client else None,
+        )
+        return SigningRequestCreated(
+            request_id=doc["_id"],
+            status=doc["status"],
+            certificate_id=doc["certificate_id"],
+            documents_digest=doc["documents_digest"],
+            expires_at=as_utc(doc["expires_at"]).isoformat(),
+        )
+
+    @r.get("/v1/signing-requests/{request_id}", tags=["relying parties"], responses=errors(401, 404, 422))
+    async def status(request_id: Id, client: Client = Depends(relying_party)) -> SigningRequestView:
+        """The request's status and, once signed, the signatures in the order of the documents."""
+        return view(await remote.of_client(client, request_id), for_relying_party=True)
+
+    # ------------------------------------------------------------------ the kyso app
+
+    @r.get("/v1/me/signing-requests", tags=["remote signing"], responses=errors(401))
+    async def pending(who: Principal = Depends(subscriber)) -> SigningRequestList:
+        """What relying parties are waiting for the subscriber to confirm."""
+        return SigningRequestList(requests=[view(d, for_relying_party=False) for d in await remote.pending(who)])
+
+    @r.get("/v1/me/signing-requests/{request_id}", tags=["remote signing"], responses=errors(401, 403, 404, 422))
+    async def one(request_id: Id, who: Principal = Depends(subscriber)) -> SigningRequestView:
+        return view(await remote.of_subscriber(who, request_id), for_relying_party=False)
+
+    @r.post(
+        "/v1/me/signing-requests/{request_id}/confirmation",
+        tags=["remote signing"],
+        responses=errors(400, 401, 403, 404, 409, 422),
+    )
+    async def confirm(
+        request_id: Id, body: ConfirmRequest, request: Request, who: Principal = Depends(subscriber)
+    ) -> SigningRequestView:
+        """Sign: first verify a one-time code over ``documents_digest`` at the otp service (a SmartOTP
+        transaction code with this request id as ``reference``, or an SMS code of purpose
+        ``signature_confirmation`` bound to the digest), then send the signing PIN here."""
+        address = request.client.host if request.client else None
+        return view(await remote.confirm(who, request_id, body.pin, address), for_relying_party=False)
+
+    @r.post(
+        "/v1/me/signing-requests/{request_id}/rejection",
+        tags=["remote signing"],
+        responses=errors(401, 403, 404, 409, 422),
+    )
+    async def reject(request_id: Id, who: Principal = Depends(subscriber)) -> SigningRequestView:
+        return view(await remote.reject(who, request_id), for_relying_party=False)
+
+    return r
