@@ -41,6 +41,7 @@ from .evidence import AuditLog
 from .issuance import Issuance
 from .lifecycle import Lifecycle
 from .ocsp import Responder
+from .pin import PinUnlock
 from .remote import RemoteSigning
 from .settings import SigningSettings
 from .webhooks import Webhooks
@@ -90,6 +91,7 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     lifecycle = Lifecycle(rt.store, rt.clock)
     crls = RevocationLists(rt.store, authority, rt.clock, timedelta(hours=settings.crl_validity_hours))
     responder = Responder(rt.store, authority, rt.clock, timedelta(minutes=settings.ocsp_response_validity_minutes))
+    pin = PinUnlock(rt.store, settings.master_key_b64, rt.clock)
     clients = Clients(rt.store, box, rt.clock)
     remote = RemoteSigning(rt.store, settings.master_key_b64, rt.clock)
     webhooks = Webhooks(rt.store, clients, rt.clock)
@@ -132,6 +134,7 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
         await contracts.when_sms_otp_verified_sign_contract(event)
         await lifecycle.when_sms_otp_verified_apply_request(event)
         await remote.when_sms_otp_verified_record(event)
+        await pin.when_sms_otp_verified_allow_unlock(event)
 
     on(SmartOtpTransactionVerified)(remote.when_smartotp_verified_record)
 
@@ -145,7 +148,7 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
 
     on(CertActivated)(lifecycle.when_cert_activated_supersede_previous)
     app = rt.http_app("kyso signing", "Contracts, the certificate authority (CRL, OCSP), activation, remote signing")
-    app.include_router(http_api.router(contracts, activation, certificates, lifecycle, rt.verifier(), rt.clock))
+    app.include_router(http_api.router(contracts, activation, certificates, lifecycle, pin, rt.verifier(), rt.clock))
     app.include_router(pki_api.router(authority, crls, responder, rt.clock))
     app.include_router(rp_api.router(clients, remote, rt.verifier(), rt.clock))
     app.include_router(csc_api.router(csc, csc_api.csc_client_dependency(clients)))

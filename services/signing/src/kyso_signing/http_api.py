@@ -17,6 +17,7 @@ from .activation import Activation
 from .certificates import Certificates, certificate_view
 from .contract import Contracts
 from .lifecycle import Lifecycle
+from .pin import PinUnlock
 from .schemas import (
     AcceptanceRecordView,
     ActivationRequest,
@@ -25,6 +26,8 @@ from .schemas import (
     CertificateView,
     ContractView,
     LifecycleRequest,
+    PinUnlocked,
+    PinUnlockRequest,
     RevocationRequestView,
 )
 
@@ -52,6 +55,7 @@ def router(
     activation: Activation,
     certificates: Certificates,
     lifecycle: Lifecycle,
+    pin: PinUnlock,
     verifier: TokenVerifier,
     clock: Clock,
 ) -> APIRouter:
@@ -122,6 +126,17 @@ def router(
         b = _checked(body, clock)
         doc = await lifecycle.operator_act(who, certificate_id, b.action, b.reason, b.invalidity_date)
         return certificate_view(doc, certificates.authority)
+
+    @r.post(
+        "/certificates/{certificate_id}/pin-unlock",
+        tags=["certificates"],
+        responses=errors(400, 401, 403, 404, 409, 422),
+    )
+    async def unlock_pin(certificate_id: Id, body: PinUnlockRequest, who: Principal = Depends(fresh)) -> PinUnlocked:
+        """Unlock a locked signing PIN: a password entered within 5 minutes, an SMS code of purpose
+        ``unlock`` for this certificate (verified first), the current PIN, and a new one."""
+        await pin.unlock(who, certificate_id, body.current_pin, body.new_pin)
+        return PinUnlocked(certificate_id=certificate_id, unlocked=True)
 
     @r.get("/ca/certificate", tags=["pki"], response_class=PlainTextResponse, responses=PEM)  # type: ignore[arg-type]
     async def ca_certificate() -> str:

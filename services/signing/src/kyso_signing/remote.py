@@ -126,7 +126,15 @@ def pin_locked() -> Forbidden:
 
 
 class RemoteSigning:
-    def __init__(self, store: Store, master_key_b64: str, clock: Clock, changes: Changes | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        master_key_b64: str,
+        clock: Clock,
+        changes: Changes | None = None,
+        otp_wait_seconds: float = OTP_WAIT_SECONDS,
+    ) -> None:
+        self.otp_wait_seconds = otp_wait_seconds
         self.requests = store.collection("signing_requests", events=True)
         self.certs = store.collection("certificates", events=True)
         self.events = store.events
@@ -336,7 +344,7 @@ class RemoteSigning:
             raise Conflict("request_expired", "The signing request expired", "Yêu cầu ký đã hết hạn")
         if "otp" not in doc:  # the otp service's announcement may still be on its way
             doc = await self.changes.read_when(
-                request_id, lambda: self.of_subscriber(who, request_id), lambda d: "otp" in d, OTP_WAIT_SECONDS
+                request_id, lambda: self.of_subscriber(who, request_id), lambda d: "otp" in d, self.otp_wait_seconds
             )
         if "otp" not in doc:
             raise Conflict(

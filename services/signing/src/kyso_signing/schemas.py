@@ -193,3 +193,14 @@ class SigningRequestList(BaseModel):
 class ConfirmRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pin: Pin
+
+
+class PinUnlockRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_pin: Pin
+    new_pin: Pin
+
+
+class PinUnlocked(BaseModel):
+    certificate_id: Id
+    unlocked: bool
