@@ -203,6 +203,40 @@ class KysoApi:
             json=_lifecycle(action, reason, invalidity_date),
         )
 
+    # remote signing, in the kyso app -----------------------------------------
+    async def signing_requests(self) -> Any:
+        return await self.call("GET", f"{self.ep.signing}/v1/me/signing-requests", auth=True)
+
+    async def signing_request(self, request_id: str) -> Any:
+        return await self.call("GET", f"{self.ep.signing}/v1/me/signing-requests/{request_id}", auth=True)
+
+    async def confirm_signing(self, request_id: str, pin: str) -> Any:
+        return await self.call(
+            "POST",
+            f"{self.ep.signing}/v1/me/signing-requests/{request_id}/confirmation",
+            auth=True,
+            json={"pin": pin},
+        )
+
+    async def reject_signing(self, request_id: str) -> Any:
+        return await self.call("POST", f"{self.ep.signing}/v1/me/signing-requests/{request_id}/rejection", auth=True)
+
+    async def smartotp_confirm_documents(
+        self, token_id: str, code: str, document_hashes_hex: list[str], reference: str
+    ) -> Any:
+        """Verify a SmartOTP code computed over these documents (OCRA), naming the request it confirms."""
+        return await self.call(
+            "POST",
+            f"{self.ep.otp}/v1/smartotp/tokens/{token_id}/verify-transaction",
+            auth=True,
+            json={
+                "code": code,
+                "transaction": {"type": "documents", "document_hashes": document_hashes_hex},
+                "reference": reference,
+                "device_time": time.time(),
+            },
+        )
+
     async def pki(self, path: str) -> bytes:
         """A public PKI artefact (``/pki/crl/issuing.crl``, ``/pki/ca/root.cer``, …) as bytes."""
         r = await self.http.get(f"{self.ep.signing}{path}")

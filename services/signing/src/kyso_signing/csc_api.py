@@ -446,8 +446,9 @@ def router(csc: Csc, clients_dep: Callable[..., Awaitable[Client]]) -> APIRouter
             return _csc_error(_translate(exc))
 
     @r.post("/info", responses=CSC_ERRORS, openapi_extra=_body(InfoIn), response_model=InfoOut)
-    async def info() -> dict[str, Any]:
+    async def info(request: Request) -> dict[str, Any]:
         """Who this service is and what it supports (the only mandatory method; no authentication)."""
+        await parse(request, InfoIn)
         return csc.info()
 
     def method(path: str, model: type[BaseModel], out: type[BaseModel], summary: str) -> Callable[[Any], Any]:

@@ -1,0 +1,267 @@
+"""Remote signing on the running stack: an integrator registered by an operator asks, the subscriber
+confirms in the app with a SmartOTP code over the documents (or an SMS code bound to them) and the
+signing PIN; signatures verify with `cryptography`; the webhook arrives signed (checked with the
+Standard Webhooks library); a PDF is signed through CSC v2 by a pyHanko signer and pyHanko's
+validator accepts it with the served chain and CRLs; misuse gets the spec's errors."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from standardwebhooks.webhooks import Webhook
+
+from kyso_client.api import Endpoints, KysoApi
+from kyso_client.integrator import CscError, Integrator
+from kyso_client.journey import JourneyResult, walk
+from kyso_contracts.transactions import DocumentsTransaction
+from stack import Stack
+
+from .helpers import PASSWORD, expect, operator_console
+
+PIN = "482915"  # what walk() activates the certificate with
+SMARTOTP_PIN = "730514"
+
+
+class Receiver(BaseHTTPRequestHandler):
+    got: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        Receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/kyso-hooks"
+    finally:
+        server.shutdown()
+
+
+async def integrator(stack: Stack, endpoints: Endpoints, webhook_url: str | None) -> tuple[Integrator, str]:
+    op = await operator_console(stack, endpoints)
+    try:
+        created = await op.call(
+            "POST",
+            f"{endpoints.signing}/v1/operator/relying-parties",
+            auth=True,
+            json={"name": "Cổng hóa đơn điện tử", "webhook_url": webhook_url},
+        )
+    finally:
+        await op.aclose()
+    rp = Integrator(endpoints.signing, created["client_id"], created["client_secret"])
+    await rp.authenticate()
+    return rp, created["webhook_secret"]
+
+
+async def app_of(endpoints: Endpoints, who: JourneyResult) -> KysoApi:
+    api = KysoApi(endpoints)
+    await api.login(who.phone, PASSWORD)
+    return api
+
+
+def verify(certificate_pem: str, signature: bytes, digest: bytes) -> None:
+    public = x509.load_pem_x509_certificate(certificate_pem.encode()).public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+
+
+async def sms_confirm(api: KysoApi, who: JourneyResult, request_id: str) -> None:
+    """The app: an SMS code bound to the request's documents, then the PIN."""
+    req = await api.signing_request(request_id)
+    ch = await api.sms_challenge(
+        "signature_confirmation", request_id, account_id=who.account_id, binding_sha256=req["documents_digest"]
+    )
+    await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(who.phone, ch["challenge_id"]))
+    await api.confirm_signing(request_id, PIN)
+
+
+async def test_a_batch_confirmed_with_smartotp_and_the_pin_is_signed_and_the_webhook_arrives_signed(
+    stack: Stack, endpoints: Endpoints, receiver: str
+) -> None:
+    who = await walk(endpoints, lambda _: None)
+    rp, webhook_secret = await integrator(stack, endpoints, receiver)
+    api = await app_of(endpoints, who)
+    try:
+        files = {f"hoa-don-{i:03}.xml": f"<HDon so='{i}'/>".encode() for i in range(1, 11)}
+        digests = {label: hashlib.sha256(body).digest() for label, body in files.items()}
+        created = await rp.submit(list(digests.items()), description="Ký 10 hóa đơn tháng 11", user_id=who.account_id)
+        assert created["status"] == "waiting_for_user_confirm" and created["certificate_id"] == who.certificate_id
+        [pending] = (await api.signing_requests())["requests"]
+        assert pending["request_id"] == created["request_id"] and pending["relying_party"] == "Cổng hóa đơn điện tử"
+        assert [s["label"] for s in pending["signatures"]] == list(files)
+        # the device computes a code over exactly these digests (the next time step: walk used this one)
+        assert who.soft_token is not None
+        tx = DocumentsTransaction(document_hashes=[d.hex() for d in digests.values()])
+        assert tx.digest() == pending["documents_digest"]
+        code = who.soft_token.transaction_code(SMARTOTP_PIN, tx, device_time=time.time() + 30)
+        await api.smartotp_confirm_documents(who.token_id, code, tx.document_hashes, created["request_id"])
+        await expect("wrong_pin", 400, api.confirm_signing(created["request_id"], "975310"))
+        signed = await api.confirm_signing(created["request_id"], PIN)
+        assert signed["status"] == "signed"
+        done = await rp.request(created["request_id"])
+        assert done["status"] == "signed"
+        for entry in done["signatures"]:
+            import base64
+
+            verify(who.certificate_pem, base64.b64decode(entry["signature"]), digests[entry["label"]])
+        # the webhook, verified with the Standard Webhooks library
+        deadline = time.monotonic() + 10
+        while not any(json.loads(b).get("request_id") == created["request_id"] for _, b in Receiver.got):
+            assert time.monotonic() < deadline, "no webhook"
+            await asyncio.sleep(0.2)
+        headers, body = next((h, b) for h, b in Receiver.got if json.loads(b)["request_id"] == created["request_id"])
+        payload = Webhook(webhook_secret).verify(body, headers)
+        assert payload["status"] == "signed" and len(payload["signatures"]) == 10
+        # another integrator sees nothing of it
+        other, _ = await integrator(stack, endpoints, None)
+        with pytest.raises(httpx.HTTPStatusError):
+            await other.request(created["request_id"])
+        await other.aclose()
+    finally:
+        await rp.aclose()
+        await api.aclose()
+
+
+async def test_a_pdf_signed_through_csc_v2_by_a_pyhanko_signer_validates(stack: Stack, endpoints: Endpoints) -> None:
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign import signers
+    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    from kyso_client.pdf import KysoCscSigner
+
+    who = await walk(endpoints, lambda _: None)
+    rp, _ = await integrator(stack, endpoints, None)
+    api = await app_of(endpoints, who)
+    try:
+        _, info = await rp.csc(
+            "credentials/info",
+            {"credentialID": who.certificate_id, "certificates": "chain", "certInfo": True, "authInfo": True},
+        )
+        assert info["SCAL"] == "2" and info["auth"]["expression"] == "PIN AND OTP"
+        assert "1.2.840.10045.4.3.2" in info["key"]["algo"] and info["cert"]["status"] == "valid"
+        import base64
+
+        chain = [base64.b64decode(c) for c in info["cert"]["certificates"]]
+
+        async def confirm(handle: str) -> None:
+            await sms_confirm(api, who, handle)
+
+        signer = KysoCscSigner(rp, who.certificate_id, chain[0], chain[1:], confirm)
+        out = io.BytesIO()
+        meta = signers.PdfSignatureMetadata(field_name="KySo1", subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256")
+        pdf = signers.PdfSigner(meta, signer=signer)
+        await pdf.async_sign_pdf(IncrementalPdfFileWriter(io.BytesIO(minimal_pdf())), output=out)
+        assert signer.calls == [True, False]  # one dry run, one real signature: the subscriber was asked once
+        async with httpx.AsyncClient() as http:
+            crls = [
+                (await http.get(endpoints.signing + p)).content for p in ("/pki/crl/issuing.crl", "/pki/crl/root.crl")
+            ]
+        vc = ValidationContext(
+            trust_roots=[asn1_x509.Certificate.load(chain[2])],
+            other_certs=[asn1_x509.Certificate.load(chain[1])],
+            crls=crls,
+            allow_fetching=False,
+            revocation_mode="hard-fail",
+        )
+        [sig] = PdfFileReader(io.BytesIO(out.getvalue())).embedded_signatures
+        status = await async_validate_pdf_signature(sig, vc)
+        assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+        assert status.bottom_line
+    finally:
+        await rp.aclose()
+        await api.aclose()
+
+
+async def test_csc_async_mode_and_the_specs_errors_for_misuse(stack: Stack, endpoints: Endpoints) -> None:
+    who = await walk(endpoints, lambda _: None)
+    rp, _ = await integrator(stack, endpoints, None)
+    api = await app_of(endpoints, who)
+    try:
+        digests = [hashlib.sha256(b"page one").digest(), hashlib.sha256(b"page two").digest()]
+        handle = await rp.authorize(who.certificate_id, digests, "Hợp đồng lao động")
+        status, out = await rp.csc("credentials/authorizeCheck", {"handle": handle})
+        assert (status, out) == (202, {"handle": handle})
+        await sms_confirm(api, who, handle)
+        sad = await rp.wait_for_sad(handle)
+        sigs = await rp.sign_hash(who.certificate_id, sad, digests, "1.2.840.10045.4.3.2", asynchronous=True)
+        for s, d in zip(sigs, digests, strict=True):
+            verify(who.certificate_pem, s, d)
+        with pytest.raises(CscError) as replay:
+            await rp.sign_hash(who.certificate_id, sad, digests, "1.2.840.10045.4.3.2")
+        assert (replay.value.status, replay.value.error) == (400, "invalid_request")
+        # no token, a garbage body, a PIN sent by the relying party, an unknown credential
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{endpoints.signing}/csc/v2/credentials/list", json={"userID": who.account_id})
+            assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+            r = await http.post(f"{endpoints.signing}/csc/v2/info", content=b"{not json")
+            assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+        for body in (
+            {"credentialID": who.certificate_id, "numSignatures": 1, "hashes": [base64_of(digests[0])],
+             "authData": [{"id": "PIN", "value": PIN}]},
+            {"credentialID": "0" * 32, "numSignatures": 1, "hashes": [base64_of(digests[0])]},
+            {"credentialID": who.certificate_id, "numSignatures": 1, "hashes": ["!!!"]},
+            {"credentialID": who.certificate_id, "numSignatures": 51, "hashes": [base64_of(digests[0])] * 51},
+        ):  # fmt: skip
+            with pytest.raises(CscError) as err:
+                await rp.csc("credentials/authorize", body)
+            assert (err.value.status, err.value.error) == (400, "invalid_request")
+        _, listed = await rp.csc("credentials/list", {"userID": who.account_id, "onlyValid": True})
+        assert listed["credentialIDs"] == [who.certificate_id]
+    finally:
+        await rp.aclose()
+        await api.aclose()
+
+
+def base64_of(b: bytes) -> str:
+    import base64
+
+    return base64.b64encode(b).decode()
+
+
+def minimal_pdf() -> bytes:
+    """A one-page PDF with a correct cross-reference table."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << >> >>",
+    ]
+    content = b"BT /F1 12 Tf 72 770 Td (Hop dong) Tj ET"
+    objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
