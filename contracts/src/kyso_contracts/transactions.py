@@ -33,9 +33,7 @@ class PaymentTransaction(BaseModel):
         return hashlib.sha256(f"kyso-tx-v1|payment|{self.amount_vnd}|{self.payee}".encode()).hexdigest()
 
 
-DocumentHashHex = Annotated[
-    str, StringConstraints(pattern=r"^([0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})$")
-]
+DocumentHashHex = Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})$")]
 """A SHA-256, SHA-384 or SHA-512 document digest, lower-case hex."""
 
 
