@@ -48,6 +48,8 @@ def sample(schema: dict[str, Any], defs: dict[str, Any], name: str, unique: str)
     kind = schema.get("type")
     if kind == "object":
         return {k: sample(v, defs, k, unique) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [sample(schema["items"], defs, name, unique) for _ in range(max(1, schema.get("minItems", 1)))]
     if kind == "integer":
         return max(1, schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
     if schema.get("format") == "date-time":
