@@ -10,10 +10,14 @@ import asyncio
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -97,8 +101,33 @@ async def sms_confirm(api: KysoApi, who: JourneyResult, request_id: str) -> None
     await api.confirm_signing(request_id, PIN)
 
 
+def audit_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``kyso-audit`` command against this stack's signing database."""
+    env = {
+        **os.environ,
+        "MONGODB_URL": stack.mongodb_url,
+        "MONGODB_DATABASE": f"kyso_signing_{stack.run_id}",
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "KYSO_PROFILE": "development",
+    }
+    cmd = [sys.executable, "-m", "kyso_signing.audit_cli", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def audit_export(stack: Stack, account_id: str, request_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while True:  # the evidence is appended when signing handles its own SignatureCompleted
+        out = audit_cli(stack, "export", "--account", account_id)
+        assert out.returncode == 0, out.stderr
+        doc: dict[str, Any] = json.loads(out.stdout)
+        if any(e.get("entry", {}).get("request_id") == request_id for e in doc["entries"]):
+            return doc
+        assert time.monotonic() < deadline, "no evidence entry"
+        time.sleep(0.3)
+
+
 async def test_a_batch_confirmed_with_smartotp_and_the_pin_is_signed_and_the_webhook_arrives_signed(
-    stack: Stack, endpoints: Endpoints, receiver: str
+    stack: Stack, endpoints: Endpoints, receiver: str, tmp_path: Path
 ) -> None:
     who = await walk(endpoints, lambda _: None)
     rp, webhook_secret = await integrator(stack, endpoints, receiver)
@@ -134,6 +163,17 @@ async def test_a_batch_confirmed_with_smartotp_and_the_pin_is_signed_and_the_web
         headers, body = next((h, b) for h, b in Receiver.got if json.loads(b)["request_id"] == created["request_id"])
         payload = Webhook(webhook_secret).verify(body, headers)
         assert payload["status"] == "signed" and len(payload["signatures"]) == 10
+        # the evidence, exported with the real CLI and verified offline; one altered byte is found
+        export = await asyncio.to_thread(audit_export, stack, who.account_id, created["request_id"])
+        path = tmp_path / "evidence.json"
+        path.write_text(json.dumps(export, ensure_ascii=False))
+        assert audit_cli(stack, "verify", str(path)).returncode == 0
+        mine = next(e for e in export["entries"] if e.get("entry", {}).get("request_id") == created["request_id"])
+        assert mine["entry"]["how"]["otp"]["method"] == "smartotp" and mine["entry"]["how"]["pin_verified"]
+        mine["entry"]["what"]["documents"][0]["label"] = "hoa-don-999.xml"
+        path.write_text(json.dumps(export, ensure_ascii=False))
+        tampered = audit_cli(stack, "verify", str(path))
+        assert tampered.returncode == 1 and "altered" in tampered.stdout
         # another integrator sees nothing of it
         other, _ = await integrator(stack, endpoints, None)
         with pytest.raises(httpx.HTTPStatusError):
