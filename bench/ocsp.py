@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from perf import CpuMeter, ms, pct  # noqa: E402
+from perf import CpuMeter, bench_main, ms, pct  # noqa: E402
 
 from kyso_client.api import Endpoints  # noqa: E402
 from kyso_client.journey import walk  # noqa: E402
@@ -233,16 +232,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 s per load and 10,000 records")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = asyncio.run(run(args))
-    text = report(results)
-    (args.out / "ocsp.md").write_text(text + "\n")
-    (args.out / "ocsp.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(text)
+    bench_main(__doc__ or "", run, report, "ocsp", "5 s per load and 10,000 records")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -613,6 +614,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.stop()
     results["targets"] = targets(results)
     return results
+
+
+def bench_main(
+    doc: str,
+    run_: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]],
+    report_: Callable[[dict[str, Any]], str],
+    name: str,
+    quick_help: str,
+) -> None:
+    """The command line every smaller benchmark shares: ``--quick``, ``--out``; <name>.md and .json."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(run_(args))
+    text = report_(results)
+    (args.out / f"{name}.md").write_text(text + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(text)
 
 
 def main() -> None:

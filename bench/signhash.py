@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import sys
 import time
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from perf import ms, pct  # noqa: E402
+from perf import bench_main, ms, pct  # noqa: E402
 
 from kyso_client.api import Endpoints, KysoApi  # noqa: E402
 from kyso_client.integrator import Integrator  # noqa: E402
@@ -62,20 +61,9 @@ def ecdsa_limit(seconds: float = 2.0) -> dict[str, float]:
 
 
 async def operator_integrator(stack: Stack, endpoints: Endpoints) -> Integrator:
-    from e2e.helpers import operator_console
+    from e2e.helpers import registered_integrator
 
-    op = await operator_console(stack, endpoints)
-    try:
-        created = await op.call(
-            "POST",
-            f"{endpoints.signing}/v1/operator/relying-parties",
-            auth=True,
-            json={"name": "bench", "webhook_url": None},
-        )
-    finally:
-        await op.aclose()
-    rp = Integrator(endpoints.signing, created["client_id"], created["client_secret"])
-    await rp.authenticate()
+    rp, _ = await registered_integrator(stack, endpoints, "bench", None)
     return rp
 
 
@@ -175,16 +163,7 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 batches of each size")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = asyncio.run(run(args))
-    text = report(results)
-    (args.out / "signhash.md").write_text(text + "\n")
-    (args.out / "signhash.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(text)
+    bench_main(__doc__ or "", run, report, "signhash", "10 batches of each size")
 
 
 if __name__ == "__main__":

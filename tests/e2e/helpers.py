@@ -15,6 +15,7 @@ import pytest
 from kyso_client import vneid
 from kyso_client.api import Endpoints, KysoApi, KysoError, eventually
 from kyso_client.device import SoftToken
+from kyso_client.integrator import Integrator
 from kyso_client.journey import open_account
 from kyso_kit.auth import TokenIssuer
 from kyso_kit.devkeys import dev_ec_private_pem
@@ -112,3 +113,22 @@ async def operator_console(stack: Stack, endpoints: Endpoints, roles: tuple[str,
     op = KysoApi(endpoints)
     await op.login(phone, PASSWORD)
     return op
+
+
+async def registered_integrator(
+    stack: Stack, endpoints: Endpoints, name: str, webhook_url: str | None
+) -> tuple[Integrator, str]:
+    """An operator registers a relying party; it signs in with client credentials. (+ its webhook key)"""
+    op = await operator_console(stack, endpoints)
+    try:
+        created = await op.call(
+            "POST",
+            f"{endpoints.signing}/v1/operator/relying-parties",
+            auth=True,
+            json={"name": name, "webhook_url": webhook_url},
+        )
+    finally:
+        await op.aclose()
+    rp = Integrator(endpoints.signing, created["client_id"], created["client_secret"])
+    await rp.authenticate()
+    return rp, str(created["webhook_secret"])

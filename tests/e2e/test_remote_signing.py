@@ -34,7 +34,7 @@ from kyso_client.journey import JourneyResult, walk
 from kyso_contracts.transactions import DocumentsTransaction
 from stack import Stack
 
-from .helpers import PASSWORD, expect, operator_console
+from .helpers import PASSWORD, expect, registered_integrator
 
 PIN = "482915"  # what walk() activates the certificate with
 SMARTOTP_PIN = "730514"
@@ -64,19 +64,7 @@ def receiver() -> Iterator[str]:
 
 
 async def integrator(stack: Stack, endpoints: Endpoints, webhook_url: str | None) -> tuple[Integrator, str]:
-    op = await operator_console(stack, endpoints)
-    try:
-        created = await op.call(
-            "POST",
-            f"{endpoints.signing}/v1/operator/relying-parties",
-            auth=True,
-            json={"name": "Cổng hóa đơn điện tử", "webhook_url": webhook_url},
-        )
-    finally:
-        await op.aclose()
-    rp = Integrator(endpoints.signing, created["client_id"], created["client_secret"])
-    await rp.authenticate()
-    return rp, created["webhook_secret"]
+    return await registered_integrator(stack, endpoints, "Cổng hóa đơn điện tử", webhook_url)
 
 
 async def app_of(endpoints: Endpoints, who: JourneyResult) -> KysoApi:
