@@ -15,7 +15,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from kyso_kit.clock import Clock
@@ -25,6 +25,8 @@ from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import as_utc
 
 TOKEN_TTL = timedelta(hours=1)
+REMEMBER = timedelta(seconds=30)
+KNOWN_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Clients:
         self.tokens = store.collection("client_tokens")
         self.box = box
         self.clock = clock
+        self._known: dict[str, tuple[Client, datetime]] = {}
 
     async def register(self, name: str, webhook_url: str | None) -> dict[str, Any]:
         client_id = uuid.uuid4().hex
@@ -98,13 +101,24 @@ class Clients:
         return {"access_token": token, "token_type": "Bearer", "expires_in": int(TOKEN_TTL.total_seconds())}
 
     async def authenticate(self, token: str) -> Client | None:
-        doc = await self.tokens.get(_sha(token))
-        if doc is None or as_utc(doc["expires_at"]) <= self.clock.now():
+        """The client a token belongs to. A known token is remembered for at most ``REMEMBER`` (and never
+        past its expiry), so a busy integrator costs no database reads per call; a client switched off
+        is refused within that time."""
+        key, now = _sha(token), self.clock.now()
+        hit = self._known.get(key)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        doc = await self.tokens.get(key)
+        if doc is None or as_utc(doc["expires_at"]) <= now:
             return None
         client = await self.clients.get(doc["client_id"])
         if client is None or not client.get("active"):
             return None
-        return Client(client["_id"], client["name"])
+        known = Client(client["_id"], client["name"])
+        if len(self._known) >= KNOWN_MAX:
+            self._known.clear()
+        self._known[key] = (known, min(as_utc(doc["expires_at"]), now + REMEMBER))
+        return known
 
     async def forget_expired_tokens(self) -> int:
         return await self.tokens.delete_many({"expires_at": {"$lte": self.clock.now()}})
