@@ -439,3 +439,17 @@ async def test_the_evidence_chain_verifies_and_a_tampered_entry_is_found(world: 
     assert any("entry 2" in p for p in evidence.verify_export(tampered))
     stranger = await world.audit.export(MALLORY.account_id, world.s.authority.seal_public_pem)
     assert all("entry" not in e for e in stranger["entries"]) and evidence.verify_export(stranger) == []
+
+
+async def test_csc_a_sad_record_lost_in_a_crash_is_made_again_on_first_use(world: World) -> None:
+    client, cert, raw, sad = await authorised(world, n=2)
+    # the process died between storing the signed request and writing the SAD's own record
+    assert await world.remote.sads.delete_many({}) == 1
+    first, second = await asyncio.gather(
+        world.csc.sign_hash(client, sign_hash(cert, sad, raw[:1])),
+        world.csc.sign_hash(client, sign_hash(cert, sad, raw[1:])),
+    )
+    verify_signature(cert, base64.b64decode(first[0]), raw[0])
+    verify_signature(cert, base64.b64decode(second[0]), raw[1])
+    with pytest.raises(csc_api.CscError, match="not authorized"):
+        await world.csc.sign_hash(client, sign_hash(cert, sad, raw[:1]))

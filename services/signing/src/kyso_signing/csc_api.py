@@ -41,6 +41,7 @@ from .rp_api import client_dependency, rp_bearer
 from .webhooks import Webhooks
 
 SPECS = "2.0.0.2"
+_RACES = 16
 M = TypeVar("M", bound=BaseModel)
 CERT_STATUS = {
     S.ACTIVE: "valid",
@@ -201,6 +202,7 @@ class Csc:
         self.certs = store.collection("certificates", events=True)
         self.requests = remote.requests
         self.responses = store.collection("csc_responses")
+        self.sads = remote.sads
         self.remote = remote
         self.authority = authority
         self.webhooks = webhooks
@@ -340,21 +342,64 @@ class Csc:
             raise invalid("SAD expired")
         return 200, {"SAD": self.remote.sad_of(doc), "expiresIn": left}
 
+    async def _sad(self, sad: str) -> dict[str, Any] | None:
+        """The SAD's own small record (its SHA-256 is the key), made from the signed request on first use.
+
+        It holds what ``signHash`` needs and nothing else — the authorised digests, their signatures and a
+        bitmask of the ones already used — so each call reads and rewrites a few hundred bytes, not the
+        request with its evidence. The bitmask lives only here: it is the one place a digest is spent."""
+        key = hashlib.sha256(sad.encode()).hexdigest()
+        record = await self.sads.get(key)
+        if record is not None:
+            return dict(record)
+        doc = await self.requests.find_one({"sad_sha256": key})  # confirm() made it unless it died first
+        if doc is None or "csc" not in doc or doc["status"] != SIGNED:
+            return None
+        await self.remote.record_sad(doc)
+        record = await self.sads.get(key)
+        return dict(record) if record else None
+
     async def sign_hash(self, client: Client, body: SignHashIn) -> list[str]:
-        doc = await self.requests.find_one({"sad_sha256": hashlib.sha256(body.SAD.encode()).hexdigest()})
-        if doc is None or doc["client_id"] != client.client_id or "csc" not in doc:
+        sad = await self._sad(body.SAD)
+        if sad is None or sad["client_id"] != client.client_id:
             raise invalid("Invalid parameter SAD")
-        if doc["certificate_id"] != body.credentialID:
+        if sad["certificate_id"] != body.credentialID:
             raise invalid("Invalid parameter credentialID")
-        if as_utc(doc["csc"]["sad_expires_at"]) <= self.clock.now():
+        if as_utc(sad["expires_at"]) <= self.clock.now():
             raise invalid("SAD expired")
-        cert = await self.certs.get(doc["certificate_id"])
+        cert = await self.certs.get(sad["certificate_id"], {"status": 1})
         if cert is None or cert["status"] != S.ACTIVE:
             status = CERT_STATUS.get(S(cert["status"]), "invalid") if cert else "invalid"
             raise invalid(f"Signing certificate is {status}")
-        algorithm = KeyAlgorithm(doc["key_algorithm"])
-        authorized = [(base64.b64decode(d["hash_b64"]), d["hash_algorithm"]) for d in doc["documents"]]
-        h = signer.HASHES[authorized[0][1]]
+        h = signer.HASHES[sad["hash"]]
+        self._check_algorithm(body, KeyAlgorithm(sad["key_algorithm"]), h)
+        raw = []
+        for text in body.hashes:
+            try:
+                raw.append(signer.decode_hash(text, h))
+            except ValueError:
+                raise invalid("Invalid parameter hashes") from None
+        digests = [bytes(d) for d in sad["digests"]]
+        if len(raw) > len(digests):
+            raise invalid("Numbers of signatures is too high")
+        for _ in range(_RACES):
+            used, wanted = sad["used"], []
+            for r in raw:
+                free = [i for i, d in enumerate(digests) if d == r and not used >> i & 1 and i not in wanted]
+                if not free:
+                    raise invalid("Hash is not authorized by the SAD")
+                wanted.append(free[0])
+            mask = sum(1 << i for i in wanted)
+            if await self.sads.update({"_id": sad["_id"], "used": used}, {"$set": {"used": used | mask}}):
+                return [sad["signatures"][i] for i in wanted]
+            again = await self.sads.get(sad["_id"])  # another call spent some digests meanwhile
+            if again is None:
+                raise invalid("Invalid parameter SAD")
+            sad = dict(again)
+        raise invalid("Hash is not authorized by the SAD")
+
+    @staticmethod
+    def _check_algorithm(body: SignHashIn, algorithm: KeyAlgorithm, h: signer.Hash) -> None:
         if body.hashAlgorithmOID is not None and signer.HASH_BY_OID.get(body.hashAlgorithmOID) != h:
             raise invalid("Invalid parameter hashAlgorithmOID")
         if body.signAlgo not in signer.signature_algorithms(algorithm):
@@ -367,26 +412,6 @@ class Csc:
                 raise invalid("Invalid parameter signAlgoParams") from None
         elif signer.ECDSA_BY_OID[body.signAlgo] != h:
             raise invalid("Invalid parameter signAlgo")
-        wanted: list[int] = []
-        for text in body.hashes:
-            try:
-                raw = signer.decode_hash(text, h)
-            except ValueError:
-                raise invalid("Invalid parameter hashes") from None
-            free = [
-                i for i, (a, _) in enumerate(authorized)
-                if a == raw and i not in wanted and not doc["csc"]["consumed"][str(i)]
-            ]  # fmt: skip
-            if not free:
-                if len(body.hashes) > len(authorized):
-                    raise invalid("Numbers of signatures is too high")
-                raise invalid("Hash is not authorized by the SAD")
-            wanted.append(free[0])
-        guard = {"_id": doc["_id"], **{f"csc.consumed.{i}": False for i in wanted}}
-        done = await self.requests.update(guard, {"$set": {f"csc.consumed.{i}": True for i in wanted}})
-        if not done:  # another call used one of these first: each digest is signed once
-            raise invalid("Hash is not authorized by the SAD")
-        return [doc["signatures_b64"][i] for i in wanted]
 
     async def sign_hash_async(self, client: Client, body: SignHashIn) -> dict[str, Any]:
         signatures = await self.sign_hash(client, body)

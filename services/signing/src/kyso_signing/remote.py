@@ -49,7 +49,7 @@ from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox, off_loop
 from kyso_kit.errors import Conflict, Forbidden, Invalid, Rejected, not_found
-from kyso_kit.store import Doc, Store
+from kyso_kit.store import Doc, DuplicateKey, Store
 from kyso_kit.timeutil import as_utc
 
 from . import keywrap, pki, signer
@@ -137,6 +137,7 @@ class RemoteSigning:
         self.otp_wait_seconds = otp_wait_seconds
         self.requests = store.collection("signing_requests", events=True)
         self.certs = store.collection("certificates", events=True)
+        self.sads = store.collection("sads")
         self.events = store.events
         self.master_key = base64.b64decode(master_key_b64)
         self.box = SecretBox(master_key_b64)
@@ -403,14 +404,36 @@ class RemoteSigning:
                 "sad_sha256": hashlib.sha256(sad.encode()).hexdigest(),
                 "csc.sad_sealed": self.box.seal(sad.encode(), aad=f"sad:{doc['_id']}"),
                 "csc.sad_expires_at": t + SAD_TTL,
-                "csc.consumed": {str(i): False for i in range(len(raw))},
             }
         moved = await self.requests.update_and_get(
             {"_id": doc["_id"], "status": WAITING}, {"$set": update}, events=[completed]
         )
         if moved is None:
             raise wrong_state(await self.of_subscriber(who, request_id))
+        if "csc" in moved:
+            await self.record_sad(moved)  # (should this process die first, signHash makes it on first use)
         return moved
+
+    async def record_sad(self, doc: Doc) -> None:
+        """The SAD's own small record: what ``signHash`` reads and rewrites (a bitmask of spent digests),
+        keyed by the SAD's SHA-256 — a few hundred bytes instead of the whole request."""
+        try:
+            await self.sads.insert(
+                {
+                    "_id": doc["sad_sha256"],
+                    "request_id": doc["_id"],
+                    "client_id": doc["client_id"],
+                    "certificate_id": doc["certificate_id"],
+                    "key_algorithm": doc["key_algorithm"],
+                    "hash": doc["documents"][0]["hash_algorithm"],
+                    "digests": [base64.b64decode(d["hash_b64"]) for d in doc["documents"]],
+                    "signatures": doc["signatures_b64"],
+                    "expires_at": doc["csc"]["sad_expires_at"],
+                    "used": 0,
+                }
+            )
+        except DuplicateKey:
+            pass  # made already: the bitmask it holds is the one that counts
 
     async def expire_due(self) -> int:
         now, n = self.clock.now(), 0
