@@ -281,3 +281,26 @@ async def test_crls_are_served_with_caching_headers(endpoints: Endpoints, path: 
             assert header in r.headers
         again = await http.get(endpoints.signing + path, headers={"If-None-Match": r.headers["etag"]})
         assert again.status_code == 304
+
+
+async def test_the_timestamp_authority_answers_openssl_over_http(endpoints: Endpoints, tmp_path: Path) -> None:
+    pki = Pki(endpoints, tmp_path)
+    await pki.fetch()
+    data = tmp_path / "hop-dong.txt"
+    data.write_text("Hợp đồng dịch vụ ký số từ xa")
+    query = tmp_path / "q.tsq"
+    out = openssl("ts", "-query", "-data", data, "-sha256", "-cert", "-out", query)
+    assert query.exists(), out
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            f"{endpoints.signing}/tsa",
+            content=query.read_bytes(),
+            headers={"Content-Type": "application/timestamp-query"},
+        )
+    assert r.status_code == 200 and r.headers["content-type"] == "application/timestamp-reply"
+    (tmp_path / "r.tsr").write_bytes(r.content)
+    verified = openssl(
+        "ts", "-verify", "-in", tmp_path / "r.tsr", "-queryfile", query,
+        "-CAfile", tmp_path / "root.pem", "-untrusted", tmp_path / "issuing.pem",
+    )  # fmt: skip
+    assert "Verification: OK" in verified, verified

@@ -26,7 +26,8 @@ from kyso_kit.store import Aggregates, DuplicateKey
 from . import pki, profiles
 from .pki import KeyAlgorithm, PrivateKey
 
-ROOT, ISSUING, RESPONDER, SEAL = "root-ca", "issuing-ca", "ocsp-responder", "provider-seal"
+ROOT, ISSUING, RESPONDER, SEAL, TSA = "root-ca", "issuing-ca", "ocsp-responder", "provider-seal", "timestamp-authority"
+TSA_VALIDITY = timedelta(days=5 * 365)
 
 
 def aad(name: str) -> str:
@@ -86,6 +87,8 @@ class Authority:
         self._responder: x509.Certificate | None = None
         self._responder_generation = -1
         self._seal_key: PrivateKey | None = None
+        self._tsa_key: PrivateKey | None = None
+        self._tsa: x509.Certificate | None = None
         self.on_responder_change: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ loading
@@ -115,7 +118,38 @@ class Authority:
             raise ValueError("the issuing CA key does not match its certificate")
         seal = await self._get_or_create(SEAL, self._new_seal)
         self._seal_key = pki.key_from_der(self._box.open(seal["key"], aad(SEAL)))
+        tsa = await self._get_or_create(TSA, self._new_tsa)
+        self._tsa_key = pki.key_from_der(self._box.open(tsa["key"], aad(TSA)))
+        self._tsa = pki.load_certificate(tsa["certificate_pem"])
         await self.refresh_responder()
+
+    def _new_tsa(self) -> dict[str, Any]:
+        key = pki.new_key()
+        cert = profiles.timestamp_authority(
+            key.public_key(),
+            self.ca_key,
+            self.ca_certificate,
+            self.urls,
+            self.tsa_policy_oid,
+            self._clock.now(),
+            TSA_VALIDITY,
+        )
+        return {"key": self._box.seal(pki.key_to_der(key), aad(TSA)), "certificate_pem": pki.pem(cert)}
+
+    @property
+    def tsa_policy_oid(self) -> str:
+        """The TSA's policy: the provider's policy arc, sub-arc 2 (timestamps)."""
+        return self.policy_oid.rsplit(".", 1)[0] + ".2" if self.policy_oid.count(".") >= 2 else self.policy_oid
+
+    @property
+    def tsa_key(self) -> PrivateKey:
+        assert self._tsa_key is not None, "authority not loaded"
+        return self._tsa_key
+
+    @property
+    def tsa_certificate(self) -> x509.Certificate:
+        assert self._tsa is not None, "authority not loaded"
+        return self._tsa
 
     def _new_seal(self) -> dict[str, Any]:
         key = pki.new_key()

@@ -44,6 +44,7 @@ from .ocsp import Responder
 from .pin import PinUnlock
 from .remote import RemoteSigning
 from .settings import SigningSettings
+from .tsa import TimestampAuthority
 from .webhooks import Webhooks
 
 PUBLISHES: list[type[Payload]] = [
@@ -96,12 +97,18 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     remote = RemoteSigning(rt.store, settings.master_key_b64, rt.clock)
     webhooks = Webhooks(rt.store, clients, rt.clock)
     audit = AuditLog(rt.store, rt.clock)
-    csc = csc_api.Csc(rt.store, remote, authority, webhooks, rt.clock)
+    stamper = TimestampAuthority(authority.tsa_policy_oid, rt.clock)
+    csc = csc_api.Csc(rt.store, remote, authority, webhooks, rt.clock, stamper)
     authority.on_responder_change.append(responder.forget_all)
     lifecycle.after_change.append(crls.refresh)
+
+    async def load_tsa() -> None:
+        stamper.use(authority.tsa_key, authority.tsa_certificate)
+
     for init in (
         contracts.init,
         issuance.init,
+        load_tsa,
         certificates.init,
         lifecycle.init,
         crls.init,
@@ -149,7 +156,7 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     on(CertActivated)(lifecycle.when_cert_activated_supersede_previous)
     app = rt.http_app("kyso signing", "Contracts, the certificate authority (CRL, OCSP), activation, remote signing")
     app.include_router(http_api.router(contracts, activation, certificates, lifecycle, pin, rt.verifier(), rt.clock))
-    app.include_router(pki_api.router(authority, crls, responder, rt.clock))
+    app.include_router(pki_api.router(authority, crls, responder, stamper, rt.clock))
     app.include_router(rp_api.router(clients, remote, rt.verifier(), rt.clock))
     app.include_router(csc_api.router(csc, csc_api.csc_client_dependency(clients)))
     app.add_exception_handler(csc_api.CscError, csc_api.csc_error_handler)

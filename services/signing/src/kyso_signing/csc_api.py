@@ -38,6 +38,7 @@ from .domain import CertificateStatus as S
 from .pki import KeyAlgorithm
 from .remote import MAX_DOCUMENTS, SIGNED, WAITING, Document, RemoteSigning, expires_in
 from .rp_api import client_dependency, rp_bearer
+from .tsa import TimestampAuthority
 from .webhooks import Webhooks
 
 SPECS = "2.0.0.2"
@@ -122,6 +123,12 @@ class SignHashIn(_In):
     response_uri: str | None = Field(default=None, max_length=2000)
 
 
+class TimestampIn(_In):
+    hash: str = Field(min_length=1, max_length=200, description="base64 digest to timestamp")
+    hashAlgo: str = Field(min_length=1, max_length=64, description="its algorithm's OID")
+    nonce: str | None = Field(default=None, max_length=64, pattern=r"^[0-9a-fA-F]+$", description="hex")
+
+
 class PollIn(_In):
     responseID: str = Field(min_length=1, max_length=64)
 
@@ -175,6 +182,10 @@ class AuthorizeOut(_Out):
     expiresIn: int | None = None
 
 
+class TimestampOut(_Out):
+    timestamp: str = Field(description="base64 RFC 3161 TimeStampToken")
+
+
 class SignaturesOut(_Out):
     signatures: list[str] | None = Field(default=None, description="Base64, in the order of the hashes")
     responseID: str | None = Field(default=None, description="operationMode A: then signatures/signPolling")
@@ -197,8 +208,15 @@ CSC_ERRORS: dict[int | str, dict[str, Any]] = {
 
 class Csc:
     def __init__(
-        self, store: Store, remote: RemoteSigning, authority: Authority, webhooks: Webhooks, clock: Clock
+        self,
+        store: Store,
+        remote: RemoteSigning,
+        authority: Authority,
+        webhooks: Webhooks,
+        clock: Clock,
+        stamper: TimestampAuthority | None = None,
     ) -> None:
+        self.stamper = stamper
         self.certs = store.collection("certificates", events=True)
         self.requests = remote.requests
         self.responses = store.collection("csc_responses")
@@ -225,6 +243,7 @@ class Csc:
                 "credentials/authorizeCheck",
                 "signatures/signHash",
                 "signatures/signPolling",
+                "signatures/timestamp",
             ],
             "signAlgorithms": {
                 "algos": [*signer.ECDSA_WITH.values(), signer.RSASSA_PSS],
@@ -430,6 +449,24 @@ class Csc:
             await self.webhooks.enqueue(client.client_id, body.response_uri, note.decode(), f"csc-{response_id}")
         return {"responseID": response_id}
 
+    def timestamp(self, body: TimestampIn) -> str:
+        """``signatures/timestamp``: an RFC 3161 token over ``hash`` from kyso's own TSA."""
+        assert self.stamper is not None
+        h = signer.HASH_BY_OID.get(body.hashAlgo)
+        if h is None:
+            raise invalid("Invalid parameter hashAlgo")
+        try:
+            digest = signer.decode_hash(body.hash, h)
+        except ValueError:
+            raise invalid("Invalid parameter hash") from None
+        nonce = None
+        if body.nonce is not None:
+            try:
+                nonce = int(body.nonce, 16)
+            except ValueError:
+                raise invalid("Invalid parameter nonce") from None
+        return base64.b64encode(self.stamper.stamp_imprint(digest, h.name, nonce)).decode()
+
     async def poll(self, client: Client, body: PollIn) -> list[str]:
         doc = await self.responses.get(body.responseID)
         if doc is None or doc["client_id"] != client.client_id or as_utc(doc["expires_at"]) <= self.clock.now():
@@ -533,6 +570,10 @@ def router(csc: Csc, clients_dep: Callable[..., Awaitable[Client]]) -> APIRouter
     @method("/signatures/signPolling", PollIn, SignaturesOut, "The result of an asynchronous signHash")
     async def signatures_sign_polling(client: Client, body: PollIn, _: Request) -> tuple[int, dict[str, Any]]:
         return 200, {"signatures": await csc.poll(client, body)}
+
+    @method("/signatures/timestamp", TimestampIn, TimestampOut, "An RFC 3161 timestamp token over a digest")
+    async def signatures_timestamp(client: Client, body: TimestampIn, _: Request) -> tuple[int, dict[str, Any]]:
+        return 200, {"timestamp": csc.timestamp(body)}
 
     return r
 

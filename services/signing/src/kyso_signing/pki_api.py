@@ -20,12 +20,14 @@ from . import pki
 from .authority import Authority
 from .crl import ISSUING, ROOT, RevocationLists, conditional_headers
 from .ocsp import Responder
+from .tsa import TimestampAuthority
 
 MAX_OCSP_REQUEST = 16 * 1024
 CRL_MAX_AGE = 60  # CRLs are regenerated at once on revocation, so caches revalidate soon
 DER_CERT = "application/pkix-cert"
 DER_CRL = "application/pkix-crl"
 OCSP_RESPONSE = "application/ocsp-response"
+TIMESTAMP_REPLY = "application/timestamp-reply"
 
 
 def _binary(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
@@ -38,7 +40,9 @@ def _not_modified(request: Request, etag: str) -> bool:
     return request.headers.get("if-none-match", "").strip() == f'"{etag}"'
 
 
-def router(authority: Authority, crls: RevocationLists, responder: Responder, clock: Clock) -> APIRouter:
+def router(
+    authority: Authority, crls: RevocationLists, responder: Responder, stamper: TimestampAuthority, clock: Clock
+) -> APIRouter:
     r = APIRouter(tags=["pki"])
 
     def cert(which: str) -> Response:
@@ -102,6 +106,22 @@ def router(authority: Authority, crls: RevocationLists, responder: Responder, cl
         else:
             headers = {"Cache-Control": "no-store"}
         return Response(a.der, media_type=OCSP_RESPONSE, headers=headers)
+
+    @r.post(
+        "/tsa",
+        response_class=Response,
+        responses=_binary(TIMESTAMP_REPLY, "A TimeStampResp (RFC 3161); a refusal too is one"),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/timestamp-query": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
+    async def timestamp(request: Request) -> Response:
+        """The RFC 3161 timestamp authority (HTTP transport, RFC 3161 §3.4)."""
+        body = await request.body()
+        return Response(stamper.respond(body), media_type=TIMESTAMP_REPLY, headers={"Cache-Control": "no-store"})
 
     @r.post(
         "/ocsp",

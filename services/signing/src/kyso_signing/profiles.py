@@ -191,6 +191,34 @@ def ocsp_responder(
     )
 
 
+def timestamp_authority(
+    key: PublicKey,
+    ca_key: PrivateKey,
+    ca: x509.Certificate,
+    urls: Urls,
+    policy_oid: str,
+    at: datetime,
+    validity: timedelta,
+) -> x509.Certificate:
+    """RFC 3161 §2.3: the only EKU is id-kp-timeStamping, critical; with revocation pointers (LTV)."""
+    subject = _name(
+        (NameOID.COUNTRY_NAME, "VN"),
+        *[(a.oid, str(a.value)) for a in ca.subject if a.oid == NameOID.ORGANIZATION_NAME],
+        (NameOID.COMMON_NAME, f"{ca_common_name(ca)} Timestamp Authority"),
+    )
+    return (
+        _builder(subject, ca.subject, key, pki.new_serial(), at - BACKDATE, min(at + validity, ca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(signature=True, non_repudiation=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .add_extension(_aki(ca_key), critical=False)
+        .add_extension(_policies(policy_oid), critical=False)
+        .add_extension(_crl_dp(urls.issuing_crl), critical=False)
+        .add_extension(_aia(urls.issuing_certificate, urls.ocsp), critical=False)
+        .sign(ca_key, pki.digest_for(ca_key))
+    )
+
+
 @dataclass(frozen=True)
 class Subscriber:
     """Who a personal certificate names, as on the citizen identity card."""
