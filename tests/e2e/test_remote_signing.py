@@ -7,6 +7,7 @@ validator accepts it with the served chain and CRLs; misuse gets the spec's erro
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 import json
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from standardwebhooks.webhooks import Webhook
@@ -226,7 +227,25 @@ async def test_a_pdf_signed_through_csc_v2_by_a_pyhanko_signer_validates(stack: 
         await api.aclose()
 
 
-async def test_csc_async_mode_and_the_specs_errors_for_misuse(stack: Stack, endpoints: Endpoints) -> None:
+async def openssl_verifies_token(endpoints: Endpoints, token: bytes, digest: bytes, tmp: Path) -> None:
+    async with httpx.AsyncClient() as http:
+        for name in ("root", "issuing"):
+            der = (await http.get(f"{endpoints.signing}/pki/ca/{name}.cer")).content
+            cert = x509.load_der_x509_certificate(der)
+            (tmp / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "token.der").write_bytes(token)
+    out = await asyncio.to_thread(
+        subprocess.run,
+        ["openssl", "ts", "-verify", "-in", str(tmp / "token.der"), "-token_in", "-digest", digest.hex(),
+         "-CAfile", str(tmp / "root.pem"), "-untrusted", str(tmp / "issuing.pem")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert "Verification: OK" in out.stdout, out.stdout + out.stderr
+
+
+async def test_csc_async_mode_and_the_specs_errors_for_misuse(
+    stack: Stack, endpoints: Endpoints, tmp_path: Path
+) -> None:
     who = await walk(endpoints, lambda _: None)
     rp, _ = await integrator(stack, endpoints, None)
     api = await app_of(endpoints, who)
@@ -261,6 +280,12 @@ async def test_csc_async_mode_and_the_specs_errors_for_misuse(stack: Stack, endp
             assert (err.value.status, err.value.error) == (400, "invalid_request")
         _, listed = await rp.csc("credentials/list", {"userID": who.account_id, "onlyValid": True})
         assert listed["credentialIDs"] == [who.certificate_id]
+        # signatures/timestamp: an RFC 3161 token from kyso's own TSA, verified by openssl
+        _, stamped = await rp.csc(
+            "signatures/timestamp",
+            {"hash": base64_of(digests[0]), "hashAlgo": "2.16.840.1.101.3.4.2.1", "nonce": "0a1b2c"},
+        )
+        await openssl_verifies_token(endpoints, base64.b64decode(stamped["timestamp"]), digests[0], tmp_path)
     finally:
         await rp.aclose()
         await api.aclose()
