@@ -429,3 +429,13 @@ async def test_a_request_for_several_certificates_is_a_malformed_request(signing
         ocsp.load_der_ocsp_request(two)  # what the library does with it
     answer = ocsp.load_der_ocsp_response((await signing.responder.respond(two)).der)
     assert answer.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+async def test_an_ocsp_request_with_an_unknown_certid_hash_is_malformed_not_a_crash(signing: Signing) -> None:
+    doc = await issue(signing)
+    der = ocsp_request(cert_of(doc), signing.authority.ca_certificate)
+    sha1 = bytes.fromhex("06052b0e03021a")  # the SHA-1 OID inside the CertID
+    assert sha1 in der
+    odd = der.replace(sha1, bytes.fromhex("06052b0e03020b"))  # 1.3.14.3.2.11: no hash cryptography knows
+    answer = ocsp.load_der_ocsp_response((await signing.responder.respond(odd)).der)
+    assert answer.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST

@@ -107,8 +107,9 @@ class Responder:
             nonce = self._nonce(req)
             serial, algorithm = req.serial_number, req.hash_algorithm
             name_hash, key_hash = req.issuer_name_hash, req.issuer_key_hash
-        except (ValueError, NotImplementedError, TypeError) as exc:
-            # NotImplementedError: several certificates in one request (cryptography reads only one)
+        except Exception as exc:  # whatever the bytes are, the answer is malformedRequest
+            # NotImplementedError: several certificates in one request (cryptography reads only one);
+            # UnsupportedAlgorithm: a CertID hashed with something cryptography does not know
             log.info("malformed OCSP request", extra={"error": type(exc).__name__})
             return Answer(unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST), now, now, False)
         expected = self._issuer().get(algorithm.name)

@@ -167,7 +167,7 @@ class TimestampAuthority:
             nonce = req["nonce"].native
             cert_req = bool(req["cert_req"].native)
             extensions = req["extensions"].native
-        except (ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # any undecodable request is badDataFormat, never a 500
             log.info("malformed timestamp request", extra={"error": type(exc).__name__})
             return _reject("bad_data_format", "the request is not a DER TimeStampReq")
         if version != "v1":
