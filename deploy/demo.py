@@ -8,30 +8,79 @@ the result, and stops everything it started.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import sys
 import time
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from kyso_client import vneid
 from kyso_client.api import Endpoints, KysoApi
+from kyso_client.integrator import register_integrator
 from kyso_client.journey import EventWatcher, JourneyResult, check_events, new_correlation_id, walk
 from kyso_client.relying_party import revocation_status
+from kyso_contracts.transactions import DocumentsTransaction
 from stack import Stack
+
+PASSWORD = "Ky-so an toan 2025!"  # what walk() creates the account with
+SIGNING_PIN, SMARTOTP_PIN = "482915", "730514"  # walk()'s defaults
 
 
 def say(line: str) -> None:
     print(line, flush=True)
 
 
+async def remote_signing(stack: Stack, endpoints: Endpoints, result: JourneyResult, cid: str) -> None:
+    """An e-invoice portal asks the new subscriber to sign three invoices; the subscriber confirms in the
+    app with a SmartOTP code computed over exactly those digests and the signing PIN."""
+    phone = vneid.random_phone()
+    await asyncio.to_thread(stack.create_operator, phone, PASSWORD)
+    op = KysoApi(endpoints, correlation_id=cid)
+    await op.login(phone, PASSWORD)
+    rp, _ = await register_integrator(op, endpoints.signing, "Cổng hóa đơn điện tử (demo)", correlation_id=cid)
+    await op.aclose()
+    invoices = {f"hoa-don-{i:03}.xml": hashlib.sha256(f"<HDon so='{i}'/>".encode()).digest() for i in (1, 2, 3)}
+    created = await rp.submit(list(invoices.items()), description="Ký 3 hóa đơn", user_id=result.account_id)
+    say(f"7. an e-invoice portal (OAuth client credentials) asks for 3 signatures: request {created['request_id']}")
+    api = KysoApi(endpoints, correlation_id=cid)
+    try:
+        await api.login(result.phone, PASSWORD)
+        assert result.soft_token is not None
+        tx = DocumentsTransaction(document_hashes=[d.hex() for d in invoices.values()])
+        code = result.soft_token.transaction_code(SMARTOTP_PIN, tx, device_time=time.time() + 30)
+        await api.smartotp_confirm_documents(result.token_id, code, tx.document_hashes, created["request_id"])
+        await api.confirm_signing(created["request_id"], SIGNING_PIN)
+        done = await rp.request(created["request_id"])
+        cert = x509.load_pem_x509_certificate(result.certificate_pem.encode())
+        public = cert.public_key()
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        for entry in done["signatures"]:
+            sig = base64.b64decode(entry["signature"])
+            public.verify(sig, invoices[entry["label"]], ec.ECDSA(Prehashed(hashes.SHA256())))
+        say(
+            f"   confirmed in the app: SmartOTP code {code} over the 3 digests + the signing PIN; "
+            f"status {done['status']}, {len(done['signatures'])} signatures verify against the certificate"
+        )
+    finally:
+        await api.aclose()
+        await rp.aclose()
+
+
 async def lifecycle(endpoints: Endpoints, result: JourneyResult, cid: str) -> None:
     """After the journey: a relying party checks the certificate, the subscriber suspends it with an SMS
     code bound to the request, and the relying party sees the change."""
     status = await revocation_status(result.certificate_pem, result.ca_pem)
-    say(f"7. a relying party asks OCSP: {status.ocsp}; CRL #{status.crl_number} lists it: {status.crl_lists_it}")
+    say(f"8. a relying party asks OCSP: {status.ocsp}; CRL #{status.crl_number} lists it: {status.crl_lists_it}")
     api = KysoApi(endpoints, correlation_id=cid)
     try:
-        await api.login(result.phone, "Ky-so an toan 2025!")
+        await api.login(result.phone, PASSWORD)
         request = await api.request_lifecycle_change(result.certificate_id, "suspend")
         await api.confirm_lifecycle_change(request, result.account_id, result.phone)
-        say(f"8. the subscriber suspends it (fresh password + SMS code bound to sha256 {request['sha256'][:16]}…)")
+        say(f"9. the subscriber suspends it (fresh password + SMS code bound to sha256 {request['sha256'][:16]}…)")
         order = await api.order_reaching(result.order_id, "suspended", timeout=20)
         status = await revocation_status(result.certificate_pem, result.ca_pem)
         say(
@@ -49,6 +98,7 @@ async def run(stack: Stack) -> int:
     await watcher.start()
     try:
         result = await walk(endpoints, say, correlation_id=cid)
+        await remote_signing(stack, endpoints, result, cid)
         await lifecycle(endpoints, result, cid)
         await asyncio.sleep(2.0)  # let the last events arrive in the printout
         counts = check_events(watcher, result.correlation_id)

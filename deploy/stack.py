@@ -116,6 +116,29 @@ class Stack:
         path = self.run_dir / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
+    def run_tool(self, service: str, module: str, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run one of a service's command-line tools (``kyso-admin``, ``kyso-audit``…) against this stack's
+        database, as an administrator would; its standard output."""
+        full = {
+            **os.environ,
+            "MONGODB_URL": self.mongodb_url,
+            "MONGODB_DATABASE": f"kyso_{service}_{self.run_id}",
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "KYSO_PROFILE": "development",
+            **(env or {}),
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", module, *args], env=full, capture_output=True, text=True, timeout=60, check=True
+        )
+        return out.stdout.strip()
+
+    def create_operator(self, phone: str, password: str, roles: tuple[str, ...] = ("operator",)) -> str:
+        """An operator (or auditor) account made with the real ``kyso-admin``; its account id."""
+        args = ["create-operator", "--phone", phone]
+        for role in roles:
+            args += ["--role", role]
+        return self.run_tool("registration", "kyso_registration.admin", *args, env={"KYSO_ADMIN_PASSWORD": password})
+
     def url(self, name: str) -> str:
         return self.services[name].url
 

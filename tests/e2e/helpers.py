@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,7 +12,7 @@ import pytest
 from kyso_client import vneid
 from kyso_client.api import Endpoints, KysoApi, KysoError, eventually
 from kyso_client.device import SoftToken
-from kyso_client.integrator import Integrator
+from kyso_client.integrator import Integrator, register_integrator
 from kyso_client.journey import open_account
 from kyso_kit.auth import TokenIssuer
 from kyso_kit.devkeys import dev_ec_private_pem
@@ -91,19 +88,7 @@ async def expect(code: str, status: int, coro: Any) -> KysoError:
 
 def create_operator_account(stack: Stack, phone: str, roles: tuple[str, ...] = ("operator",)) -> str:
     """What an administrator does: the real ``kyso-admin`` command against this stack's database."""
-    env = {
-        **os.environ,
-        "MONGODB_URL": stack.mongodb_url,
-        "MONGODB_DATABASE": f"kyso_registration_{stack.run_id}",
-        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-        "KYSO_PROFILE": "development",
-        "KYSO_ADMIN_PASSWORD": PASSWORD,
-    }
-    args = [sys.executable, "-m", "kyso_registration.admin", "create-operator", "--phone", phone]
-    for role in roles:
-        args += ["--role", role]
-    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=True)
-    return out.stdout.strip()
+    return stack.create_operator(phone, PASSWORD, roles)
 
 
 async def operator_console(stack: Stack, endpoints: Endpoints, roles: tuple[str, ...] = ("operator",)) -> KysoApi:
@@ -121,14 +106,6 @@ async def registered_integrator(
     """An operator registers a relying party; it signs in with client credentials. (+ its webhook key)"""
     op = await operator_console(stack, endpoints)
     try:
-        created = await op.call(
-            "POST",
-            f"{endpoints.signing}/v1/operator/relying-parties",
-            auth=True,
-            json={"name": name, "webhook_url": webhook_url},
-        )
+        return await register_integrator(op, endpoints.signing, name, webhook_url)
     finally:
         await op.aclose()
-    rp = Integrator(endpoints.signing, created["client_id"], created["client_secret"])
-    await rp.authenticate()
-    return rp, str(created["webhook_secret"])

@@ -17,10 +17,18 @@ class CscError(Exception):
 
 
 class Integrator:
-    def __init__(self, signing_url: str, client_id: str, client_secret: str, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        signing_url: str,
+        client_id: str,
+        client_secret: str,
+        timeout: float = 30,
+        correlation_id: str | None = None,
+    ) -> None:
         self.base = signing_url.rstrip("/")
         self.client_id, self.client_secret = client_id, client_secret
-        self.http = httpx.AsyncClient(timeout=timeout)
+        headers = {"X-Correlation-Id": correlation_id} if correlation_id else {}
+        self.http = httpx.AsyncClient(timeout=timeout, headers=headers)
         self.token: str | None = None
 
     async def aclose(self) -> None:
@@ -134,3 +142,19 @@ class Integrator:
         else:
             _, out = await self.csc("signatures/signHash", body)
         return [base64.b64decode(s) for s in out["signatures"]]
+
+
+async def register_integrator(
+    operator: Any, signing_url: str, name: str, webhook_url: str | None = None, correlation_id: str | None = None
+) -> tuple[Integrator, str]:
+    """What an operator does for a new integrator (``operator`` is a signed-in ``KysoApi`` with the
+    operator role), and the integrator's first sign-in; the integrator and its webhook key."""
+    created = await operator.call(
+        "POST",
+        f"{signing_url.rstrip('/')}/v1/operator/relying-parties",
+        auth=True,
+        json={"name": name, "webhook_url": webhook_url},
+    )
+    rp = Integrator(signing_url, created["client_id"], created["client_secret"], correlation_id=correlation_id)
+    await rp.authenticate()
+    return rp, str(created["webhook_secret"])
