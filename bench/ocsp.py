@@ -201,10 +201,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = Stack()
     stack.start()
     try:
-        pids = {name: stack.services[name].proc.pid for name in SERVICES}
-        if stack.infra is not None:
-            pids |= {"ferretdb": stack.infra.ferretdb_pid, "kafka": stack.infra.kafka_pid}
-        meter = CpuMeter(pids)
+        meter = CpuMeter.of(stack)
         endpoints = Endpoints(*(stack.url(n) for n in SERVICES))
         journey = await walk(endpoints, say=lambda _: None)
         async with httpx.AsyncClient() as http:

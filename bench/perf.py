@@ -73,6 +73,14 @@ class CpuMeter:
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
 
+    @classmethod
+    def of(cls, stack: Stack) -> CpuMeter:
+        """The four services of ``stack`` and, when it started them, FerretDB and Kafka."""
+        pids = {name: stack.services[name].proc.pid for name in SERVICES}
+        if stack.infra is not None:
+            pids |= {"ferretdb": stack.infra.ferretdb_pid, "kafka": stack.infra.kafka_pid}
+        return cls(pids)
+
     def read(self) -> dict[str, float]:
         out = {}
         for name, pid in self.pids.items():
@@ -579,10 +587,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = Stack()
     stack.start()
     try:
-        pids = {name: stack.services[name].proc.pid for name in SERVICES}
-        if stack.infra is not None:
-            pids |= {"ferretdb": stack.infra.ferretdb_pid, "kafka": stack.infra.kafka_pid}
-        meter = CpuMeter(pids)
+        meter = CpuMeter.of(stack)
         endpoints = Endpoints(*(stack.url(n) for n in SERVICES))
         # The SmartOTP PIN's key derivation runs on the user's phone (timed above, reported apart);
         # here it would take the servers' cores, so the simulated devices use a cheap stand-in.
