@@ -61,7 +61,7 @@ class Activation:
             )
         owner = f"subscriber:{doc['_id']}"
         key_der = self.box.open(doc["key"]["sealed"], aad=owner)
-        signature = pki.sign(pki.key_from_der(key_der), record)
+        signature = pki.sign(pki.key_from_der(key_der, keep=False), record)
         sealed = await off_loop(keywrap.seal_with_pin, self.master_key, pin, owner, key_der)
         t = self.clock.now()
         sig_b64 = base64.b64encode(signature).decode()

@@ -99,7 +99,7 @@ class Issuance:
     async def _sign_and_record(self, doc: Doc, event: CloudEvent[SmsOtpVerified]) -> None:
         order, reserved = doc["order"], doc["issuance"]
         serial = reserved["serial_number"]
-        key = pki.key_from_der(self.box.open(doc["key"]["sealed"], aad=f"subscriber:{doc['_id']}"))
+        key = pki.key_from_der(self.box.open(doc["key"]["sealed"], aad=f"subscriber:{doc['_id']}"), keep=False)
         s = order["subscriber"]
         cert = profiles.subscriber(
             key.public_key(),

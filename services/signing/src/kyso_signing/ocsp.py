@@ -24,7 +24,6 @@ from cryptography.x509 import ocsp
 
 from kyso_kit.clock import Clock
 from kyso_kit.store import Store
-from kyso_kit.timeutil import as_utc
 
 from . import pki
 from .authority import Authority
@@ -172,7 +171,3 @@ class Responder:
         if not 1 <= len(nonce) <= MAX_NONCE:
             raise ValueError("nonce length outside 1..32 octets (RFC 8954)")
         return nonce
-
-
-def as_http_date_pair(answer: Answer) -> tuple[datetime, datetime]:
-    return as_utc(answer.produced_at), as_utc(answer.next_update)

@@ -61,8 +61,10 @@ _LOADED: OrderedDict[bytes, PrivateKey] = OrderedDict()
 _LOADED_MAX = 4096
 
 
-def key_from_der(der: bytes) -> PrivateKey:
-    """The key in ``der``; loaded keys are kept (by a digest of their DER) so a hot key loads once."""
+def key_from_der(der: bytes, *, keep: bool = True) -> PrivateKey:
+    """The key in ``der``. Service keys (CA, responder, TSA, seal) are kept loaded, by a digest of their
+    DER, so a hot key loads once; a subscriber's key unsealed by a PIN is loaded with ``keep=False`` and
+    lives only as long as the signing that needed it (once per batch, ~40 ms for RSA)."""
     tag = hashlib.sha256(der).digest()
     key = _LOADED.get(tag)
     if key is not None:
@@ -71,15 +73,11 @@ def key_from_der(der: bytes) -> PrivateKey:
     loaded = serialization.load_der_private_key(der, password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise ValueError("unsupported key type")
-    _LOADED[tag] = loaded
-    if len(_LOADED) > _LOADED_MAX:
-        _LOADED.popitem(last=False)
+    if keep:
+        _LOADED[tag] = loaded
+        if len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
     return loaded
-
-
-def forget_key(der: bytes) -> None:
-    """Drop a destroyed key from the cache."""
-    _LOADED.pop(hashlib.sha256(der).digest(), None)
 
 
 def public_key_pem(key: PrivateKey | PublicKey) -> str:

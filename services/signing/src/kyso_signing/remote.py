@@ -332,7 +332,7 @@ class RemoteSigning:
                 f"Sai mã PIN ký số; còn {left} lần thử trước khi bị khóa",
             ) from None
         await self.certs.update({"_id": cert["_id"], "pin_failures": tries}, {"$set": {"pin_failures": 0}})
-        return pki.key_from_der(der)
+        return pki.key_from_der(der, keep=False)
 
     # ------------------------------------------------------------------ 3. confirmation and signatures
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from kyso_contracts import CloudEvent, SignatureCompleted, SignatureExpired, SignatureRejected
+from kyso_contracts import CloudEvent, SignatureCompleted
 from kyso_kit.clock import Clock
 from kyso_kit.store import Doc, DuplicateKey, Store
 from kyso_kit.timeutil import as_utc
@@ -38,7 +38,6 @@ MAX_ATTEMPTS = 12
 MAX_BACKOFF = timedelta(minutes=10)
 CLAIM = timedelta(seconds=30)  # a claimed delivery whose sender died is retried after this
 
-Outcome = SignatureCompleted | SignatureRejected | SignatureExpired
 Post = Callable[[str, bytes, dict[str, str]], Awaitable[int]]
 
 
