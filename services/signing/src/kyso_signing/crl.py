@@ -136,22 +136,28 @@ class RevocationLists:
         issuer, key = self._signer(which)
         at = self.clock.now().replace(microsecond=0)
         crl = build_crl(entries, number, issuer, key, at, self.validity)
-        stored = await self.crls.update(
-            {"_id": which, "number": {"$lt": number}},
-            {
-                "$set": {
-                    "number": number,
-                    "der": crl.public_bytes(serialization.Encoding.DER),
-                    "this_update": at,
-                    "next_update": at + self.validity,
-                    "content": content,
-                    "entries": len(entries),
-                }
-            },
+        stored = await self._store(
+            which, number, crl.public_bytes(serialization.Encoding.DER), at, content, len(entries)
         )
         if stored:
             log.info("CRL published", extra={"crl": which, "number": number, "entries": len(entries)})
         return int(stored)
+
+    async def _store(self, which: str, number: int, der: bytes, at: datetime, content: str, entries: int) -> bool:
+        """Keep this CRL unless one with a higher number was stored first (a slower publisher lost)."""
+        return await self.crls.update(
+            {"_id": which, "number": {"$lt": number}},
+            {
+                "$set": {
+                    "number": number,
+                    "der": der,
+                    "this_update": at,
+                    "next_update": at + self.validity,
+                    "content": content,
+                    "entries": entries,
+                }
+            },
+        )
 
     async def current(self, which: str) -> Doc | None:
         doc = await self.crls.get(which)

@@ -331,16 +331,18 @@ class Csc:
             raise invalid("numSignatures must equal the number of hashes")
         if any(a.value for a in body.authData):
             raise invalid("The PIN and OTP are entered only in the kyso app; send authData values empty")
-        await self._credential(client, body.credentialID)
         docs = [Document(f"Document {i + 1}", text, h.name) for i, text in enumerate(body.hashes)]
-        doc = await self.remote.submit(
-            client,
-            docs,
-            description=body.description or "Ký tài liệu / Sign documents",
-            certificate_id=body.credentialID,
-            client_address=address,
-            csc={"num_signatures": body.numSignatures, "hash_algorithm_oid": h.oid},
-        )
+        try:
+            doc = await self.remote.submit(
+                client,
+                docs,
+                description=body.description or "Ký tài liệu / Sign documents",
+                certificate_id=body.credentialID,
+                client_address=address,
+                csc={"num_signatures": body.numSignatures, "hash_algorithm_oid": h.oid},
+            )
+        except NotFound:
+            raise invalid("Invalid parameter credentialID") from None
         return {"handle": doc["_id"]}
 
     async def authorize_check(self, client: Client, body: HandleIn) -> tuple[int, dict[str, Any]]:

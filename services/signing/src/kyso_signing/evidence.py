@@ -22,6 +22,8 @@ import logging
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from kyso_contracts import CloudEvent, SignatureCompleted
 from kyso_kit.clock import Clock
@@ -185,10 +187,11 @@ def verify_export(export: dict[str, Any]) -> list[str]:
         prev, hashes[seq] = item["hash"], item["hash"]
     key: PublicKey | None = None
     try:
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
         loaded = load_pem_public_key(export["seal_public_key_pem"].encode())
-        key = loaded  # type: ignore[assignment]
+        if isinstance(loaded, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+            key = loaded
+        else:
+            problems.append("the seal public key is of an unknown kind")
     except ValueError:
         problems.append("the seal public key cannot be read")
     for c in export["checkpoints"]:

@@ -25,6 +25,7 @@ from kyso_kit.timeutil import as_utc
 
 from . import keywrap
 from .domain import CertificateStatus as S
+from .remote import not_in_force
 
 PROOF_TTL = timedelta(minutes=10)
 
@@ -57,7 +58,7 @@ class PinUnlock:
             raise not_found("certificate", "chứng thư số")
         ensure_may(who, cert["account_id"], "sign")
         if cert["status"] not in (S.ACTIVE, S.SUSPENDED) or cert.get("key", {}).get("stage") != "pin":
-            raise Conflict("credential_not_active", "The certificate has no usable key", "Chứng thư số không có khóa")
+            raise not_in_force()
         proof = cert.get("pin_unlock_proof")
         if not proof or as_utc(proof["verified_at"]) + PROOF_TTL < self.clock.now():
             raise Conflict(

@@ -298,12 +298,11 @@ class RemoteSigning:
 
     # ------------------------------------------------------------------ the signing PIN
 
-    async def _count_pin_try(self, cert_id: str) -> int:
-        """Count one PIN try before any hashing; the number of failures *including* this try."""
+    async def _count_pin_try(self, read: Doc) -> int:
+        """Count one PIN try before any hashing; the number of failures *including* this try. ``read`` is
+        the certificate as the caller just read it; it is read again only when another try got in first."""
+        cert_id, cert = read["_id"], read
         for _ in range(_RACES):
-            cert = await self.certs.get(cert_id)
-            if cert is None:
-                raise not_found("credential", "chứng thư số")
             failures = int(cert.get("pin_failures", 0))
             if failures >= PIN_MAX_FAILURES:
                 raise pin_locked()
@@ -312,13 +311,17 @@ class RemoteSigning:
             }  # fmt: skip
             if await self.certs.update(guard, {"$set": {"pin_failures": failures + 1}}):
                 return failures + 1
+            again = await self.certs.get(cert_id)
+            if again is None:
+                raise not_found("credential", "chứng thư số")
+            cert = again
         raise Conflict("busy", "Too many tries at once; try again", "Quá nhiều yêu cầu cùng lúc, vui lòng thử lại")
 
     async def unseal(self, cert: Doc, pin: str) -> pki.PrivateKey:
         """The subscriber's key, if ``pin`` is right (counted, locked after five wrong in a row)."""
         if cert["status"] != S.ACTIVE or cert.get("key", {}).get("stage") != "pin":
             raise not_in_force()
-        tries = await self._count_pin_try(cert["_id"])
+        tries = await self._count_pin_try(cert)
         owner = f"subscriber:{cert['_id']}"
         try:
             der = await off_loop(keywrap.open_with_pin, self.master_key, pin, owner, cert["key"]["sealed"])
