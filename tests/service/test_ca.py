@@ -67,8 +67,7 @@ async def issue(
     doc = await c.certs.find_one({"order_id": order_id})
     assert doc is not None and doc["status"] == "pending_activation"
     if activate:
-        record = await signing.activation.acceptance_record(ALICE, doc["_id"])
-        await signing.activation.activate(ALICE, doc["_id"], PIN, record.sha256)
+        await signing.activation.activate(ALICE, doc["_id"], PIN)
         [activated] = [e for e in signing.store.of_type(CertActivated) if e.data.certificate_id == doc["_id"]]
         await signing.lifecycle.when_cert_activated_supersede_previous(activated)
     got = await c.certs.get(doc["_id"])
@@ -118,10 +117,12 @@ async def test_every_certificate_kind_is_lint_clean_and_chains(signing: Signing,
     doc = await issue(signing, algorithm=algorithm)
     a = signing.authority
     root, ca, responder, cert = a.root_certificate, a.ca_certificate, a.responder_certificate, cert_of(doc)
-    for c in (root, ca, responder, cert):
+    seal = a.seal_certificate  # the provider's contract seal
+    for c in (root, ca, responder, cert, seal):
         assert certificate_findings(pki.der(c)) == "", c.subject.rfc4514_string()
     ca.verify_directly_issued_by(root)
     responder.verify_directly_issued_by(ca)
+    seal.verify_directly_issued_by(ca)
     cert.verify_directly_issued_by(ca)
     # the Vietnamese subscriber profile
     assert cert.subject.get_attributes_for_oid(NameOID.USER_ID)[0].value == "CCCD:001099012345"
@@ -373,8 +374,7 @@ async def test_a_renewal_supersedes_the_old_certificate_once_it_is_active(signin
     signing.clock.advance(days=300)
     new = await issue(signing, "order-2", renews=old["_id"], activate=False)
     assert not signing.store.of_type(CertRevoked)  # the old one serves until the new one is active
-    record = await signing.activation.acceptance_record(ALICE, new["_id"])
-    await signing.activation.activate(ALICE, new["_id"], PIN, record.sha256)
+    await signing.activation.activate(ALICE, new["_id"], PIN)
     activated = next(e for e in signing.store.of_type(CertActivated) if e.data.certificate_id == new["_id"])
     await signing.lifecycle.when_cert_activated_supersede_previous(activated)
     await signing.lifecycle.when_cert_activated_supersede_previous(activated)

@@ -4,6 +4,7 @@ recorded before signing, activation."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -23,7 +24,7 @@ from kyso_contracts import (
 from kyso_kit.auth import Principal
 from kyso_kit.clock import FakeClock
 from kyso_kit.crypto import SecretBox
-from kyso_kit.errors import Conflict, Forbidden, Invalid
+from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound
 from kyso_kit.store import MemoryStore
 from kyso_signing import pki, profiles
 from kyso_signing.activation import Activation
@@ -34,7 +35,10 @@ from kyso_signing.crl import RevocationLists
 from kyso_signing.issuance import Issuance
 from kyso_signing.lifecycle import Lifecycle
 from kyso_signing.ocsp import Responder
+from kyso_signing.papers import Acceptance, Papers
+from kyso_signing.remote import RemoteSigning
 from kyso_signing.settings import DEV_POLICY_OID
+from kyso_signing.tsa import TimestampAuthority
 
 from .conftest import delivered, order_placed
 
@@ -54,12 +58,16 @@ class Signing:
     def __init__(self, store: MemoryStore, clock: FakeClock) -> None:
         box = SecretBox(MASTER)
         self.authority = Authority(store.collection("authority"), box, HIERARCHY, clock)
-        self.issuance = Issuance(store, self.authority, box, clock)
-        self.contracts = Contracts(store, self.issuance, clock, "kyso test")
-        self.activation = Activation(store, self.authority, MASTER, clock)
+        self.crls = RevocationLists(store, self.authority, clock, timedelta(hours=24))
+        self.stamper = TimestampAuthority(self.authority.tsa_policy_oid, clock)
+        self.papers = Papers(store, self.authority, self.crls, self.stamper, clock, "kyso test")
+        self.remote = RemoteSigning(store, MASTER, clock, otp_wait_seconds=0)
+        self.acceptance = Acceptance(store, self.papers, self.remote, clock)
+        self.issuance = Issuance(store, self.authority, box, clock, self.papers)
+        self.contracts = Contracts(store, self.issuance, clock, self.papers)
+        self.activation = Activation(store, self.authority, MASTER, clock, self.acceptance)
         self.certificates = Certificates(store, self.authority)
         self.lifecycle = Lifecycle(store, clock)
-        self.crls = RevocationLists(store, self.authority, clock, timedelta(hours=24))
         self.responder = Responder(store, self.authority, clock, timedelta(hours=1))
         self.lifecycle.after_change.append(self.crls.refresh)
         self.authority.on_responder_change.append(self.responder.forget_all)
@@ -68,6 +76,8 @@ class Signing:
     async def start(self) -> None:
         await self.contracts.init()
         await self.issuance.init()
+        self.stamper.use(self.authority.tsa_key, self.authority.tsa_certificate)
+        await self.remote.init()
         await self.certificates.init()
         await self.lifecycle.init()
         await self.crls.init()
@@ -218,25 +228,29 @@ async def test_two_certificates_never_hold_one_serial(signing: Signing, monkeypa
     assert store.of_type(CertIssued)[-1].data.serial_number == "5e41a1"
 
 
-async def test_activation_needs_the_owner_a_good_pin_and_the_record_shown(signing: Signing) -> None:
+async def test_activation_needs_the_owner_and_a_good_pin_and_draws_up_the_record(signing: Signing) -> None:
     c, a, store = signing.contracts, signing.activation, signing.store
     contract_id, sha = await _prepared(signing)
     await c.when_sms_otp_verified_sign_contract(delivered(signing.consent(contract_id, sha), signing.clock))
     [issued] = store.of_type(CertIssued)
     cert_id = issued.data.certificate_id
-    record = await a.acceptance_record(ALICE, cert_id)
+    with pytest.raises(NotFound):  # the record is drawn up at activation (it names the activation time)
+        await a.acceptance_record(ALICE, cert_id)
     with pytest.raises(Invalid):
-        await a.activate(ALICE, cert_id, "123456", record.sha256)
-    with pytest.raises(Conflict):
-        await a.activate(ALICE, cert_id, "482915", "0" * 64)
+        await a.activate(ALICE, cert_id, "123456")
     with pytest.raises(Forbidden):  # not even an operator may set a subscriber's signing PIN
-        await a.activate(Principal("op", frozenset({"operator"})), cert_id, "482915", record.sha256)
-    done = await a.activate(ALICE, cert_id, "482915", record.sha256)
-    assert done.status == "active"
+        await a.activate(Principal("op", frozenset({"operator"})), cert_id, "482915")
+    assert store.of_type(CertActivated) == []
+    done = await a.activate(ALICE, cert_id, "482915")
+    assert done.status == "active" and done.acceptance_signing_request_id
     with pytest.raises(Conflict):
-        await a.activate(ALICE, cert_id, "482915", record.sha256)
+        await a.activate(ALICE, cert_id, "482915")
     [activated] = store.of_type(CertActivated)
-    assert activated.data.acceptance_record_sha256 == record.sha256
+    record = await a.acceptance_record(ALICE, cert_id)
+    assert activated.data.acceptance_record_sha256 == record.sha256 == done.acceptance_record_sha256
+    pdf = await signing.acceptance.file(ALICE, cert_id, signed=False)
+    assert pdf.startswith(b"%PDF-") and hashlib.sha256(pdf).hexdigest() == record.sha256
+    assert record.signing_request_id == done.acceptance_signing_request_id and not record.signed
 
 
 async def test_a_reader_waiting_for_the_contract_gets_it_as_soon_as_it_is_drawn_up(signing: Signing) -> None:

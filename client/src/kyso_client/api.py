@@ -159,13 +159,34 @@ class KysoApi:
             "GET", f"{self.ep.signing}/v1/certificates/{certificate_id}/acceptance-record", auth=True
         )
 
-    async def activate_certificate(self, certificate_id: str, pin: str, record_sha256: str) -> Any:
+    async def activate_certificate(self, certificate_id: str, pin: str) -> Any:
+        """Set the signing PIN; the answer names the signing request for the acceptance record."""
         return await self.call(
-            "POST",
-            f"{self.ep.signing}/v1/certificates/{certificate_id}/activation",
-            auth=True,
-            json={"pin": pin, "acceptance_record_sha256": record_sha256},
+            "POST", f"{self.ep.signing}/v1/certificates/{certificate_id}/activation", auth=True, json={"pin": pin}
         )
+
+    async def ask_acceptance_signature(self, certificate_id: str) -> Any:
+        return await self.call(
+            "POST", f"{self.ep.signing}/v1/certificates/{certificate_id}/acceptance-record/signing-request", auth=True
+        )
+
+    async def download(self, path: str) -> bytes:
+        """A file of the account's (``pdf_url`` of a contract or an acceptance record) as bytes."""
+        if not self.token:
+            raise RuntimeError("sign in first")
+        r = await self.http.get(f"{self.ep.signing}{path}", headers={"Authorization": f"Bearer {self.token}"})
+        if r.status_code >= 400:
+            raise KysoError(r.status_code, r.json().get("error", {}).get("code", "unknown"), r.text, r.text)
+        return r.content
+
+    async def confirm_signing_by_sms(self, request_id: str, account_id: str, phone: str, pin: str) -> Any:
+        """The app: an SMS code bound to the request's documents, then the signing PIN."""
+        req = await self.signing_request(request_id)
+        ch = await self.sms_challenge(
+            "signature_confirmation", request_id, account_id=account_id, binding_sha256=req["documents_digest"]
+        )
+        await self.verify_sms(ch["challenge_id"], await self.dev_sms_code(phone, ch["challenge_id"]))
+        return await self.confirm_signing(request_id, pin)
 
     async def ca_certificate(self) -> str:
         return str(await self.call("GET", f"{self.ep.signing}/v1/ca/certificate"))

@@ -44,6 +44,7 @@ class JourneyResult:
     certificate_pem: str = ""
     ca_pem: str = ""
     acceptance_record: bytes = b""
+    contract_id: str = ""
     acceptance_signature: bytes = b""
     soft_token: SoftToken | None = None
 
@@ -191,6 +192,7 @@ async def walk(
         bought = await buy_certificate(api, r.account_id, r.phone, package_code, pin, say=say, after=after)
         r.order_id, r.payment_id, r.certificate_id = bought.order_id, bought.payment_id, bought.certificate_id
         r.acceptance_record, r.acceptance_signature = bought.acceptance_record, bought.acceptance_signature
+        r.contract_id = bought.contract_id
 
         # Step 6 — the status, as the kyso app and VNeID see it.
         r.final_order = await api.order_reaching(r.order_id, "active")
@@ -213,6 +215,7 @@ class Bought:
     certificate_id: str
     acceptance_record: bytes
     acceptance_signature: bytes
+    contract_id: str = ""
 
 
 async def buy_certificate(
@@ -253,15 +256,20 @@ async def buy_certificate(
     # Step 5 — the certificate waits for activation: set a PIN, sign the acceptance record.
     pending = await api.order_reaching(order_id, "pending_activation")
     say(f"5. certificate {pending['certificate']['serial_number']} is '{pending['status_vi']}'")
+    activated = await api.activate_certificate(certificate_id, pin)
     record = await api.acceptance_record(certificate_id)
-    activated = await api.activate_certificate(certificate_id, pin, record["sha256"])
-    say("   PIN set; acceptance record signed with the new key")
+    unsigned = await api.download(record["pdf_url"])
+    say("   PIN set; the acceptance record (PDF) is drawn up and waits for the subscriber's signature")
+    await api.confirm_signing_by_sms(activated["acceptance_signing_request_id"], account_id, phone, pin)
+    signed = await eventually(lambda: api.acceptance_record(certificate_id), lambda r: bool(r["signed"]), timeout=60)
+    say(f"   acceptance record signed in the app (SMS code + PIN): PAdES, sha256 {signed['signed_sha256'][:16]}…")
     return Bought(
         order_id,
         payment["payment_id"],
         certificate_id,
-        record["text"].encode(),
+        unsigned,
         base64.b64decode(activated["acceptance_signature_b64"]),
+        contract_id=contract["contract_id"],
     )
 
 

@@ -9,6 +9,7 @@ from .envelope import CONTENT_TYPE, CloudEvent, Payload, new_event_id, utcnow, w
 from .events import (
     ALL_EVENTS,
     BY_TYPE,
+    AcceptanceRecordSigned,
     AccountCreated,
     CertActivated,
     CertExpired,
@@ -44,6 +45,7 @@ __all__ = [
     "ALL_EVENTS",
     "BY_TYPE",
     "CONTENT_TYPE",
+    "AcceptanceRecordSigned",
     "AccountCreated",
     "CertActivated",
     "CertExpired",

@@ -130,6 +130,9 @@ class ContractSigned(Payload):
     consent_challenge_id: Id
     provider_signature_b64: str = Field(description="The provider's ECDSA signature over the contract")
     signed_at: UtcDateTime
+    sealed_contract_sha256: Sha256Hex | None = Field(
+        default=None, description="SHA-256 of the contract PDF as sealed by the provider (PAdES B-LTA)"
+    )
 
 
 class CertIssued(Payload):
@@ -164,6 +167,25 @@ class CertActivated(Payload):
     acceptance_record_sha256: Sha256Hex
     acceptance_signature_b64: str
     activated_at: UtcDateTime
+
+
+class AcceptanceRecordSigned(Payload):
+    """The subscriber signed the service acceptance record (PDF, PAdES) with the new certificate,
+    confirmed in the app through remote signing."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.acceptance_record_signed.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    request_id: Id = Field(description="The remote-signing request the subscriber confirmed")
+    acceptance_record_sha256: Sha256Hex = Field(description="SHA-256 of the record PDF as drawn up")
+    signed_pdf_sha256: Sha256Hex = Field(description="SHA-256 of the signed PDF")
+    level: Literal["PAdES-B-LT"]
+    signed_at: UtcDateTime
 
 
 RevocationReason = Literal[
@@ -479,6 +501,7 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     ContractSigned,
     CertIssued,
     CertActivated,
+    AcceptanceRecordSigned,
     PaymentAmountMismatch,
     ConsentRejected,
     CertRevoked,

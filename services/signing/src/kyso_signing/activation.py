@@ -1,9 +1,10 @@
-"""Activation: the subscriber sets a signing PIN and signs the acceptance record with the new key."""
+"""Activation: the subscriber sets a signing PIN; the acceptance record is drawn up (PDF), the new key
+signs its bytes once as proof of possession, and kyso asks the subscriber — through remote signing,
+confirmed in the app like any other document — for the PAdES signature the record keeps."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.clock import Clock
@@ -11,9 +12,10 @@ from kyso_kit.crypto import SecretBox, off_loop
 from kyso_kit.errors import Conflict, Invalid, not_found
 from kyso_kit.store import Doc, Store
 
-from . import documents, domain, keywrap, pki
+from . import domain, keywrap, pki
 from .authority import Authority
 from .domain import CertificateStatus as S
+from .papers import Acceptance
 from .schemas import AcceptanceRecordView, ActivationView
 
 
@@ -26,7 +28,10 @@ def _not_pending() -> Conflict:
 
 
 class Activation:
-    def __init__(self, store: Store, authority: Authority, master_key_b64: str, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, authority: Authority, master_key_b64: str, clock: Clock, acceptance: Acceptance
+    ) -> None:
+        self.acceptance = acceptance
         self.certs = store.collection("certificates", events=True)
         self.authority = authority
         self.master_key = base64.b64decode(master_key_b64)
@@ -42,28 +47,37 @@ class Activation:
 
     async def acceptance_record(self, who: Principal, certificate_id: str) -> AcceptanceRecordView:
         doc = await self._issued(who, certificate_id)
-        text = documents.acceptance_record(doc["_id"], doc["certificate"])
-        return AcceptanceRecordView(certificate_id=doc["_id"], text=text.decode(), sha256=documents.sha256_hex(text))
+        rec = doc.get("acceptance") or {}
+        if "sha256" not in rec:
+            raise not_found("acceptance_record", "biên bản nghiệm thu")  # drawn up when the certificate is activated
+        base = f"/v1/certificates/{doc['_id']}/acceptance-record"
+        signed = rec.get("signed_sha256")
+        return AcceptanceRecordView(
+            certificate_id=doc["_id"],
+            text=rec.get("text", ""),
+            sha256=rec["sha256"],
+            pdf_url=f"{base}/pdf?version=unsigned",
+            signing_request_id=rec.get("request_id"),
+            signed=signed is not None,
+            signed_sha256=signed,
+            signed_pdf_url=f"{base}/pdf?version=signed" if signed else None,
+        )
 
-    async def activate(self, who: Principal, certificate_id: str, pin: str, record_sha256: str) -> ActivationView:
+    async def activate(self, who: Principal, certificate_id: str, pin: str) -> ActivationView:
         problem = keywrap.pin_problem(pin)
         if problem:
             raise Invalid("weak_pin", problem, "Mã PIN phải gồm 6–8 chữ số và không quá dễ đoán")
         doc = await self._issued(who, certificate_id, "sign")
         if doc["status"] != S.PENDING_ACTIVATION:
             raise _not_pending()  # refused before the key is unsealed
-        record = documents.acceptance_record(doc["_id"], doc["certificate"])
-        if hashlib.sha256(record).hexdigest() != record_sha256:
-            raise Conflict(
-                "document_mismatch",
-                "The acceptance record changed; fetch it again",
-                "Biên bản nghiệm thu đã thay đổi, vui lòng tải lại",
-            )
+        t = self.clock.now()
+        record = await self.acceptance.draw_up(doc, t)
+        record_sha256 = record["sha256"]
+        pdf = await self.acceptance.papers.get(record_sha256)
         owner = f"subscriber:{doc['_id']}"
         key_der = self.box.open(doc["key"]["sealed"], aad=owner)
-        signature = pki.sign(pki.key_from_der(key_der, keep=False), record)
+        signature = pki.sign(pki.key_from_der(key_der, keep=False), pdf)  # proof of possession, at activation
         sealed = await off_loop(keywrap.seal_with_pin, self.master_key, pin, owner, key_der)
-        t = self.clock.now()
         sig_b64 = base64.b64encode(signature).decode()
         status, activated = domain.activated(
             S(doc["status"]),
@@ -81,16 +95,18 @@ class Activation:
                     "activated_at": t,
                     "key": {"stage": "pin", "algorithm": doc["key"].get("algorithm"), "sealed": sealed},
                     "pin_failures": 0,
-                    "acceptance": {"sha256": record_sha256, "signature_b64": sig_b64, "at": t},
+                    "acceptance": record | {"signature_b64": sig_b64},
                 }
             },
             events=[activated],
         )
         if not done:
             raise _not_pending()
+        request = await self.acceptance.ask(None, doc["_id"])  # should this fail, the app asks again
         return ActivationView(
             certificate_id=doc["_id"],
             status=status.value,
             acceptance_signature_b64=sig_b64,
             acceptance_record_sha256=record_sha256,
+            acceptance_signing_request_id=request["_id"],
         )

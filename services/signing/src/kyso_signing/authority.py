@@ -28,6 +28,7 @@ from .pki import KeyAlgorithm, PrivateKey
 
 ROOT, ISSUING, RESPONDER, SEAL, TSA = "root-ca", "issuing-ca", "ocsp-responder", "provider-seal", "timestamp-authority"
 TSA_VALIDITY = timedelta(days=5 * 365)
+SEAL_VALIDITY = timedelta(days=3 * 365)
 
 
 def aad(name: str) -> str:
@@ -89,6 +90,7 @@ class Authority:
         self._seal_key: PrivateKey | None = None
         self._tsa_key: PrivateKey | None = None
         self._tsa: x509.Certificate | None = None
+        self._seal: x509.Certificate | None = None
         self.on_responder_change: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ loading
@@ -118,6 +120,13 @@ class Authority:
             raise ValueError("the issuing CA key does not match its certificate")
         seal = await self._get_or_create(SEAL, self._new_seal)
         self._seal_key = pki.key_from_der(self._box.open(seal["key"], aad(SEAL)))
+        if "certificate_pem" not in seal:  # a seal key from before seals had certificates: certify it once
+            pem = pki.pem(self._seal_certificate_for(self._seal_key))
+            await self._coll.update(
+                {"_id": SEAL, "certificate_pem": {"$exists": False}}, {"$set": {"certificate_pem": pem}}
+            )
+            seal = await self._get_or_create(SEAL, self._new_seal)
+        self._seal = pki.load_certificate(seal["certificate_pem"])
         tsa = await self._get_or_create(TSA, self._new_tsa)
         self._tsa_key = pki.key_from_der(self._box.open(tsa["key"], aad(TSA)))
         self._tsa = pki.load_certificate(tsa["certificate_pem"])
@@ -151,9 +160,37 @@ class Authority:
         assert self._tsa is not None, "authority not loaded"
         return self._tsa
 
+    def _seal_certificate_for(self, key: PrivateKey) -> x509.Certificate:
+        return profiles.provider_seal(
+            key.public_key(),
+            self.h.organisation,
+            self.ca_key,
+            self.ca_certificate,
+            self.urls,
+            self.policy_oid,
+            self._clock.now(),
+            SEAL_VALIDITY,
+        )
+
     def _new_seal(self) -> dict[str, Any]:
         key = pki.new_key()
-        return {"key": self._box.seal(pki.key_to_der(key), aad(SEAL)), "public_key_pem": pki.public_key_pem(key)}
+        return {
+            "key": self._box.seal(pki.key_to_der(key), aad(SEAL)),
+            "public_key_pem": pki.public_key_pem(key),
+            "certificate_pem": pki.pem(self._seal_certificate_for(key)),
+        }
+
+    @property
+    def seal_certificate(self) -> x509.Certificate:
+        assert self._seal is not None, "authority not loaded"
+        return self._seal
+
+    def own_certificate(self, serial: int) -> x509.Certificate | None:
+        """A certificate the issuing CA issued to the provider itself (seal, timestamp authority)."""
+        for cert in (self._seal, self._tsa):
+            if cert is not None and cert.serial_number == serial:
+                return cert
+        return None
 
     async def _get_or_create(self, name: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         doc = await self._coll.get(name)

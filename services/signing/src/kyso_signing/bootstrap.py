@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from kyso_contracts import (
+    AcceptanceRecordSigned,
     CertActivated,
     CertExpired,
     CertIssued,
@@ -41,6 +42,7 @@ from .evidence import AuditLog
 from .issuance import Issuance
 from .lifecycle import Lifecycle
 from .ocsp import Responder
+from .papers import Acceptance, Papers
 from .pin import PinUnlock
 from .remote import RemoteSigning
 from .settings import SigningSettings
@@ -48,6 +50,7 @@ from .tsa import TimestampAuthority
 from .webhooks import Webhooks
 
 PUBLISHES: list[type[Payload]] = [
+    AcceptanceRecordSigned,
     ContractSigned,
     CertIssued,
     CertActivated,
@@ -85,19 +88,21 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     assert settings.master_key_b64
     box = SecretBox(settings.master_key_b64)
     authority = Authority(rt.store.collection("authority"), box, hierarchy(settings), rt.clock)
-    issuance = Issuance(rt.store, authority, box, rt.clock)
-    contracts = Contracts(rt.store, issuance, rt.clock, settings.provider_name)
-    activation = Activation(rt.store, authority, settings.master_key_b64, rt.clock)
+    crls = RevocationLists(rt.store, authority, rt.clock, timedelta(hours=settings.crl_validity_hours))
+    stamper = TimestampAuthority(authority.tsa_policy_oid, rt.clock)
+    papers = Papers(rt.store, authority, crls, stamper, rt.clock, settings.provider_name)
+    remote = RemoteSigning(rt.store, settings.master_key_b64, rt.clock)
+    acceptance = Acceptance(rt.store, papers, remote, rt.clock)
+    issuance = Issuance(rt.store, authority, box, rt.clock, papers)
+    contracts = Contracts(rt.store, issuance, rt.clock, papers)
+    activation = Activation(rt.store, authority, settings.master_key_b64, rt.clock, acceptance)
     certificates = Certificates(rt.store, authority)
     lifecycle = Lifecycle(rt.store, rt.clock)
-    crls = RevocationLists(rt.store, authority, rt.clock, timedelta(hours=settings.crl_validity_hours))
     responder = Responder(rt.store, authority, rt.clock, timedelta(minutes=settings.ocsp_response_validity_minutes))
     pin = PinUnlock(rt.store, settings.master_key_b64, rt.clock)
     clients = Clients(rt.store, box, rt.clock)
-    remote = RemoteSigning(rt.store, settings.master_key_b64, rt.clock)
     webhooks = Webhooks(rt.store, clients, rt.clock)
     audit = AuditLog(rt.store, rt.clock)
-    stamper = TimestampAuthority(authority.tsa_policy_oid, rt.clock)
     csc = csc_api.Csc(rt.store, remote, authority, webhooks, rt.clock, stamper)
     authority.on_responder_change.append(responder.forget_all)
     lifecycle.after_change.append(crls.refresh)
@@ -149,13 +154,16 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     async def when_signature_completed(event: CloudEvent[SignatureCompleted]) -> None:
         await audit.when_signature_completed_record(event)
         await webhooks.when_signing_request_ended_notify(event)
+        await acceptance.when_signature_completed_finish(event)
 
     on(SignatureRejected)(webhooks.when_signing_request_ended_notify)
     on(SignatureExpired)(webhooks.when_signing_request_ended_notify)
 
     on(CertActivated)(lifecycle.when_cert_activated_supersede_previous)
     app = rt.http_app("kyso signing", "Contracts, the certificate authority (CRL, OCSP), activation, remote signing")
-    app.include_router(http_api.router(contracts, activation, certificates, lifecycle, pin, rt.verifier(), rt.clock))
+    app.include_router(
+        http_api.router(contracts, activation, acceptance, certificates, lifecycle, pin, rt.verifier(), rt.clock)
+    )
     app.include_router(pki_api.router(authority, crls, responder, stamper, rt.clock))
     app.include_router(rp_api.router(clients, remote, rt.verifier(), rt.clock))
     app.include_router(csc_api.router(csc, csc_api.csc_client_dependency(clients)))

@@ -22,6 +22,7 @@ from kyso_kit.timeutil import local
 from . import documents, domain
 from .domain import CertificateStatus as S
 from .issuance import Issuance
+from .papers import Papers
 from .schemas import ConsentRejection, ContractView
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,14 @@ def _ref(doc: Doc) -> domain.Ref:
 
 class Contracts:
     def __init__(
-        self, store: Store, issuance: Issuance, clock: Clock, provider_name: str, changes: Changes | None = None
+        self, store: Store, issuance: Issuance, clock: Clock, papers: Papers, changes: Changes | None = None
     ) -> None:
         self.certs = store.collection("certificates", events=True)
         self.changes = changes or Changes()
         self.events = store.events
         self.issuance = issuance
         self.clock = clock
-        self.provider_name = provider_name
+        self.papers = papers
 
     async def init(self) -> None:
         await self.certs.ensure_index([("order_id", 1)], unique=True)
@@ -92,13 +93,9 @@ class Contracts:
             log.warning("paid amount differs from order amount", extra={"order_id": order_id, "cause": cause})
             return
         contract_id = uuid.uuid4().hex
-        text = documents.service_contract(contract_id, self.provider_name, doc["order"])
-        contract = {
-            "contract_id": contract_id,
-            "text": text.decode(),
-            "sha256": documents.sha256_hex(text),
-            "prepared_at": t,
-        }
+        rendered = documents.service_contract(contract_id, self.papers.provider_name, doc["order"], t)
+        sha = await self.papers.put(rendered.pdf, "contract", doc["account_id"])  # stored before it is pointed at
+        contract = {"contract_id": contract_id, "text": rendered.text, "sha256": sha, "prepared_at": t}
         # contract_id also at the top level: an indexed equality lookup when the consent code arrives
         await self.certs.update(
             guard, {"$set": {"status": status.value, "contract": contract, "contract_id": contract_id}}
@@ -118,6 +115,7 @@ class Contracts:
             raise not_found("contract", "hợp đồng")
         ensure_may(who, doc["account_id"], "read")
         c = doc["contract"]
+        base = f"/v1/contracts/{c['contract_id']}/pdf"
         return ContractView(
             certificate_id=doc["_id"],
             order_id=order_id,
@@ -126,11 +124,24 @@ class Contracts:
             sha256=c["sha256"],
             status=doc["status"],
             signed=S(doc["status"]) in domain.CONTRACT_SIGNED,
+            pdf_url=f"{base}?version=unsigned",
+            sealed_sha256=c.get("sealed_sha256"),
+            sealed_pdf_url=f"{base}?version=sealed" if c.get("sealed_sha256") else None,
             consent_rejections=[
                 ConsentRejection(consent_challenge_id=r["challenge_id"], reason=r["reason"], at=local(r["at"]))
                 for r in doc.get("consent_rejections", [])
             ],
         )
+
+    async def pdf(self, who: Principal, contract_id: str, sealed: bool) -> bytes:
+        doc = await self.certs.find_one({"contract_id": contract_id})
+        if doc is None:
+            raise not_found("contract", "hợp đồng")
+        ensure_may(who, doc["account_id"], "read")
+        sha = doc["contract"].get("sealed_sha256") if sealed else doc["contract"]["sha256"]
+        if not sha:
+            raise not_found("sealed_contract", "hợp đồng đã đóng dấu")  # sealed once the subscriber consents
+        return await self.papers.get(sha)
 
     async def when_sms_otp_verified_sign_contract(self, event: CloudEvent[SmsOtpVerified]) -> None:
         e = event.data

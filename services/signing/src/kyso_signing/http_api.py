@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from kyso_contracts.types import Id
 from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency, fresh_credential_dependency, role_dependency
@@ -17,6 +18,7 @@ from .activation import Activation
 from .certificates import Certificates, certificate_view
 from .contract import Contracts
 from .lifecycle import Lifecycle
+from .papers import Acceptance
 from .pin import PinUnlock
 from .schemas import (
     AcceptanceRecordView,
@@ -32,6 +34,15 @@ from .schemas import (
 )
 
 PEM = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "PEM text"}}
+_PDF: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "PDF"}
+}
+
+
+def _pdf(data: bytes, filename: str) -> Response:
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "ETag": etag, "Cache-Control": "private"}
+    return Response(data, media_type="application/pdf", headers=headers)
 
 
 def _checked(body: LifecycleRequest, clock: Clock) -> LifecycleRequest:
@@ -53,6 +64,7 @@ def _checked(body: LifecycleRequest, clock: Clock) -> LifecycleRequest:
 def router(
     contracts: Contracts,
     activation: Activation,
+    acceptance: Acceptance,
     certificates: Certificates,
     lifecycle: Lifecycle,
     pin: PinUnlock,
@@ -91,14 +103,60 @@ def router(
     async def acceptance_record(certificate_id: Id, who: Principal = Depends(account)) -> AcceptanceRecordView:
         return await activation.acceptance_record(who, certificate_id)
 
+    @r.get(
+        "/certificates/{certificate_id}/acceptance-record/pdf",
+        tags=["certificates"],
+        response_class=Response,
+        responses={**_PDF, **errors(401, 403, 404, 422)},
+    )
+    async def acceptance_record_pdf(
+        certificate_id: Id,
+        who: Principal = Depends(account),
+        version: Annotated[
+            Literal["signed", "unsigned"], Query(description="As signed by the subscriber (PAdES), or as drawn up")
+        ] = "signed",
+    ) -> Response:
+        """The acceptance record PDF (biên bản nghiệm thu)."""
+        data = await acceptance.file(who, certificate_id, signed=version == "signed")
+        return _pdf(data, f"bien-ban-nghiem-thu-{certificate_id}-{version}.pdf")
+
+    @r.post(
+        "/certificates/{certificate_id}/acceptance-record/signing-request",
+        tags=["certificates"],
+        responses=errors(401, 403, 404, 409, 422),
+    )
+    async def ask_acceptance(certificate_id: Id, who: Principal = Depends(account)) -> AcceptanceRecordView:
+        """Ask again for the subscriber's signature on the acceptance record (when the request made at
+        activation expired or was rejected); confirm it in the app like any signing request."""
+        await acceptance.ask(who, certificate_id)
+        return await activation.acceptance_record(who, certificate_id)
+
+    @r.get(
+        "/contracts/{contract_id}/pdf",
+        tags=["contracts"],
+        response_class=Response,
+        responses={**_PDF, **errors(401, 403, 404, 422)},
+    )
+    async def contract_pdf(
+        contract_id: Id,
+        who: Principal = Depends(account),
+        version: Annotated[
+            Literal["sealed", "unsigned"], Query(description="As sealed by the provider (PAdES), or as consented to")
+        ] = "sealed",
+    ) -> Response:
+        """The service contract PDF."""
+        data = await contracts.pdf(who, contract_id, sealed=version == "sealed")
+        return _pdf(data, f"hop-dong-{contract_id}-{version}.pdf")
+
     @r.post(
         "/certificates/{certificate_id}/activation", tags=["certificates"], responses=errors(401, 403, 404, 409, 422)
     )
     async def activate(
         certificate_id: Id, body: ActivationRequest, who: Principal = Depends(account)
     ) -> ActivationView:
-        """Step 5: set the signing PIN and sign the acceptance record with the new key."""
-        return await activation.activate(who, certificate_id, body.pin, body.acceptance_record_sha256)
+        """Step 5: set the signing PIN. The acceptance record is drawn up, and a signing request for it
+        waits for the subscriber's confirmation in the app (``acceptance_signing_request_id``)."""
+        return await activation.activate(who, certificate_id, body.pin)
 
     @r.post(
         "/certificates/{certificate_id}/lifecycle-requests",

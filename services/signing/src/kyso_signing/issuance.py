@@ -15,18 +15,20 @@ from kyso_contracts import CloudEvent, SmsOtpVerified
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox, off_loop
 from kyso_kit.store import Doc, DuplicateKey, Store
-from kyso_kit.timeutil import as_utc
+from kyso_kit.timeutil import as_utc, local
 
 from . import domain, pki, profiles
 from .authority import Authority
 from .domain import CertificateStatus as S
+from .papers import Papers
 from .pki import KeyAlgorithm
 
 DRAWS = 5
 
 
 class Issuance:
-    def __init__(self, store: Store, authority: Authority, box: SecretBox, clock: Clock) -> None:
+    def __init__(self, store: Store, authority: Authority, box: SecretBox, clock: Clock, papers: Papers) -> None:
+        self.papers = papers
         self.certs = store.collection("certificates", events=True)
         self.events = store.events
         self.authority = authority
@@ -43,9 +45,8 @@ class Issuance:
         if doc["status"] == S.AWAITING_CONSENT:
             status = domain.next_status(S(doc["status"]), "consent")
             t = self.clock.now()
-            provider_sig = base64.b64encode(
-                pki.sign(self.authority.seal_key, doc["contract"]["text"].encode())
-            ).decode()
+            contract_pdf = await self.papers.get(doc["contract"]["sha256"])
+            provider_sig = base64.b64encode(pki.sign(self.authority.seal_key, contract_pdf)).decode()
             algorithm = KeyAlgorithm(doc["order"].get("key_algorithm", KeyAlgorithm.ECDSA_P256))
             # The key and the validity are fixed with the serial, so a resumed issuance signs the very same
             # certificate body: a certificate the CA signed but did not store would be identical to the stored one.
@@ -121,6 +122,9 @@ class Issuance:
             "key_algorithm": reserved.get("key_algorithm", KeyAlgorithm.ECDSA_P256.value),
         }
         c = doc["contract"]
+        consented = f"Đã giao kết bằng OTP {c['consent_challenge_id']} lúc {local(c['signed_at'])} / consented by OTP"
+        sealed = await self.papers.seal(await self.papers.get(c["sha256"]), consented)
+        sealed_sha = await self.papers.put(sealed, "contract-sealed", doc["account_id"])
         ref = domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
         status, signed_payload, issued_payload = domain.issued(
             S(doc["status"]),
@@ -136,6 +140,7 @@ class Issuance:
                 not_before=info["not_before"],
                 not_after=info["not_after"],
                 certificate_pem=info["certificate_pem"],
+                sealed_contract_sha256=sealed_sha,
             ),
         )
         signed = self.events(signed_payload, causation_id=event.id)
@@ -146,6 +151,7 @@ class Issuance:
                 "$set": {
                     "status": status.value,
                     "certificate": info,
+                    "contract.sealed_sha256": sealed_sha,
                     "expires_on": expiry_day(info["not_after"]),
                     "revision": 1,
                 }

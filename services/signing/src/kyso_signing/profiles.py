@@ -219,6 +219,36 @@ def timestamp_authority(
     )
 
 
+def provider_seal(
+    key: PublicKey,
+    organisation: str,
+    ca_key: PrivateKey,
+    ca: x509.Certificate,
+    urls: Urls,
+    policy_oid: str,
+    at: datetime,
+    validity: timedelta,
+) -> x509.Certificate:
+    """The provider's electronic seal (a legal person's signing certificate): it seals service contracts
+    and audit checkpoints. Non-repudiation, document-signing EKU, revocation pointers for LTV."""
+    subject = _name(
+        (NameOID.COUNTRY_NAME, "VN"),
+        (NameOID.ORGANIZATION_NAME, organisation),
+        (NameOID.COMMON_NAME, f"{organisation} Contract Seal"),
+    )
+    return (
+        _builder(subject, ca.subject, key, pki.new_serial(), at - BACKDATE, min(at + validity, ca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(signature=True, non_repudiation=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([DOCUMENT_SIGNING]), critical=False)
+        .add_extension(_aki(ca_key), critical=False)
+        .add_extension(_policies(policy_oid), critical=False)
+        .add_extension(_crl_dp(urls.issuing_crl), critical=False)
+        .add_extension(_aia(urls.issuing_certificate, urls.ocsp), critical=False)
+        .sign(ca_key, pki.digest_for(ca_key))
+    )
+
+
 @dataclass(frozen=True)
 class Subscriber:
     """Who a personal certificate names, as on the citizen identity card."""

@@ -53,6 +53,7 @@ from kyso_kit.store import Doc, DuplicateKey, Store
 from kyso_kit.timeutil import as_utc
 
 from . import keywrap, pki, signer
+from . import pades as pades_mod
 from .clients import Client
 from .domain import CertificateStatus as S
 from .pki import KeyAlgorithm
@@ -177,7 +178,10 @@ class RemoteSigning:
         certificate_id: str | None = None,
         client_address: str | None = None,
         csc: dict[str, Any] | None = None,
+        pades: bool = False,
     ) -> Doc:
+        """``pades``: each digest is a PDF byte-range digest, and what the key signs is the PAdES signed
+        attributes over it (``pades.signed_attributes``), not the digest itself."""
         docs, raw = _documents(documents)
         cert = await self._credential(account_id, certificate_id)
         if cert["status"] != S.ACTIVE:
@@ -214,6 +218,8 @@ class RemoteSigning:
         }
         if csc is not None:
             doc["csc"] = csc
+        if pades:
+            doc["pades"] = True
         await self.requests.insert(doc, events=[requested])
         return doc
 
@@ -363,10 +369,20 @@ class RemoteSigning:
         hashes = [signer.HASHES[d["hash_algorithm"]] for d in doc["documents"]]
         raw = [base64.b64decode(d["hash_b64"]) for d in doc["documents"]]
 
+        certificate = pki.load_certificate(cert["certificate"]["certificate_pem"])
+        over = [pades_mod.to_be_signed(r, certificate) for r in raw] if doc.get("pades") else raw
+        sha256 = signer.HASHES["sha256"]
+
         def sign_all() -> list[bytes]:
-            return [signer.sign_digest(key, r, h) for r, h in zip(raw, hashes, strict=True)]
+            sigs = [signer.sign_digest(key, r, h) for r, h in zip(over, hashes, strict=True)]
+            # signDoc may ask for PAdES signatures over the same authorised digests
+            if "csc" in doc and all(h.name == "sha256" for h in hashes):
+                sigs += [signer.sign_digest(key, pades_mod.to_be_signed(r, certificate), sha256) for r in raw]
+            return sigs
 
         signatures = await off_loop(sign_all)
+        pades_signatures = signatures[len(raw) :]
+        signatures = signatures[: len(raw)]
         t = self.clock.now()
         algorithm = signer.signature_algorithm(KeyAlgorithm(doc["key_algorithm"]), hashes[0])
         sigs_b64 = [base64.b64encode(s).decode() for s in signatures]
@@ -404,6 +420,7 @@ class RemoteSigning:
         if "csc" in doc:
             sad = secrets.token_urlsafe(32)
             update |= {
+                "pades_signatures_b64": [base64.b64encode(p).decode() for p in pades_signatures],
                 "sad_sha256": hashlib.sha256(sad.encode()).hexdigest(),
                 "csc.sad_sealed": self.box.seal(sad.encode(), aad=f"sad:{doc['_id']}"),
                 "csc.sad_expires_at": t + SAD_TTL,
@@ -431,6 +448,7 @@ class RemoteSigning:
                     "hash": doc["documents"][0]["hash_algorithm"],
                     "digests": [base64.b64decode(d["hash_b64"]) for d in doc["documents"]],
                     "signatures": doc["signatures_b64"],
+                    "pades_signatures": doc.get("pades_signatures_b64", []),
                     "expires_at": doc["csc"]["sad_expires_at"],
                     "used": 0,
                 }

@@ -21,9 +21,14 @@ class ContractView(BaseModel):
     order_id: Id
     contract_id: Id
     text: str
-    sha256: Sha256Hex
+    sha256: Sha256Hex = Field(description="SHA-256 of the contract PDF the consent code is bound to")
     status: str = Field(description="The certificate's lifecycle state")
     signed: bool
+    pdf_url: str = Field(description="The contract PDF (as consented to)")
+    sealed_sha256: Sha256Hex | None = Field(default=None, description="SHA-256 of the PDF sealed by the provider")
+    sealed_pdf_url: str | None = Field(
+        default=None, description="The contract PDF sealed by the provider (PAdES B-LTA)"
+    )
     consent_rejections: list[ConsentRejection] = Field(
         default_factory=list, description="Consent codes that did not authorise this contract; ask for a new code"
     )
@@ -94,20 +99,27 @@ class RevocationRequestView(BaseModel):
 class AcceptanceRecordView(BaseModel):
     certificate_id: Id
     text: str
-    sha256: Sha256Hex
+    sha256: Sha256Hex = Field(description="SHA-256 of the record PDF, drawn up at activation")
+    pdf_url: str
+    signing_request_id: Id | None = Field(default=None, description="The remote-signing request to confirm in the app")
+    signed: bool
+    signed_sha256: Sha256Hex | None = None
+    signed_pdf_url: str | None = Field(default=None, description="The record signed by the subscriber (PAdES B-LT)")
 
 
 class ActivationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pin: Pin
-    acceptance_record_sha256: Sha256Hex
 
 
 class ActivationView(BaseModel):
     certificate_id: Id
     status: str
-    acceptance_signature_b64: str
+    acceptance_signature_b64: str = Field(description="The new key's signature over the record PDF (possession)")
     acceptance_record_sha256: Sha256Hex
+    acceptance_signing_request_id: Id | None = Field(
+        default=None, description="Confirm this request in the app to sign the acceptance record (PAdES)"
+    )
 
 
 # --------------------------------------------------------------------------- remote signing

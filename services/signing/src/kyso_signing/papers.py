@@ -1,0 +1,202 @@
+"""The files a subscriber keeps: the service contract (sealed by the provider after consent) and the
+acceptance record (signed by the subscriber with the new certificate).
+
+Files are content-addressed: a file's ``_id`` is its SHA-256, so writing one twice is harmless, two
+deliveries racing each store their own bytes, and a record can only ever point at exactly the bytes
+whose hash it holds. A file is stored *before* any record points at it.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from kyso_contracts import AcceptanceRecordSigned, CloudEvent, SignatureCompleted
+from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.clock import Clock
+from kyso_kit.crypto import off_loop
+from kyso_kit.errors import Conflict, not_found
+from kyso_kit.store import Doc, DuplicateKey, Store
+
+from . import documents, pades, pki
+from .authority import Authority
+from .clients import Client
+from .crl import RevocationLists
+from .domain import CertificateStatus as S
+from .remote import Document, RemoteSigning
+from .tsa import TimestampAuthority
+
+ACCEPTANCE_CLIENT = Client("kyso-acceptance", "kyso — Biên bản nghiệm thu / acceptance record")
+ACCEPTANCE_FIELD = "KysoAcceptance"
+PDF = "application/pdf"
+
+
+class Papers:
+    def __init__(
+        self,
+        store: Store,
+        authority: Authority,
+        crls: RevocationLists,
+        stamper: TimestampAuthority,
+        clock: Clock,
+        provider_name: str,
+    ) -> None:
+        self.files = store.collection("documents")
+        self.authority = authority
+        self.crls = crls
+        self.stamper = stamper
+        self.clock = clock
+        self.provider_name = provider_name
+
+    async def put(self, pdf: bytes, kind: str, account_id: str) -> str:
+        sha = documents.sha256_hex(pdf)
+        try:
+            await self.files.insert(
+                {"_id": sha, "kind": kind, "account_id": account_id, "media_type": PDF, "bytes": pdf,
+                 "size": len(pdf), "created_at": self.clock.now()}
+            )  # fmt: skip
+        except DuplicateKey:
+            pass  # the very same bytes are stored already
+        return sha
+
+    async def get(self, sha256: str) -> bytes:
+        doc = await self.files.get(sha256)
+        if doc is None:
+            raise LookupError(f"file {sha256} is not stored")  # a record never points at a missing file
+        return bytes(doc["bytes"])
+
+    async def trust(self) -> pades.Trust:
+        """The chain and the CRLs the CA serves right now (a due CRL is published first: never stale)."""
+        await self.crls.refresh()
+        got = [await self.crls.current(which) for which in ("issuing", "root")]
+        crls = tuple(bytes(g["der"]) for g in got if g is not None)
+        return pades.Trust(self.authority.root_certificate, self.authority.ca_certificate, crls, self.clock.now())
+
+    def timestamper(self) -> pades.LocalTimeStamper:
+        return pades.LocalTimeStamper(self.stamper)
+
+    async def seal(self, pdf: bytes, reason: str) -> bytes:
+        """The provider's seal over ``pdf``: PAdES B-LTA."""
+        trust = await self.trust()
+        a = self.authority
+        return await off_loop(pades.seal, pdf, a.seal_key, a.seal_certificate, trust, self.stamper, reason)
+
+
+def _acceptance_label(cert: dict[str, Any]) -> str:
+    return f"Biên bản nghiệm thu / Acceptance record — {cert['serial_number'][:16]}"
+
+
+class Acceptance:
+    """The acceptance record goes through remote signing like any relying party's document: kyso asks,
+    the subscriber confirms in the app (one-time code + signing PIN), then the PDF is completed (B-LT)."""
+
+    def __init__(self, store: Store, papers: Papers, remote: RemoteSigning, clock: Clock) -> None:
+        self.certs = store.collection("certificates", events=True)
+        self.events = store.events
+        self.papers = papers
+        self.remote = remote
+        self.clock = clock
+
+    async def draw_up(self, doc: Doc, at: datetime) -> dict[str, Any]:
+        """Render and store the record and its prepared (placeholder) version; what the certificate keeps."""
+        record = documents.acceptance_record(doc["_id"], doc["certificate"], self.papers.provider_name, at)
+        cert = pki.load_certificate(doc["certificate"]["certificate_pem"])
+        trust = await self.papers.trust()
+        prepared = await off_loop(
+            pades.prepare, record.pdf, cert, trust, ACCEPTANCE_FIELD, "Nghiệm thu dịch vụ / Service acceptance"
+        )
+        await self.papers.put(record.pdf, "acceptance-record", doc["account_id"])
+        prepared_sha = await self.papers.put(prepared.pdf, "acceptance-record-prepared", doc["account_id"])
+        return {
+            "sha256": record.sha256,
+            "text": record.text,
+            "at": at,
+            "prepared_sha256": prepared_sha,
+            "document_digest_b64": base64.b64encode(prepared.document_digest).decode(),
+            "byte_range": [prepared.start, prepared.end],
+        }
+
+    async def ask(self, who: Principal | None, certificate_id: str) -> Doc:
+        """Ask the subscriber to sign the record (again, if an earlier request expired or was rejected)."""
+        doc = await self.certs.get(certificate_id)
+        if doc is None or "certificate" not in doc:
+            raise not_found("certificate", "chứng thư số")
+        if who is not None:
+            ensure_may(who, doc["account_id"], "sign")
+        rec = doc.get("acceptance") or {}
+        if "prepared_sha256" not in rec:
+            raise Conflict("not_activated", "Activate the certificate first", "Vui lòng kích hoạt chứng thư số trước")
+        if "signed_sha256" in rec:
+            raise Conflict("already_signed", "The acceptance record is signed", "Biên bản nghiệm thu đã được ký")
+        if doc["status"] != S.ACTIVE:
+            raise Conflict("credential_not_active", "The certificate is not active", "Chứng thư số không hoạt động")
+        req = await self.remote.submit(
+            ACCEPTANCE_CLIENT,
+            [Document(_acceptance_label(doc["certificate"]), rec["document_digest_b64"], "sha256")],
+            description="Ký biên bản nghiệm thu dịch vụ chứng thư số / Sign the service acceptance record",
+            certificate_id=doc["_id"],
+            pades=True,
+        )
+        await self.certs.update({"_id": doc["_id"]}, {"$set": {"acceptance.request_id": req["_id"]}})
+        return req
+
+    async def when_signature_completed_finish(self, event: CloudEvent[SignatureCompleted]) -> None:
+        e = event.data
+        if e.client_id != ACCEPTANCE_CLIENT.client_id:
+            return
+        doc = await self.certs.get(e.certificate_id)
+        if doc is None:
+            return
+        rec = doc.get("acceptance") or {}
+        if "signed_sha256" in rec or rec.get("document_digest_b64") != e.documents[0].hash_b64:
+            return  # finished already, or a request for an older draft
+        cert = pki.load_certificate(doc["certificate"]["certificate_pem"])
+        start, end = rec["byte_range"]
+        prepared = pades.Prepared(
+            await self.papers.get(rec["prepared_sha256"]), base64.b64decode(rec["document_digest_b64"]), start, end
+        )
+        trust = await self.papers.trust()
+        signature = base64.b64decode(e.signatures_b64[0])
+        stamper = self.papers.timestamper()
+
+        def complete() -> bytes:
+            cms = pades.cms(prepared.document_digest, signature, cert, trust, stamper)
+            return pades.finish(prepared, cms, trust)
+
+        signed = await off_loop(complete)
+        sha = await self.papers.put(signed, "acceptance-record-signed", doc["account_id"])
+        t = self.clock.now()
+        finished = AcceptanceRecordSigned(
+            certificate_id=doc["_id"],
+            order_id=doc["order_id"],
+            account_id=doc["account_id"],
+            serial_number=doc["certificate"]["serial_number"],
+            request_id=e.request_id,
+            acceptance_record_sha256=rec["sha256"],
+            signed_pdf_sha256=sha,
+            level="PAdES-B-LT",
+            signed_at=t,
+        )
+        await self.certs.update(
+            {"_id": doc["_id"], "acceptance.signed_sha256": {"$exists": False}},
+            {
+                "$set": {
+                    "acceptance.signed_sha256": sha,
+                    "acceptance.signed_at": t,
+                    "acceptance.request_id": e.request_id,
+                }
+            },
+            events=[self.events(finished, causation_id=event.id)],
+        )
+
+    async def file(self, who: Principal, certificate_id: str, signed: bool) -> bytes:
+        doc = await self.certs.get(certificate_id)
+        if doc is None or "certificate" not in doc:
+            raise not_found("certificate", "chứng thư số")
+        ensure_may(who, doc["account_id"], "read")
+        rec = doc.get("acceptance") or {}
+        sha = rec.get("signed_sha256") if signed else rec.get("sha256")
+        if not sha:
+            raise not_found("acceptance_record", "biên bản nghiệm thu")
+        return await self.papers.get(sha)

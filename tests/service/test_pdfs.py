@@ -1,0 +1,163 @@
+"""The two PDFs a subscriber keeps, checked by pyHanko's validator with only the CA's own chain and
+CRLs (no fetching, hard-fail): the provider-sealed contract (PAdES B-LTA) and the acceptance record
+signed by the subscriber through remote signing (PAdES B-LT); one changed byte breaks each; bad PDFs
+are refused by name."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+
+from kyso_contracts import AcceptanceRecordSigned, ContractSigned, SignatureCompleted
+from kyso_signing import pades
+from kyso_signing.papers import ACCEPTANCE_CLIENT
+
+from .test_ca import PIN, issue
+from .test_remote_signing import World, sms_code
+from .test_signing_rules import ALICE, Signing
+
+
+@pytest.fixture
+async def world(store: Any, clock: Any) -> World:
+    s = Signing(store, clock)
+    await s.start()
+    w = World(s)
+    await w.start()
+    return w
+
+
+async def trust_of(world: World) -> pades.Trust:
+    return await world.s.papers.trust()
+
+
+def validate(pdf: bytes, trust: pades.Trust) -> dict[str, Any]:
+    """Every signature and document timestamp in ``pdf``, validated; what each one was."""
+    reader = PdfFileReader(BytesIO(pdf))
+    seen: dict[str, Any] = {"signatures": [], "doc_timestamps": 0, "dss": "/DSS" in reader.root}
+    for sig in reader.embedded_signatures:
+        if sig.sig_object_type == "/DocTimeStamp":
+            ts = validate_pdf_timestamp(sig, validation_context=trust.context())
+            assert ts.intact and ts.valid and ts.trusted, ts.summary()
+            seen["doc_timestamps"] += 1
+        else:
+            st = validate_pdf_signature(sig, trust.context())
+            assert st.bottom_line, st.summary()
+            assert st.timestamp_validity is not None and st.timestamp_validity.trusted  # B-T and above
+            seen["signatures"].append(st.signing_cert.subject.native["common_name"])
+    return seen
+
+
+def tampered(pdf: bytes) -> bytes:
+    """One byte changed inside the first signed range (the original document's body)."""
+    i = pdf.index(b"BeVietnamPro") + 2
+    return pdf[:i] + bytes([pdf[i] ^ 0x01]) + pdf[i + 1 :]
+
+
+def fails(pdf: bytes, trust: pades.Trust) -> bool:
+    try:
+        reader = PdfFileReader(BytesIO(pdf), strict=False)
+        sig = next(s for s in reader.embedded_signatures if s.sig_object_type == "/Sig")
+        return not validate_pdf_signature(sig, trust.context()).bottom_line
+    except Exception:
+        return True
+
+
+async def test_the_contract_is_sealed_by_the_provider_as_pades_b_lta(world: World) -> None:
+    doc = await issue(world.s)
+    contract_id = doc["contract"]["contract_id"]
+    consented = await world.s.contracts.pdf(ALICE, contract_id, sealed=False)
+    sealed = await world.s.contracts.pdf(ALICE, contract_id, sealed=True)
+    assert sealed.startswith(consented)  # an incremental update of exactly the bytes consented to
+    [signed] = world.s.store.of_type(ContractSigned)
+    assert signed.data.contract_sha256 == doc["contract"]["sha256"]
+    assert signed.data.sealed_contract_sha256 == doc["contract"]["sealed_sha256"]
+    trust = await trust_of(world)
+    seen = await asyncio.to_thread(validate, sealed, trust)
+    assert seen["signatures"] == ["kyso test Contract Seal"] or seen["signatures"][0].endswith("Contract Seal")
+    assert seen["dss"] and seen["doc_timestamps"] == 1  # LT: validation data; LTA: a document timestamp
+    assert await asyncio.to_thread(fails, tampered(sealed), trust)
+
+
+async def test_the_acceptance_record_is_signed_through_remote_signing_as_pades_b_lt(world: World) -> None:
+    cert = await issue(world.s)
+    remote, acceptance = world.s.remote, world.s.acceptance
+    record = await world.s.activation.acceptance_record(ALICE, cert["_id"])
+    request = await remote.of_subscriber(ALICE, record.signing_request_id or "")
+    assert request["client_id"] == ACCEPTANCE_CLIENT.client_id and request["pades"]
+    with pytest.raises(Exception, match="not found"):  # nothing signed before the subscriber confirms
+        await acceptance.file(ALICE, cert["_id"], signed=True)
+    await remote.when_sms_otp_verified_record(sms_code(world, request))
+    await remote.confirm(ALICE, request["_id"], PIN)
+    [completed] = [e for e in world.s.store.of_type(SignatureCompleted) if e.data.request_id == request["_id"]]
+    await acceptance.when_signature_completed_finish(completed)
+    await acceptance.when_signature_completed_finish(completed)  # delivered twice: finished once
+    [finished] = world.s.store.of_type(AcceptanceRecordSigned)
+    signed = await acceptance.file(ALICE, cert["_id"], signed=True)
+    unsigned = await acceptance.file(ALICE, cert["_id"], signed=False)
+    assert finished.data.acceptance_record_sha256 == record.sha256
+    assert finished.data.level == "PAdES-B-LT"
+    view = await world.s.activation.acceptance_record(ALICE, cert["_id"])
+    assert view.signed and view.signed_sha256 == finished.data.signed_pdf_sha256
+    assert signed.startswith(unsigned)  # the record exactly as drawn up, then the signature
+    trust = await trust_of(world)
+    seen = await asyncio.to_thread(validate, signed, trust)
+    assert seen["signatures"] == ["Nguyễn Thị Bình"] and seen["dss"]
+    assert await asyncio.to_thread(fails, tampered(signed), trust)
+    from kyso_kit.errors import Conflict
+
+    with pytest.raises(Conflict):  # signed: nothing more to ask
+        await acceptance.ask(ALICE, cert["_id"])
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"hello, this is not a PDF", "not_a_pdf"),
+        (b"%PDF-1.7\n" + b"garbage " * 40, "damaged_pdf"),
+        (b"%PDF-1.7\n" + b"0" * (pades.MAX_PDF_BYTES + 1), "pdf_too_large"),
+    ],
+)
+def test_bad_pdfs_are_refused_by_name(data: bytes, code: str) -> None:
+    with pytest.raises(pades.BadPdf) as e:
+        pades.check_pdf(data)
+    assert e.value.code == code and e.value.vi and e.value.en
+
+
+def test_an_encrypted_pdf_is_refused() -> None:
+    from pyhanko.pdf_utils.writer import PdfFileWriter
+
+    w = PdfFileWriter()
+    w.encrypt("owner-secret", "user-secret")
+    out = BytesIO()
+    w.write(out)
+    with pytest.raises(pades.BadPdf) as e:
+        pades.check_pdf(out.getvalue())
+    assert e.value.code == "encrypted_pdf"
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils (deploy/bootstrap.sh installs it)")
+async def test_pdftoppm_renders_the_first_page_of_both_pdfs(world: World, tmp_path: Path) -> None:
+    cert = await issue(world.s)
+    files = {
+        "contract": await world.s.contracts.pdf(ALICE, cert["contract"]["contract_id"], sealed=True),
+        "acceptance": await world.s.acceptance.file(ALICE, cert["_id"], signed=False),
+    }
+    for name, data in files.items():
+        (tmp_path / f"{name}.pdf").write_bytes(data)
+        await asyncio.to_thread(
+            subprocess.run,
+            ["pdftoppm", "-r", "50", "-png", "-f", "1", "-l", "1", "-singlefile", f"{name}.pdf", name],
+            cwd=tmp_path,
+            check=True,
+            timeout=60,
+        )
+        png = (tmp_path / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
