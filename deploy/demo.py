@@ -22,6 +22,7 @@ from kyso_client import vneid
 from kyso_client.api import Endpoints, KysoApi
 from kyso_client.integrator import register_integrator
 from kyso_client.journey import EventWatcher, JourneyResult, check_events, new_correlation_id, walk
+from kyso_client.pdf import validate_pdf
 from kyso_client.relying_party import revocation_status
 from kyso_contracts.transactions import DocumentsTransaction
 from stack import Stack
@@ -70,6 +71,29 @@ async def remote_signing(stack: Stack, endpoints: Endpoints, result: JourneyResu
         await rp.aclose()
 
 
+async def papers(stack: Stack, endpoints: Endpoints, result: JourneyResult, cid: str) -> None:
+    """The two PDFs the subscriber keeps, downloaded as the app does, checked by pyHanko's validator with
+    only what kyso's PKI endpoints serve, and written next to the logs."""
+    api = KysoApi(endpoints, correlation_id=cid)
+    out = stack.run_dir / "documents"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        await api.login(result.phone, PASSWORD)
+        contract = await api.contract_for_order(result.order_id)
+        record = await api.acceptance_record(result.certificate_id)
+        files = {
+            "hop-dong-dich-vu.pdf": await api.download(contract["sealed_pdf_url"]),
+            "bien-ban-nghiem-thu.pdf": await api.download(record["signed_pdf_url"]),
+        }
+        for name, data in files.items():
+            check = await validate_pdf(data, endpoints.signing)
+            (out / name).write_bytes(data)
+            say(f"   {out / name}: {len(data):,} bytes, {check.level}, signed by {', '.join(check.signers)}, "
+                f"pyHanko: {check.summaries[0]}")  # fmt: skip
+    finally:
+        await api.aclose()
+
+
 async def lifecycle(endpoints: Endpoints, result: JourneyResult, cid: str) -> None:
     """After the journey: a relying party checks the certificate, the subscriber suspends it with an SMS
     code bound to the request, and the relying party sees the change."""
@@ -98,6 +122,8 @@ async def run(stack: Stack) -> int:
     await watcher.start()
     try:
         result = await walk(endpoints, say, correlation_id=cid)
+        say("   the contract (sealed by kyso) and the acceptance record (signed by the subscriber), as PDF:")
+        await papers(stack, endpoints, result, cid)
         await remote_signing(stack, endpoints, result, cid)
         await lifecycle(endpoints, result, cid)
         await asyncio.sleep(2.0)  # let the last events arrive in the printout

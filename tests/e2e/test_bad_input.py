@@ -162,16 +162,20 @@ async def test_gateway_notifications_are_verified_and_idempotent(endpoints: Endp
         await api.aclose()
 
 
-async def test_activation_rejects_weak_pins_changed_documents_and_a_second_activation(endpoints: Endpoints) -> None:
+async def test_activation_rejects_weak_pins_and_a_second_activation_and_bad_download_versions(
+    endpoints: Endpoints,
+) -> None:
     result = await walk(endpoints, lambda _: None)
     api = KysoApi(endpoints)
     try:
         await api.login(result.phone, "Ky-so an toan 2025!")
-        record = await api.acceptance_record(result.certificate_id)
-        await expect("not_pending_activation", 409, api.activate_certificate(result.certificate_id, "482915",
-                                                                             record["sha256"]))  # fmt: skip
-        await expect("weak_pin", 422, api.activate_certificate(result.certificate_id, "123456", record["sha256"]))
-        await expect("invalid_request", 422, api.activate_certificate(result.certificate_id, "482915", "abc"))
+        await expect("not_pending_activation", 409, api.activate_certificate(result.certificate_id, "482915"))
+        await expect("weak_pin", 422, api.activate_certificate(result.certificate_id, "123456"))
+        await expect("already_signed", 409, api.ask_acceptance_signature(result.certificate_id))
+        for junk in ("?version=both", "?version="):
+            with pytest.raises(KysoError) as bad:
+                await api.download(f"/v1/certificates/{result.certificate_id}/acceptance-record/pdf{junk}")
+            assert bad.value.status == 422
         await expect("not_found", 404, api.certificate("doesnotexist"))
     finally:
         await api.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,109 @@ async def test_pdftoppm_renders_the_first_page_of_both_pdfs(world: World, tmp_pa
         )
         png = (tmp_path / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+# --------------------------------------------------------------------------- CSC signatures/signDoc
+
+
+class Integrator:
+    """An integrator's side of signDoc, with pyHanko only: prepare the PDF, send its digest, embed the
+    CMS that comes back, add the returned validation data to the DSS."""
+
+    def __init__(self, pdf: bytes) -> None:
+        self.pdf = pdf
+        self.prepared: Any = None
+
+    def prepare(self, cert_doc: dict[str, Any]) -> list[bytes]:
+        from asn1crypto import x509 as ax509
+        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+        from pyhanko.sign import fields, signers
+
+        cert = ax509.Certificate.load(pades.asn1(pki_cert(cert_doc)).dump())
+        ext = signers.ExternalSigner(cert, None, signature_value=bytes(80))  # type: ignore[arg-type]
+        meta = signers.PdfSignatureMetadata(
+            field_name="Integrator1", subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
+        )
+
+        async def run() -> Any:
+            w = IncrementalPdfFileWriter(BytesIO(self.pdf))
+            return await signers.PdfSigner(meta, signer=ext).async_digest_doc_for_signing(w, bytes_reserved=20000)
+
+        with ThreadPoolExecutor(1) as pool:  # called from a coroutine: pyHanko gets a loop of its own
+            self.prepared = pool.submit(lambda: asyncio.run(run())).result()
+        return [self.prepared[0].document_digest]
+
+    async def finish(self, signature_object_b64: str, info: dict[str, Any] | None) -> bytes:
+        import base64
+
+        from asn1crypto import cms, crl, ocsp
+        from asn1crypto import x509 as ax509
+        from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
+        from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+        digest, _, out = self.prepared
+        content = cms.ContentInfo.load(base64.b64decode(signature_object_b64))
+        await PdfTBSDocument.async_finish_signing(out, digest, content)
+        if info:
+            DocumentSecurityStore.add_dss(
+                out,
+                content.dump(),
+                certs=[ax509.Certificate.load(base64.b64decode(c)) for c in info["certificates"]],
+                ocsps=[ocsp.OCSPResponse.load(base64.b64decode(o)) for o in info["ocsp"]],
+                crls=[crl.CertificateList.load(base64.b64decode(c)) for c in info["crl"]],
+            )
+        return bytes(out.getvalue())
+
+
+def pki_cert(doc: dict[str, Any]) -> Any:
+    from kyso_signing import pki
+
+    return pki.load_certificate(doc["certificate"]["certificate_pem"])
+
+
+@pytest.mark.parametrize("level", ["Ades-B-B", "Ades-B-T", "Ades-B-LT"])
+async def test_csc_sign_doc_returns_a_pades_cms_an_integrator_embeds(world: World, level: str) -> None:
+    import base64
+
+    from kyso_signing import csc_api, documents
+
+    from .test_remote_signing import authorised
+
+    who = {"full_name": "Lê Văn Ánh", "citizen_id": "001190000123", "date_of_birth": "1990-01-01"}
+    order = {"order_id": "o", "package_code": "P", "validity_years": 1, "amount_vnd": 1, "subscriber": who}
+    integrator = Integrator(
+        documents.service_contract("e" * 32, "Cổng hợp đồng điện tử", order, world.s.clock.now()).pdf
+    )
+    client, cert, raw, sad = await authorised(world, prepare=integrator.prepare)
+    b64 = base64.b64encode(raw[0]).decode()
+
+    def body(**kw: Any) -> csc_api.SignDocIn:
+        d = {"hashes": [b64], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signature_format": "P",
+             "conformance_level": level, "signAlgo": "1.2.840.10045.4.3.2"} | kw  # fmt: skip
+        return csc_api.SignDocIn(credentialID=cert["_id"], SAD=sad, documentDigests=[csc_api.DocumentDigestsIn(**d)])
+
+    for bad, why in [
+        ({"signature_format": "C"}, "signature_format"),
+        ({"conformance_level": "Ades-B-LTA"}, "conformance_level"),
+        ({"hashes": [b64[:-8]]}, "hashes"),  # a digest of the wrong length
+        ({"hashes": [base64.b64encode(bytes(32)).decode()]}, "not authorized"),
+        ({"hashAlgorithmOID": "2.16.840.1.101.3.4.2.3"}, "hashAlgorithmOID"),
+    ]:
+        with pytest.raises(csc_api.CscError, match=why):
+            await world.csc.sign_doc(client, body(**bad))
+    with pytest.raises(csc_api.CscError, match="documentDigests"):
+        await world.csc.sign_doc(client, body().model_copy(update={"documents": [{"document": "JVBERi0="}]}))
+    out = await world.csc.sign_doc(client, body())
+    with pytest.raises(csc_api.CscError, match="not authorized"):  # each authorised digest signs once
+        await world.csc.sign_doc(client, body())
+    assert (level == "Ades-B-LT") == ("validationInfo" in out)
+    signed = await integrator.finish(out["SignatureObject"][0], out.get("validationInfo"))
+    trust = await trust_of(world)
+    reader = PdfFileReader(BytesIO(signed))
+    [sig] = reader.embedded_signatures
+    status = await asyncio.to_thread(validate_pdf_signature, sig, trust.context())
+    assert status.bottom_line, status.summary()
+    assert (status.timestamp_validity is not None) == (level != "Ades-B-B")
+    if level == "Ades-B-LT":
+        assert "/DSS" in reader.root
+    assert await asyncio.to_thread(fails, tampered(signed), trust)

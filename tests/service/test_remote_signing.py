@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -59,7 +60,16 @@ class World:
         self.receiver = Receiver()
         self.webhooks = webhooks.Webhooks(signing.store, self.clients, signing.clock, post=self.receiver.post)
         self.audit = evidence.AuditLog(signing.store, signing.clock)
-        self.csc = csc_api.Csc(signing.store, self.remote, signing.authority, self.webhooks, signing.clock)
+        self.csc = csc_api.Csc(
+            signing.store,
+            self.remote,
+            signing.authority,
+            self.webhooks,
+            signing.clock,
+            signing.stamper,
+            signing.papers,
+            signing.responder,
+        )
 
     async def start(self) -> None:
         await self.remote.init()
@@ -321,11 +331,18 @@ async def test_webhooks_are_retried_with_backoff_until_the_receiver_answers(worl
 
 
 async def authorised(
-    world: World, algorithm: str = "ecdsa-p256", n: int = 2, order: str = "order-1"
+    world: World,
+    algorithm: str = "ecdsa-p256",
+    n: int = 2,
+    order: str = "order-1",
+    prepare: Callable[[dict[str, Any]], list[bytes]] | None = None,
 ) -> tuple[Client, dict[str, Any], list[bytes], str]:
+    """A credential, a relying party and a SAD for ``n`` digests (or those ``prepare`` makes for the
+    certificate), confirmed by the subscriber."""
     cert = await issue(world.s, order, algorithm=algorithm)
     client, _ = await world.relying_party()
-    raw = [digest(f"page {i} of {order}") for i in range(n)]
+    raw = prepare(cert) if prepare else [digest(f"page {i} of {order}") for i in range(n)]
+    n = len(raw)
     body = csc_api.AuthorizeIn(
         credentialID=cert["_id"],
         numSignatures=n,

@@ -293,6 +293,7 @@ REQUIRED_EVENTS = (
     "vn.kyso.signing.contract_signed.v1",
     "vn.kyso.signing.cert_issued.v1",
     "vn.kyso.signing.cert_activated.v1",
+    "vn.kyso.signing.acceptance_record_signed.v1",
 )
 
 

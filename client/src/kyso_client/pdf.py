@@ -9,11 +9,17 @@ it in the kyso app, and ``signatures/signHash`` returns the signature.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+import httpx
 from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
+from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
+from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from .integrator import Integrator
@@ -55,3 +61,61 @@ class KysoCscSigner(signers.Signer):
         sad = await self.integrator.wait_for_sad(handle)
         [signature] = await self.integrator.sign_hash(self.credential_id, sad, [digest], ECDSA_SHA256)
         return signature
+
+
+@dataclass(frozen=True)
+class PdfCheck:
+    """What pyHanko's validator made of a PDF: each signature's signer and status, the timestamps."""
+
+    signers: list[str]
+    summaries: list[str]
+    document_timestamps: int
+    has_dss: bool
+
+    @property
+    def level(self) -> str:
+        if self.document_timestamps:
+            return "PAdES B-LTA"
+        return "PAdES B-LT" if self.has_dss else "PAdES B-T"
+
+
+async def validate_pdf(pdf: bytes, signing_url: str, http: httpx.AsyncClient | None = None) -> PdfCheck:
+    """Validate every signature of ``pdf`` with pyHanko, trusting only kyso's root and using only the
+    chain and CRLs kyso's PKI endpoints serve (no fetching, hard-fail); raises if any does not validate."""
+    own = http is None
+    client = http or httpx.AsyncClient()
+    try:
+        got = {
+            p: (await client.get(signing_url + p)).content
+            for p in ("/pki/ca/root.cer", "/pki/ca/issuing.cer", "/pki/crl/issuing.crl", "/pki/crl/root.crl")
+        }
+    finally:
+        if own:
+            await client.aclose()
+
+    def context() -> ValidationContext:
+        return ValidationContext(
+            trust_roots=[asn1_x509.Certificate.load(got["/pki/ca/root.cer"])],
+            other_certs=[asn1_x509.Certificate.load(got["/pki/ca/issuing.cer"])],
+            crls=[got["/pki/crl/issuing.crl"], got["/pki/crl/root.crl"]],
+            allow_fetching=False,
+            revocation_mode="hard-fail",
+        )
+
+    reader = PdfFileReader(io.BytesIO(pdf))
+    signers_, summaries, stamps = [], [], 0
+    for sig in reader.embedded_signatures:
+        if sig.sig_object_type == "/DocTimeStamp":
+            ts = await async_validate_pdf_timestamp(sig, validation_context=context())
+            if not (ts.intact and ts.valid and ts.trusted):
+                raise ValueError(f"document timestamp {sig.field_name}: {ts.summary()}")
+            stamps += 1
+            continue
+        st = await async_validate_pdf_signature(sig, context())
+        if not st.bottom_line:
+            raise ValueError(f"signature {sig.field_name}: {st.summary()}")
+        signers_.append(str(st.signing_cert.subject.native.get("common_name")))
+        summaries.append(st.summary())
+    if not signers_:
+        raise ValueError("no signature")
+    return PdfCheck(signers_, summaries, stamps, "/DSS" in reader.root)

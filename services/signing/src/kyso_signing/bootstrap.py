@@ -103,7 +103,7 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     clients = Clients(rt.store, box, rt.clock)
     webhooks = Webhooks(rt.store, clients, rt.clock)
     audit = AuditLog(rt.store, rt.clock)
-    csc = csc_api.Csc(rt.store, remote, authority, webhooks, rt.clock, stamper)
+    csc = csc_api.Csc(rt.store, remote, authority, webhooks, rt.clock, stamper, papers, responder)
     authority.on_responder_change.append(responder.forget_all)
     lifecycle.after_change.append(crls.refresh)
 

@@ -21,20 +21,26 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kyso_kit.clock import Clock
+from kyso_kit.crypto import off_loop
 from kyso_kit.errors import DomainError, NotFound, Unauthenticated
-from kyso_kit.store import Store
+from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import as_utc
 
-from . import pki, signer
+from . import pades, pki, signer
 from .authority import Authority
 from .clients import Client, Clients
 from .domain import CertificateStatus as S
+from .ocsp import Responder
+from .papers import Papers
 from .pki import KeyAlgorithm
 from .remote import MAX_DOCUMENTS, SIGNED, WAITING, Document, RemoteSigning, expires_in
 from .rp_api import client_dependency, rp_bearer
@@ -42,6 +48,7 @@ from .tsa import TimestampAuthority
 from .webhooks import Webhooks
 
 SPECS = "2.0.0.2"
+LEVELS = ("Ades-B-B", "Ades-B-T", "Ades-B-LT")
 _RACES = 16
 M = TypeVar("M", bound=BaseModel)
 CERT_STATUS = {
@@ -123,6 +130,25 @@ class SignHashIn(_In):
     response_uri: str | None = Field(default=None, max_length=2000)
 
 
+class DocumentDigestsIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    hashes: list[str] = Field(min_length=1, max_length=MAX_DOCUMENTS, description="base64 PDF byte-range digests")
+    hashAlgorithmOID: str = Field(min_length=1, max_length=64)
+    signature_format: str = Field(min_length=1, max_length=8, description="P (PAdES) is the one supported")
+    conformance_level: str = Field(default="Ades-B-B", max_length=16, description="Ades-B-B, Ades-B-T or Ades-B-LT")
+    signAlgo: str = Field(min_length=1, max_length=64)
+    signAlgoParams: str | None = Field(default=None, max_length=1000)
+
+
+class SignDocIn(_In):
+    credentialID: str = Field(min_length=1, max_length=64)
+    SAD: str = Field(min_length=1, max_length=200)
+    documentDigests: list[DocumentDigestsIn] | None = Field(default=None, min_length=1, max_length=MAX_DOCUMENTS)
+    documents: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_DOCUMENTS)
+    operationMode: str = "S"
+    returnValidationInfo: bool = False
+
+
 class TimestampIn(_In):
     hash: str = Field(min_length=1, max_length=200, description="base64 digest to timestamp")
     hashAlgo: str = Field(min_length=1, max_length=64, description="its algorithm's OID")
@@ -186,6 +212,17 @@ class TimestampOut(_Out):
     timestamp: str = Field(description="base64 RFC 3161 TimeStampToken")
 
 
+class ValidationInfoOut(_Out):
+    ocsp: list[str] = Field(default_factory=list, description="base64 DER OCSP responses")
+    crl: list[str] = Field(default_factory=list, description="base64 DER CRLs")
+    certificates: list[str] = Field(default_factory=list, description="base64 DER certificates")
+
+
+class SignDocOut(_Out):
+    SignatureObject: list[str] = Field(description="base64 DER CMS SignedData (PAdES), in input order")
+    validationInfo: ValidationInfoOut | None = None
+
+
 class SignaturesOut(_Out):
     signatures: list[str] | None = Field(default=None, description="Base64, in the order of the hashes")
     responseID: str | None = Field(default=None, description="operationMode A: then signatures/signPolling")
@@ -215,8 +252,12 @@ class Csc:
         webhooks: Webhooks,
         clock: Clock,
         stamper: TimestampAuthority | None = None,
+        papers: Papers | None = None,
+        responder: Responder | None = None,
     ) -> None:
         self.stamper = stamper
+        self.papers = papers
+        self.responder = responder
         self.certs = store.collection("certificates", events=True)
         self.requests = remote.requests
         self.responses = store.collection("csc_responses")
@@ -242,9 +283,12 @@ class Csc:
                 "credentials/authorize",
                 "credentials/authorizeCheck",
                 "signatures/signHash",
+                "signatures/signDoc",
                 "signatures/signPolling",
                 "signatures/timestamp",
             ],
+            "signature_formats": {"formats": ["P"], "envelope_properties": [["Certification", "Revision"]]},
+            "conformance_levels": list(LEVELS),
             "signAlgorithms": {
                 "algos": [*signer.ECDSA_WITH.values(), signer.RSASSA_PSS],
                 "algoParams": [base64.b64encode(signer.pss_params(h)).decode() for h in signer.HASHES.values()],
@@ -380,26 +424,40 @@ class Csc:
         record = await self.sads.get(key)
         return dict(record) if record else None
 
-    async def sign_hash(self, client: Client, body: SignHashIn) -> list[str]:
-        sad = await self._sad(body.SAD)
+    async def _usable_sad(self, client: Client, sad_text: str, credential_id: str, fields: Any = None) -> Doc:
+        sad = await self._sad(sad_text)
         if sad is None or sad["client_id"] != client.client_id:
             raise invalid("Invalid parameter SAD")
-        if sad["certificate_id"] != body.credentialID:
+        if sad["certificate_id"] != credential_id:
             raise invalid("Invalid parameter credentialID")
         if as_utc(sad["expires_at"]) <= self.clock.now():
             raise invalid("SAD expired")
-        cert = await self.certs.get(sad["certificate_id"], {"status": 1})
+        cert = await self.certs.get(sad["certificate_id"], fields or {"status": 1})
         if cert is None or cert["status"] != S.ACTIVE:
             status = CERT_STATUS.get(S(cert["status"]), "invalid") if cert else "invalid"
             raise invalid(f"Signing certificate is {status}")
-        h = signer.HASHES[sad["hash"]]
-        self._check_algorithm(body, KeyAlgorithm(sad["key_algorithm"]), h)
+        return sad | {"_cert": cert}
+
+    @staticmethod
+    def _decoded(hashes: list[str], h: signer.Hash) -> list[bytes]:
         raw = []
-        for text in body.hashes:
+        for text in hashes:
             try:
                 raw.append(signer.decode_hash(text, h))
             except ValueError:
                 raise invalid("Invalid parameter hashes") from None
+        return raw
+
+    async def sign_hash(self, client: Client, body: SignHashIn) -> list[str]:
+        sad = await self._usable_sad(client, body.SAD, body.credentialID)
+        h = signer.HASHES[sad["hash"]]
+        self._check_algorithm(body, KeyAlgorithm(sad["key_algorithm"]), h)
+        raw = self._decoded(body.hashes, h)
+        return [sad["signatures"][i] for i in await self._spend(sad, raw)]
+
+    async def _spend(self, sad: Doc, raw: list[bytes]) -> list[int]:
+        """Mark the digests used, each exactly once across concurrent calls; their indexes in the SAD."""
+        sad = {k: v for k, v in sad.items() if k != "_cert"}
         digests = [bytes(d) for d in sad["digests"]]
         if len(raw) > len(digests):
             raise invalid("Numbers of signatures is too high")
@@ -412,12 +470,81 @@ class Csc:
                 wanted.append(free[0])
             mask = sum(1 << i for i in wanted)
             if await self.sads.update({"_id": sad["_id"], "used": used}, {"$set": {"used": used | mask}}):
-                return [sad["signatures"][i] for i in wanted]
+                return wanted
             again = await self.sads.get(sad["_id"])  # another call spent some digests meanwhile
             if again is None:
                 raise invalid("Invalid parameter SAD")
             sad = dict(again)
         raise invalid("Hash is not authorized by the SAD")
+
+    async def sign_doc(self, client: Client, body: SignDocIn) -> dict[str, Any]:
+        """``signatures/signDoc`` for PAdES: the integrator prepared the PDF and sends its byte-range
+        digests (authorised like any digest); each answer is a CMS SignedData to embed — signed
+        attributes over the digest, the signature the subscriber confirmed, and for B-T and B-LT a
+        signature timestamp from kyso's TSA; B-LT also returns the validation data for the DSS."""
+        assert self.papers is not None and self.stamper is not None
+        if body.documents:
+            raise invalid("documents are not supported: prepare the PDF and send documentDigests")
+        if not body.documentDigests:
+            raise invalid("Missing parameter documentDigests")
+        if body.operationMode != "S":
+            raise invalid("Invalid parameter operationMode")
+        sad = await self._usable_sad(client, body.SAD, body.credentialID, {"status": 1, "certificate": 1})
+        if not sad.get("pades_signatures") or sad["hash"] != "sha256":
+            raise invalid("The SAD does not authorise PAdES signatures (authorise SHA-256 digests)")
+        levels, raw = [], []
+        for d in body.documentDigests:
+            if d.signature_format != "P":
+                raise invalid("Invalid parameter signature_format")
+            if d.conformance_level not in LEVELS:
+                raise invalid("Invalid parameter conformance_level")
+            h = signer.HASHES["sha256"]
+            self._check_algorithm(
+                SignHashIn(
+                    credentialID=body.credentialID, SAD=body.SAD, hashes=d.hashes, signAlgo=d.signAlgo,
+                    hashAlgorithmOID=d.hashAlgorithmOID, signAlgoParams=d.signAlgoParams,
+                ),
+                KeyAlgorithm(sad["key_algorithm"]),
+                h,
+            )  # fmt: skip
+            if signer.HASH_BY_OID.get(d.hashAlgorithmOID) != h:
+                raise invalid("Invalid parameter hashAlgorithmOID")
+            for r in self._decoded(d.hashes, h):
+                raw.append(r)
+                levels.append(d.conformance_level)
+        spent = await self._spend(sad, raw)
+        cert = pki.load_certificate(sad["_cert"]["certificate"]["certificate_pem"])
+        trust = await self.papers.trust()
+        stamper = self.papers.timestamper()
+        signatures = [base64.b64decode(sad["pades_signatures"][i]) for i in spent]
+
+        def build() -> list[str]:
+            return [
+                base64.b64encode(pades.cms(r, sig, cert, trust, stamper if level != "Ades-B-B" else None)).decode()
+                for r, sig, level in zip(raw, signatures, levels, strict=True)
+            ]
+
+        out: dict[str, Any] = {"SignatureObject": await off_loop(build)}
+        if body.returnValidationInfo or "Ades-B-LT" in levels:
+            out["validationInfo"] = await self._validation_info(cert, trust)
+        return out
+
+    async def _validation_info(self, cert: x509.Certificate, trust: pades.Trust) -> dict[str, list[str]]:
+        """What a PAdES B-LT DSS needs for this signer: the chain, the CA's CRLs, an OCSP answer."""
+        info: dict[str, list[str]] = {
+            "certificates": [_b64(pki.der(c)) for c in (cert, trust.issuing, trust.root)],
+            "crl": [_b64(c) for c in trust.crls_der],
+            "ocsp": [],
+        }
+        if self.responder is not None:
+            request = (
+                ocsp.OCSPRequestBuilder()
+                .add_certificate(cert, trust.issuing, hashes.SHA256())
+                .build()
+                .public_bytes(serialization.Encoding.DER)
+            )
+            info["ocsp"].append(_b64((await self.responder.respond(request)).der))
+        return info
 
     @staticmethod
     def _check_algorithm(body: SignHashIn, algorithm: KeyAlgorithm, h: signer.Hash) -> None:
@@ -474,6 +601,10 @@ class Csc:
         if doc is None or doc["client_id"] != client.client_id or as_utc(doc["expires_at"]) <= self.clock.now():
             raise invalid("Invalid parameter responseID")
         return list(doc["signatures"])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _csc_error(exc: CscError) -> JSONResponse:
@@ -568,6 +699,10 @@ def router(csc: Csc, clients_dep: Callable[..., Awaitable[Client]]) -> APIRouter
         if body.operationMode == "A":
             return 200, await csc.sign_hash_async(client, body)
         return 200, {"signatures": await csc.sign_hash(client, body)}
+
+    @method("/signatures/signDoc", SignDocIn, SignDocOut, "PAdES signatures over authorised PDF digests")
+    async def signatures_sign_doc(client: Client, body: SignDocIn, _: Request) -> tuple[int, dict[str, Any]]:
+        return 200, await csc.sign_doc(client, body)
 
     @method("/signatures/signPolling", PollIn, SignaturesOut, "The result of an asynchronous signHash")
     async def signatures_sign_polling(client: Client, body: PollIn, _: Request) -> tuple[int, dict[str, Any]]:
