@@ -1,7 +1,7 @@
-"""The two PDFs a subscriber keeps, checked by pyHanko's validator with only the CA's own chain and
-CRLs (no fetching, hard-fail): the provider-sealed contract (PAdES B-LTA) and the acceptance record
-signed by the subscriber through remote signing (PAdES B-LT); one changed byte breaks each; bad PDFs
-are refused by name."""
+"""The two PDFs a subscriber keeps, checked by pyHanko's validators with only the CA's own chain and
+CRLs (no fetching, hard-fail; and AdES-LTA validation, local data only): the provider-sealed contract
+and the acceptance record signed by the subscriber through remote signing (both PAdES B-LTA); one
+changed byte breaks each; bad PDFs are refused by name; CSC signDoc for integrators."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+from pyhanko.sign.validation.ades import AdESPassed
 
+from ades_check import ades_indications
 from kyso_contracts import AcceptanceRecordSigned, ContractSigned, SignatureCompleted
 from kyso_signing import pades
 from kyso_signing.papers import ACCEPTANCE_CLIENT
@@ -56,6 +58,13 @@ def validate(pdf: bytes, trust: pades.Trust) -> dict[str, Any]:
     return seen
 
 
+def ades(pdf: bytes, trust: pades.Trust) -> list[Any]:
+    """EN 319 102-1 long-term validation, local data only: the CA's two certificates and CRLs."""
+    from kyso_signing import pki
+
+    return ades_indications(pdf, pki.der(trust.root), pki.der(trust.issuing), list(trust.crls_der), trust.moment)
+
+
 def tampered(pdf: bytes) -> bytes:
     """One byte changed inside the first signed range (the original document's body)."""
     i = pdf.index(b"BeVietnamPro") + 2
@@ -84,6 +93,7 @@ async def test_the_contract_is_sealed_by_the_provider_as_pades_b_lta(world: Worl
     seen = await asyncio.to_thread(validate, sealed, trust)
     assert seen["signatures"] == ["kyso test Contract Seal"] or seen["signatures"][0].endswith("Contract Seal")
     assert seen["dss"] and seen["doc_timestamps"] == 1  # LT: validation data; LTA: a document timestamp
+    assert await asyncio.to_thread(ades, sealed, trust) == [AdESPassed.OK]
     assert await asyncio.to_thread(fails, tampered(sealed), trust)
 
 
@@ -104,13 +114,14 @@ async def test_the_acceptance_record_is_signed_through_remote_signing_as_pades_b
     signed = await acceptance.file(ALICE, cert["_id"], signed=True)
     unsigned = await acceptance.file(ALICE, cert["_id"], signed=False)
     assert finished.data.acceptance_record_sha256 == record.sha256
-    assert finished.data.level == "PAdES-B-LT"
+    assert finished.data.level == "PAdES-B-LTA"
     view = await world.s.activation.acceptance_record(ALICE, cert["_id"])
     assert view.signed and view.signed_sha256 == finished.data.signed_pdf_sha256
     assert signed.startswith(unsigned)  # the record exactly as drawn up, then the signature
     trust = await trust_of(world)
     seen = await asyncio.to_thread(validate, signed, trust)
-    assert seen["signatures"] == ["Nguyễn Thị Bình"] and seen["dss"]
+    assert seen["signatures"] == ["Nguyễn Thị Bình"] and seen["dss"] and seen["doc_timestamps"] == 1
+    assert await asyncio.to_thread(ades, signed, trust) == [AdESPassed.OK]
     assert await asyncio.to_thread(fails, tampered(signed), trust)
     from kyso_kit.errors import Conflict
 

@@ -184,7 +184,7 @@ class AcceptanceRecordSigned(Payload):
     request_id: Id = Field(description="The remote-signing request the subscriber confirmed")
     acceptance_record_sha256: Sha256Hex = Field(description="SHA-256 of the record PDF as drawn up")
     signed_pdf_sha256: Sha256Hex = Field(description="SHA-256 of the signed PDF")
-    level: Literal["PAdES-B-LT"]
+    level: Literal["PAdES-B-LT", "PAdES-B-LTA"] = Field(description="ETSI EN 319 142-1 baseline level")
     signed_at: UtcDateTime
 
 

@@ -1,6 +1,6 @@
 """PAdES signatures with pyHanko (ETSI EN 319 142-1): the provider's seal on service contracts
 (B-LTA) and the subscriber's signature on the acceptance record, completed from a signature the
-subscriber confirmed through remote signing (B-LT).
+subscriber confirmed through remote signing (B-LTA too: B-LT, then a document timestamp).
 
 Everything an offline validator needs travels in the PDF: the signature timestamp from kyso's own
 RFC 3161 authority (asked in-process, through the same request/response code as ``/tsa``), and in
@@ -238,17 +238,24 @@ def prepare(pdf: bytes, cert: x509.Certificate, trust: Trust, field: str, reason
     return asyncio.run(run())
 
 
-def finish(prepared: Prepared, signature_cms: bytes, trust: Trust) -> bytes:
-    """Put the CMS into the placeholder, then add the validation data (DSS): PAdES B-LT."""
+def finish(prepared: Prepared, signature_cms: bytes, trust: Trust, timestamper: TimeStamper | None = None) -> bytes:
+    """Put the CMS into the placeholder, then add the validation data (DSS): PAdES B-LT; with a
+    ``timestamper``, then a document timestamp over it all (and its own validation data): B-LTA."""
 
     async def run() -> bytes:
         out = BytesIO(prepared.pdf)
         digest = PreparedByteRangeDigest(prepared.document_digest, prepared.start, prepared.end)
         await PdfTBSDocument.async_finish_signing(out, digest, acms.ContentInfo.load(signature_cms))
         reader = PdfFileReader(out, strict=False)
-        final = BytesIO()
-        await dss.async_add_validation_info(reader.embedded_signatures[-1], trust.context(), output=final)
-        return final.getvalue()
+        lt = BytesIO()
+        await dss.async_add_validation_info(reader.embedded_signatures[-1], trust.context(), output=lt)
+        if timestamper is None:
+            return lt.getvalue()
+        lta = BytesIO()
+        await signers.PdfTimeStamper(timestamper).async_timestamp_pdf(
+            IncrementalPdfFileWriter(lt, strict=False), "sha256", validation_context=trust.context(), output=lta
+        )
+        return lta.getvalue()
 
     return asyncio.run(run())
 

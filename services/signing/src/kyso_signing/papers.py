@@ -89,7 +89,7 @@ def _acceptance_label(cert: dict[str, Any]) -> str:
 
 class Acceptance:
     """The acceptance record goes through remote signing like any relying party's document: kyso asks,
-    the subscriber confirms in the app (one-time code + signing PIN), then the PDF is completed (B-LT)."""
+    the subscriber confirms in the app (one-time code + signing PIN), then the PDF is completed (B-LTA)."""
 
     def __init__(self, store: Store, papers: Papers, remote: RemoteSigning, clock: Clock) -> None:
         self.certs = store.collection("certificates", events=True)
@@ -162,7 +162,7 @@ class Acceptance:
 
         def complete() -> bytes:
             cms = pades.cms(prepared.document_digest, signature, cert, trust, stamper)
-            return pades.finish(prepared, cms, trust)
+            return pades.finish(prepared, cms, trust, stamper)
 
         signed = await off_loop(complete)
         sha = await self.papers.put(signed, "acceptance-record-signed", doc["account_id"])
@@ -175,7 +175,7 @@ class Acceptance:
             request_id=e.request_id,
             acceptance_record_sha256=rec["sha256"],
             signed_pdf_sha256=sha,
-            level="PAdES-B-LT",
+            level="PAdES-B-LTA",
             signed_at=t,
         )
         await self.certs.update(

@@ -104,7 +104,7 @@ class AcceptanceRecordView(BaseModel):
     signing_request_id: Id | None = Field(default=None, description="The remote-signing request to confirm in the app")
     signed: bool
     signed_sha256: Sha256Hex | None = None
-    signed_pdf_url: str | None = Field(default=None, description="The record signed by the subscriber (PAdES B-LT)")
+    signed_pdf_url: str | None = Field(default=None, description="The record signed by the subscriber (PAdES B-LTA)")
 
 
 class ActivationRequest(BaseModel):
