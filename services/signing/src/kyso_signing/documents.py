@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import fontpkg_be_vietnam_pro
+from cryptography import x509
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
@@ -40,6 +41,19 @@ def _font_files() -> dict[str, str]:
     if missing:
         raise RuntimeError(f"font files missing: {missing}")
     return {k: str(v) for k, v in files.items()}
+
+
+def _subject(cert: dict[str, Any]) -> dict[str, str]:
+    """The subject's attributes by short name (CN, UID, L, ST, C), read from the certificate itself."""
+    name = x509.load_pem_x509_certificate(cert["certificate_pem"].encode()).subject
+    return {a.rfc4514_attribute_name: str(a.value) for a in name}
+
+
+def _dob(value: Any) -> str:
+    try:
+        return date.fromisoformat(str(value)).strftime("%d/%m/%Y")
+    except ValueError:
+        return str(value)
 
 
 def _vnd(amount: int) -> str:
@@ -140,7 +154,7 @@ def service_contract(contract_id: str, provider: str, order: dict[str, Any], at:
     d.heading("Bên B – Thuê bao / The subscriber")
     d.field("Họ và tên / Full name", s["full_name"])
     d.field("Số CCCD / Citizen ID", s["citizen_id"])
-    d.field("Ngày sinh / Date of birth", str(s["date_of_birth"]))
+    d.field("Ngày sinh / Date of birth", _dob(s["date_of_birth"]))
     place = ", ".join(p for p in (s.get("locality"), s.get("province")) if p)
     if place:
         d.field("Nơi cư trú / Residence", place)
@@ -198,7 +212,13 @@ def acceptance_record(certificate_id: str, cert: dict[str, Any], provider: str, 
     d.field("Bên cung cấp / Provider", provider)
     d.field("Mã chứng thư / Certificate id", certificate_id)
     d.field("Số hiệu / Serial number", cert["serial_number"])
-    d.field("Chủ thể / Subject", cert["subject_dn"])
+    subject = _subject(cert)
+    d.field("Chủ thể / Subject", subject.pop("CN", ""))
+    if "UID" in subject:
+        d.field("Định danh / Identifier", subject.pop("UID"))
+    place = ", ".join(v for k, v in subject.items() if k in ("L", "ST"))
+    if place:
+        d.field("Nơi cư trú / Residence", place)
     d.field("Hiệu lực từ / Valid from", _when(cert["not_before"]))
     d.field("Hiệu lực đến / Valid until", _when(cert["not_after"]))
     d.field("Thuật toán khóa / Key", cert.get("key_algorithm", "ecdsa-p256"))
