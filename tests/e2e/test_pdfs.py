@@ -22,12 +22,19 @@ from pyhanko.sign.validation.ades import AdESPassed
 
 from ades_check import ades_indications
 from kyso_client.api import Endpoints, KysoApi, KysoError
-from kyso_client.journey import walk
+from kyso_client.journey import JourneyResult, walk
 from kyso_client.pdf import validate_pdf
 from stack import Stack
 
 from .helpers import PASSWORD, new_citizen
 from .test_remote_signing import integrator, minimal_pdf, sms_confirm
+
+
+@pytest.fixture(scope="module")
+async def who(stack: Stack) -> JourneyResult:
+    """One subscriber through the whole journey, shared by this module's tests (each uses its own files)."""
+    return await walk(Endpoints(*(stack.url(n) for n in ("registration", "payment", "signing", "otp"))), lambda _: None)
+
 
 SERVED = ("/pki/ca/root.cer", "/pki/ca/issuing.cer", "/pki/crl/issuing.crl", "/pki/crl/root.crl")
 
@@ -47,8 +54,9 @@ def one_byte_changed(pdf: bytes) -> bytes:
     return pdf[:i] + bytes([pdf[i] ^ 0x20]) + pdf[i + 1 :]
 
 
-async def test_the_subscriber_downloads_two_pdfs_that_validate_and_render(endpoints: Endpoints, tmp_path: Path) -> None:
-    who = await walk(endpoints, lambda _: None)
+async def test_the_subscriber_downloads_two_pdfs_that_validate_and_render(
+    endpoints: Endpoints, who: JourneyResult, tmp_path: Path
+) -> None:
     api = KysoApi(endpoints)
     try:
         await api.login(who.phone, PASSWORD)
@@ -99,7 +107,7 @@ async def test_the_subscriber_downloads_two_pdfs_that_validate_and_render(endpoi
 
 
 async def test_csc_sign_doc_over_http_gives_a_pades_signature_pyhanko_accepts(
-    stack: Stack, endpoints: Endpoints
+    stack: Stack, endpoints: Endpoints, who: JourneyResult
 ) -> None:
     from asn1crypto import cms, crl, ocsp
     from asn1crypto import x509 as ax509
@@ -108,7 +116,6 @@ async def test_csc_sign_doc_over_http_gives_a_pades_signature_pyhanko_accepts(
     from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
     from pyhanko.sign.validation.dss import DocumentSecurityStore
 
-    who = await walk(endpoints, lambda _: None)
     rp, _ = await integrator(stack, endpoints, None)
     api = KysoApi(endpoints)
     await api.login(who.phone, PASSWORD)
@@ -162,6 +169,65 @@ async def test_csc_sign_doc_over_http_gives_a_pades_signature_pyhanko_accepts(
         with pytest.raises(CscError) as short:
             await rp.csc("signatures/signDoc", bad)
         assert short.value.status == 400
+    finally:
+        await rp.aclose()
+        await api.aclose()
+
+
+async def test_a_portal_sends_a_pdf_the_subscriber_signs_and_the_portal_downloads_it_signed(
+    stack: Stack, endpoints: Endpoints, who: JourneyResult
+) -> None:
+    from pyhanko.pdf_utils.writer import PdfFileWriter
+
+    rp, _ = await integrator(stack, endpoints, None)
+    api = KysoApi(endpoints)
+    await api.login(who.phone, PASSWORD)
+    try:
+        # bad files first: a clear error each, and the subscriber is asked nothing
+        w = PdfFileWriter()
+        w.encrypt("owner-secret", "user-secret")
+        locked = io.BytesIO()
+        w.write(locked)
+        for data, status, code in [
+            (b"PK\x03\x04 a zip, not a PDF", 422, "not_a_pdf"),
+            (locked.getvalue(), 422, "encrypted_pdf"),
+            (b"%PDF-1.7\n" + bytes(10 * 1024 * 1024), 413, "pdf_too_large"),
+        ]:
+            r = await rp.submit_pdf(data, "x.pdf", description="x", user_id=who.account_id)
+            assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+            assert r.json()["error"]["message_vi"]
+        # a 16 MiB body is refused by its Content-Length alone: the answer comes before any of it is sent
+        host, port = rp.base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"POST /v1/signing-requests/pdf HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {rp.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {16 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 413"), head
+        bad_b64 = await rp.http.post(
+            f"{rp.base}/v1/signing-requests/pdf",
+            json={"description": "x", "label": "x.pdf", "pdf_base64": "%%%not-base64%%%", "user_id": who.account_id},
+            headers=rp._auth(),
+        )
+        assert (bad_b64.status_code, bad_b64.json()["error"]["code"]) == (422, "invalid_base64")
+        assert (await api.signing_requests())["requests"] == []
+
+        created = await rp.submit_pdf(
+            minimal_pdf(), "hop-dong-thue-nha.pdf", description="Ký hợp đồng thuê nhà", user_id=who.account_id
+        )
+        assert created.status_code == 202, created.text
+        request_id = created.json()["request_id"]
+        early = await rp.http.get(f"{rp.base}{created.json()['signed_pdf_url']}", headers=rp._auth())
+        assert early.status_code == 409  # not signed yet
+        await sms_confirm(api, who, request_id)
+        signed = await rp.signed_pdf(request_id)
+        assert signed.startswith(minimal_pdf())
+        check = await validate_pdf(signed, endpoints.signing)
+        assert check.level == "PAdES B-LTA"
+        assert await asyncio.to_thread(ades, signed, await served(endpoints)) == [AdESPassed.OK]
     finally:
         await rp.aclose()
         await api.aclose()

@@ -279,3 +279,77 @@ async def test_csc_sign_doc_returns_a_pades_cms_an_integrator_embeds(world: Worl
     if level == "Ades-B-LT":
         assert "/DSS" in reader.root
     assert await asyncio.to_thread(fails, tampered(signed), trust)
+
+
+# --------------------------------------------------------------------------- a relying party's own PDF
+
+
+def encrypted_pdf() -> bytes:
+    from pyhanko.pdf_utils.writer import PdfFileWriter
+
+    w = PdfFileWriter()
+    w.encrypt("owner-secret", "user-secret")
+    out = BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
+async def test_a_relying_partys_pdf_is_signed_to_the_level_it_asks(world: World, level: str) -> None:
+    from kyso_kit.errors import Conflict
+    from kyso_signing import documents
+
+    cert = await issue(world.s)
+    client, _ = await world.relying_party()
+    who = {"full_name": "Trần Văn Bảo", "citizen_id": "001190000999", "date_of_birth": "1991-02-03"}
+    order = {"order_id": "x", "package_code": "P", "validity_years": 1, "amount_vnd": 1, "subscriber": who}
+    pdf = documents.service_contract("f" * 32, "Cổng hợp đồng", order, world.s.clock.now()).pdf
+    req = await world.s.pdfs.submit(
+        client, pdf, label="hop-dong-thue-nha.pdf", description="Ký hợp đồng thuê nhà", level=level,
+        reason=None, account_id=ALICE.account_id, certificate_id=None, client_address=None,
+    )  # fmt: skip
+    assert req["pades"] and req["pdf"]["level"] == level and req["certificate_id"] == cert["_id"]
+    with pytest.raises(Conflict):  # nothing to download before the subscriber signs
+        await world.s.pdfs.signed_pdf(client, req["_id"])
+    await world.s.remote.when_sms_otp_verified_record(sms_code(world, req))
+    await world.s.remote.confirm(ALICE, req["_id"], PIN)
+    signed = await world.s.pdfs.signed_pdf(client, req["_id"])
+    assert signed.startswith(pdf) and await world.s.pdfs.signed_pdf(client, req["_id"]) == signed  # finished once
+    trust = await trust_of(world)
+    reader = PdfFileReader(BytesIO(signed))
+    sig = next(s for s in reader.embedded_signatures if s.sig_object_type == "/Sig")
+    status = await asyncio.to_thread(validate_pdf_signature, sig, trust.context())
+    assert status.bottom_line, status.summary()
+    assert (status.timestamp_validity is not None) == (level != "B-B")
+    assert ("/DSS" in reader.root) == (level in ("B-LT", "B-LTA"))
+    assert len(reader.embedded_signatures) == (2 if level == "B-LTA" else 1)
+    if level == "B-LTA":
+        assert await asyncio.to_thread(ades, signed, trust) == [AdESPassed.OK]
+    assert await asyncio.to_thread(fails, tampered(signed), trust)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "code"),
+    [
+        (b"<html>not a pdf</html>", "Invalid", "not_a_pdf"),
+        (b"%PDF-1.7\n" + b"broken " * 30, "Invalid", "damaged_pdf"),
+        (None, "Invalid", "encrypted_pdf"),
+        (b"%PDF-1.7\n" + bytes(pades.MAX_PDF_BYTES), "TooLarge", "pdf_too_large"),
+    ],
+)
+async def test_a_bad_pdf_is_refused_and_nothing_is_asked(
+    world: World, data: bytes | None, error: str, code: str
+) -> None:
+    from kyso_contracts import SignatureRequested
+    from kyso_kit import errors
+
+    await issue(world.s)
+    client, _ = await world.relying_party()
+    before = len(world.s.store.of_type(SignatureRequested))
+    with pytest.raises(getattr(errors, error)) as refused:
+        await world.s.pdfs.submit(
+            client, data if data is not None else encrypted_pdf(), label="x.pdf", description="x", level="B-LTA",
+            reason=None, account_id=ALICE.account_id, certificate_id=None, client_address=None,
+        )  # fmt: skip
+    assert refused.value.code == code and refused.value.message_vi
+    assert len(world.s.store.of_type(SignatureRequested)) == before  # the subscriber is asked nothing

@@ -35,7 +35,7 @@ from kyso_signing.crl import RevocationLists
 from kyso_signing.issuance import Issuance
 from kyso_signing.lifecycle import Lifecycle
 from kyso_signing.ocsp import Responder
-from kyso_signing.papers import Acceptance, Papers
+from kyso_signing.papers import Acceptance, Papers, PdfRequests
 from kyso_signing.remote import RemoteSigning
 from kyso_signing.settings import DEV_POLICY_OID
 from kyso_signing.tsa import TimestampAuthority
@@ -63,6 +63,7 @@ class Signing:
         self.papers = Papers(store, self.authority, self.crls, self.stamper, clock, "kyso test")
         self.remote = RemoteSigning(store, MASTER, clock, otp_wait_seconds=0)
         self.acceptance = Acceptance(store, self.papers, self.remote, clock)
+        self.pdfs = PdfRequests(store, self.papers, self.remote, clock)
         self.issuance = Issuance(store, self.authority, box, clock, self.papers)
         self.contracts = Contracts(store, self.issuance, clock, self.papers)
         self.activation = Activation(store, self.authority, MASTER, clock, self.acceptance)

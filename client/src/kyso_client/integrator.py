@@ -77,6 +77,34 @@ class Integrator:
             raise RuntimeError(f"{r.status_code} {r.text}")
         return dict(r.json())
 
+    async def submit_pdf(
+        self,
+        pdf: bytes,
+        label: str,
+        *,
+        description: str,
+        user_id: str | None = None,
+        credential_id: str | None = None,
+        level: str = "B-LTA",
+        reason: str | None = None,
+    ) -> httpx.Response:
+        """Ask the subscriber to sign a whole PDF (PAdES ``level``); the raw answer (202, or the error)."""
+        body: dict[str, Any] = {
+            "description": description,
+            "label": label,
+            "pdf_base64": base64.b64encode(pdf).decode(),
+            "level": level,
+        }
+        for name, value in (("user_id", user_id), ("credential_id", credential_id), ("reason", reason)):
+            if value:
+                body[name] = value
+        return await self.http.post(f"{self.base}/v1/signing-requests/pdf", json=body, headers=self._auth())
+
+    async def signed_pdf(self, request_id: str) -> bytes:
+        r = await self.http.get(f"{self.base}/v1/signing-requests/{request_id}/pdf", headers=self._auth())
+        r.raise_for_status()
+        return r.content
+
     async def request(self, request_id: str) -> dict[str, Any]:
         r = await self.http.get(f"{self.base}/v1/signing-requests/{request_id}", headers=self._auth())
         r.raise_for_status()

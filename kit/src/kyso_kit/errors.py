@@ -62,6 +62,10 @@ class Invalid(DomainError):
     """The input breaks a rule (a weak password, an unknown package)."""
 
 
+class TooLarge(DomainError):
+    """What was sent is larger than the service takes (a file, a batch)."""
+
+
 class TooMany(DomainError):
     """Guessing or sending is bounded; try again after ``retry_after`` seconds."""
 

@@ -16,7 +16,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kyso_contracts.types import FIELD_ERRORS
 
-from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Rejected, TooMany, Unauthenticated, Upstream
+from .errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Rejected,
+    TooLarge,
+    TooMany,
+    Unauthenticated,
+    Upstream,
+)
 from .logs import correlation_id
 from .metrics import HttpMetricsMiddleware, Metrics
 
@@ -29,6 +40,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    TooLarge: 413,
     Invalid: 422,
     TooMany: 429,
     Upstream: 502,
@@ -60,7 +72,60 @@ def error_response(exc: DomainError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=status_of(exc), headers=headers)
 
 
-def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]], metrics: Metrics) -> None:
+DEFAULT_BODY_LIMIT = 1024 * 1024
+
+
+class BodyLimitMiddleware:
+    """Answers 413 ``payload_too_large`` for a request body over the limit *before* the app reads it:
+    by its Content-Length, or — for a chunked body — by counting while buffering at most the limit.
+    Limits are per exact path (``limits``), ``default`` elsewhere."""
+
+    def __init__(self, app: ASGIApp, default: int = DEFAULT_BODY_LIMIT, limits: dict[str, int] | None = None) -> None:
+        self.app, self.default, self.limits = app, default, limits or {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], self.default)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            if length.isdigit() and int(length) > limit:
+                await _too_large(scope, receive, send, limit)
+                return
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        size = 0
+        while True:  # no length announced: buffer up to the limit, then replay
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _too_large(scope, receive, send, limit)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        replay = iter(messages)
+
+        async def again() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, again, send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    code, en, vi = _FRAMEWORK[413]
+    err = DomainError(code, f"{en} (at most {limit} bytes)", vi, details={"limit_bytes": limit})
+    await JSONResponse(err.body(), status_code=413, headers={"Connection": "close"})(scope, receive, send)
+
+
+def install_conventions(
+    app: FastAPI,
+    ready: Callable[[], Awaitable[dict[str, bool]]],
+    metrics: Metrics,
+    body_limits: dict[str, int] | None = None,
+) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
         return error_response(exc)
@@ -91,6 +156,7 @@ def install_conventions(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bo
         # Keep what the framework says in headers (405 → Allow).
         return JSONResponse(err.body(), status_code=exc.status_code, headers=dict(exc.headers or {}))
 
+    app.add_middleware(BodyLimitMiddleware, limits=body_limits)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
 

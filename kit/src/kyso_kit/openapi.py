@@ -31,6 +31,7 @@ DESCRIPTIONS = {
     403: "Signed in, but not allowed to act on this resource",
     404: "No such resource",
     409: "The resource is not in a state that allows this",
+    413: "Too large: the request body, or a file in it",
     422: "The request breaks a rule of the schema or of the service",
     429: "Too many tries; see Retry-After",
     502: "A partner system failed; nothing was changed",

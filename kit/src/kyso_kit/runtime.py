@@ -148,7 +148,10 @@ class ServiceRuntime:
     async def _forget_old_event_ids(self) -> int:
         return await self.inbox.forget_older_than(self.clock.now() - timedelta(days=self.settings.inbox_retention_days))
 
-    def http_app(self, title: str, description: str = "") -> FastAPI:
+    def http_app(self, title: str, description: str = "", body_limits: dict[str, int] | None = None) -> FastAPI:
+        """The service's FastAPI app with the conventions; request bodies are at most 1 MiB except on the
+        paths ``body_limits`` names."""
+
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             await self.start()
@@ -158,7 +161,7 @@ class ServiceRuntime:
                 await self.stop()
 
         app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
-        install_conventions(app, self.ready, self.metrics)
+        install_conventions(app, self.ready, self.metrics, body_limits)
         openapi.install(app)
         return app
 

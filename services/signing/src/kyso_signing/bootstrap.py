@@ -42,7 +42,7 @@ from .evidence import AuditLog
 from .issuance import Issuance
 from .lifecycle import Lifecycle
 from .ocsp import Responder
-from .papers import Acceptance, Papers
+from .papers import Acceptance, Papers, PdfRequests
 from .pin import PinUnlock
 from .remote import RemoteSigning
 from .settings import SigningSettings
@@ -65,6 +65,9 @@ PUBLISHES: list[type[Payload]] = [
     SignatureRejected,
     SignatureExpired,
 ]
+
+
+PDF_REQUEST_BODY_LIMIT = 15 * 1024 * 1024  # a 10 MiB PDF in base64, and the JSON around it
 
 
 def hierarchy(settings: SigningSettings) -> Hierarchy:
@@ -93,6 +96,7 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     papers = Papers(rt.store, authority, crls, stamper, rt.clock, settings.provider_name)
     remote = RemoteSigning(rt.store, settings.master_key_b64, rt.clock)
     acceptance = Acceptance(rt.store, papers, remote, rt.clock)
+    pdfs = PdfRequests(rt.store, papers, remote, rt.clock)
     issuance = Issuance(rt.store, authority, box, rt.clock, papers)
     contracts = Contracts(rt.store, issuance, rt.clock, papers)
     activation = Activation(rt.store, authority, settings.master_key_b64, rt.clock, acceptance)
@@ -155,17 +159,22 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
         await audit.when_signature_completed_record(event)
         await webhooks.when_signing_request_ended_notify(event)
         await acceptance.when_signature_completed_finish(event)
+        await pdfs.when_signature_completed_finish(event)
 
     on(SignatureRejected)(webhooks.when_signing_request_ended_notify)
     on(SignatureExpired)(webhooks.when_signing_request_ended_notify)
 
     on(CertActivated)(lifecycle.when_cert_activated_supersede_previous)
-    app = rt.http_app("kyso signing", "Contracts, the certificate authority (CRL, OCSP), activation, remote signing")
+    app = rt.http_app(
+        "kyso signing",
+        "Contracts, the certificate authority (CRL, OCSP), activation, remote signing",
+        body_limits={"/v1/signing-requests/pdf": PDF_REQUEST_BODY_LIMIT},
+    )
     app.include_router(
         http_api.router(contracts, activation, acceptance, certificates, lifecycle, pin, rt.verifier(), rt.clock)
     )
     app.include_router(pki_api.router(authority, crls, responder, stamper, rt.clock))
-    app.include_router(rp_api.router(clients, remote, rt.verifier(), rt.clock))
+    app.include_router(rp_api.router(clients, remote, pdfs, rt.verifier(), rt.clock))
     app.include_router(csc_api.router(csc, csc_api.csc_client_dependency(clients)))
     app.add_exception_handler(csc_api.CscError, csc_api.csc_error_handler)
     return rt, app

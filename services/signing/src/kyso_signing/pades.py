@@ -31,9 +31,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfReadError
+from pyhanko.pdf_utils.misc import PdfError, PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps import TimeStamper
@@ -228,8 +229,13 @@ def prepare(pdf: bytes, cert: x509.Certificate, trust: Trust, field: str, reason
     pdf_signer = signers.PdfSigner(meta, signer=_external(cert, trust, _placeholder(cert)))
 
     async def run() -> Prepared:
-        w = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-        digest, _, out = await pdf_signer.async_digest_doc_for_signing(w, bytes_reserved=16384)
+        try:
+            w = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+            digest, _, out = await pdf_signer.async_digest_doc_for_signing(w, bytes_reserved=16384)
+        except (PdfError, SigningError, ValueError, KeyError, TypeError) as exc:
+            raise BadPdf(
+                "unsignable_pdf", f"This PDF cannot take a signature: {exc}", "Không thể thêm chữ ký vào tệp PDF này"
+            ) from None
         assert isinstance(out, BytesIO)
         return Prepared(
             out.getvalue(), digest.document_digest, digest.reserved_region_start, digest.reserved_region_end
@@ -238,14 +244,37 @@ def prepare(pdf: bytes, cert: x509.Certificate, trust: Trust, field: str, reason
     return asyncio.run(run())
 
 
+LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+
+
+def complete(
+    prepared: Prepared, signature: bytes, cert: x509.Certificate, trust: Trust, stamper: TimeStamper, level: str
+) -> bytes:
+    """A prepared PDF and the subscriber's signature over its signed attributes, to a PAdES ``level``:
+    B-B (the CMS only), B-T (+ signature timestamp), B-LT (+ validation data), B-LTA (+ document timestamp)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown PAdES level {level}")
+    signed = cms(prepared.document_digest, signature, cert, trust, None if level == "B-B" else stamper)
+    if level in ("B-B", "B-T"):
+        return embed(prepared, signed)
+    return finish(prepared, signed, trust, stamper if level == "B-LTA" else None)
+
+
+def embed(prepared: Prepared, signature_cms: bytes) -> bytes:
+    """Put the CMS into the placeholder."""
+    out = BytesIO(prepared.pdf)
+    digest = PreparedByteRangeDigest(prepared.document_digest, prepared.start, prepared.end)
+    asyncio.run(PdfTBSDocument.async_finish_signing(out, digest, acms.ContentInfo.load(signature_cms)))
+    return out.getvalue()
+
+
 def finish(prepared: Prepared, signature_cms: bytes, trust: Trust, timestamper: TimeStamper | None = None) -> bytes:
     """Put the CMS into the placeholder, then add the validation data (DSS): PAdES B-LT; with a
     ``timestamper``, then a document timestamp over it all (and its own validation data): B-LTA."""
+    signed = embed(prepared, signature_cms)
 
     async def run() -> bytes:
-        out = BytesIO(prepared.pdf)
-        digest = PreparedByteRangeDigest(prepared.document_digest, prepared.start, prepared.end)
-        await PdfTBSDocument.async_finish_signing(out, digest, acms.ContentInfo.load(signature_cms))
+        out = BytesIO(signed)
         reader = PdfFileReader(out, strict=False)
         lt = BytesIO()
         await dss.async_add_validation_info(reader.embedded_signatures[-1], trust.context(), output=lt)

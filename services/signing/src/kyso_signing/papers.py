@@ -9,6 +9,7 @@ whose hash it holds. A file is stored *before* any record points at it.
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from kyso_contracts import AcceptanceRecordSigned, CloudEvent, SignatureComplete
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import off_loop
-from kyso_kit.errors import Conflict, not_found
+from kyso_kit.errors import Conflict, Invalid, TooLarge, not_found
 from kyso_kit.store import Doc, DuplicateKey, Store
 
 from . import documents, pades, pki
@@ -24,7 +25,7 @@ from .authority import Authority
 from .clients import Client
 from .crl import RevocationLists
 from .domain import CertificateStatus as S
-from .remote import Document, RemoteSigning
+from .remote import SIGNED, Document, RemoteSigning, not_in_force, wrong_state
 from .tsa import TimestampAuthority
 
 ACCEPTANCE_CLIENT = Client("kyso-acceptance", "kyso — Biên bản nghiệm thu / acceptance record")
@@ -76,6 +77,31 @@ class Papers:
     def timestamper(self) -> pades.LocalTimeStamper:
         return pades.LocalTimeStamper(self.stamper)
 
+    async def prepare(self, pdf: bytes, cert_pem: str, field: str, reason: str) -> dict[str, Any]:
+        """Add ``cert``'s signature placeholder to ``pdf`` and store the result; what a record keeps to
+        finish it once the subscriber's signature is there."""
+        trust = await self.trust()
+        cert = pki.load_certificate(cert_pem)
+        prepared = await off_loop(pades.prepare, pdf, cert, trust, field, reason)
+        sha = await self.put(prepared.pdf, "prepared", "")
+        return {
+            "prepared_sha256": sha,
+            "document_digest_b64": base64.b64encode(prepared.document_digest).decode(),
+            "byte_range": [prepared.start, prepared.end],
+        }
+
+    async def complete(self, info: dict[str, Any], signature_b64: str, cert_pem: str, level: str) -> bytes:
+        """The prepared PDF ``info`` names, signed with ``signature_b64`` (over the PAdES signed attributes),
+        to ``level`` (B-B … B-LTA)."""
+        start, end = info["byte_range"]
+        prepared = pades.Prepared(
+            await self.get(info["prepared_sha256"]), base64.b64decode(info["document_digest_b64"]), start, end
+        )
+        trust = await self.trust()
+        cert = pki.load_certificate(cert_pem)
+        signature = base64.b64decode(signature_b64)
+        return await off_loop(pades.complete, prepared, signature, cert, trust, self.timestamper(), level)
+
     async def seal(self, pdf: bytes, reason: str) -> bytes:
         """The provider's seal over ``pdf``: PAdES B-LTA."""
         trust = await self.trust()
@@ -101,21 +127,14 @@ class Acceptance:
     async def draw_up(self, doc: Doc, at: datetime) -> dict[str, Any]:
         """Render and store the record and its prepared (placeholder) version; what the certificate keeps."""
         record = documents.acceptance_record(doc["_id"], doc["certificate"], self.papers.provider_name, at)
-        cert = pki.load_certificate(doc["certificate"]["certificate_pem"])
-        trust = await self.papers.trust()
-        prepared = await off_loop(
-            pades.prepare, record.pdf, cert, trust, ACCEPTANCE_FIELD, "Nghiệm thu dịch vụ / Service acceptance"
-        )
         await self.papers.put(record.pdf, "acceptance-record", doc["account_id"])
-        prepared_sha = await self.papers.put(prepared.pdf, "acceptance-record-prepared", doc["account_id"])
-        return {
-            "sha256": record.sha256,
-            "text": record.text,
-            "at": at,
-            "prepared_sha256": prepared_sha,
-            "document_digest_b64": base64.b64encode(prepared.document_digest).decode(),
-            "byte_range": [prepared.start, prepared.end],
-        }
+        prepared = await self.papers.prepare(
+            record.pdf,
+            doc["certificate"]["certificate_pem"],
+            ACCEPTANCE_FIELD,
+            "Nghiệm thu dịch vụ / Service acceptance",
+        )
+        return {"sha256": record.sha256, "text": record.text, "at": at} | prepared
 
     async def ask(self, who: Principal | None, certificate_id: str) -> Doc:
         """Ask the subscriber to sign the record (again, if an earlier request expired or was rejected)."""
@@ -151,20 +170,7 @@ class Acceptance:
         rec = doc.get("acceptance") or {}
         if "signed_sha256" in rec or rec.get("document_digest_b64") != e.documents[0].hash_b64:
             return  # finished already, or a request for an older draft
-        cert = pki.load_certificate(doc["certificate"]["certificate_pem"])
-        start, end = rec["byte_range"]
-        prepared = pades.Prepared(
-            await self.papers.get(rec["prepared_sha256"]), base64.b64decode(rec["document_digest_b64"]), start, end
-        )
-        trust = await self.papers.trust()
-        signature = base64.b64decode(e.signatures_b64[0])
-        stamper = self.papers.timestamper()
-
-        def complete() -> bytes:
-            cms = pades.cms(prepared.document_digest, signature, cert, trust, stamper)
-            return pades.finish(prepared, cms, trust, stamper)
-
-        signed = await off_loop(complete)
+        signed = await self.papers.complete(rec, e.signatures_b64[0], doc["certificate"]["certificate_pem"], "B-LTA")
         sha = await self.papers.put(signed, "acceptance-record-signed", doc["account_id"])
         t = self.clock.now()
         finished = AcceptanceRecordSigned(
@@ -200,3 +206,85 @@ class Acceptance:
         if not sha:
             raise not_found("acceptance_record", "biên bản nghiệm thu")
         return await self.papers.get(sha)
+
+
+class PdfRequests:
+    """A relying party's own PDF, signed through remote signing (SmartCA's "sign a file"): kyso adds the
+    signature field, the subscriber confirms the byte-range digest in the app, kyso completes the PDF
+    to the PAdES level asked for, and the relying party downloads it."""
+
+    def __init__(self, store: Store, papers: Papers, remote: RemoteSigning, clock: Clock) -> None:
+        self.requests = store.collection("signing_requests", events=True)
+        self.certs = store.collection("certificates", events=True)
+        self.papers = papers
+        self.remote = remote
+        self.clock = clock
+
+    async def submit(
+        self,
+        client: Client,
+        pdf: bytes,
+        *,
+        label: str,
+        description: str,
+        level: str,
+        reason: str | None,
+        account_id: str | None,
+        certificate_id: str | None,
+        client_address: str | None,
+    ) -> Doc:
+        try:
+            pades.check_pdf(pdf)
+        except pades.BadPdf as exc:
+            raise (TooLarge if exc.code == "pdf_too_large" else Invalid)(exc.code, exc.en, exc.vi) from None
+        cert = await self.remote.credential(account_id, certificate_id)
+        if cert["status"] != S.ACTIVE:
+            raise not_in_force()  # before any work on the file
+        field = f"Kyso-{uuid.uuid4().hex[:12]}"
+        try:
+            info = await self.papers.prepare(pdf, cert["certificate"]["certificate_pem"], field, reason or description)
+        except pades.BadPdf as exc:
+            raise Invalid(exc.code, exc.en, exc.vi) from None
+        return await self.remote.submit(
+            client,
+            [Document(label, info["document_digest_b64"], "sha256")],
+            description=description,
+            certificate_id=cert["_id"],
+            client_address=client_address,
+            pades=True,
+            extra={"pdf": info | {"level": level, "field": field, "size": len(pdf)}},
+        )
+
+    async def signed_pdf(self, client: Client, request_id: str) -> bytes:
+        doc = await self.remote.of_client(client, request_id)
+        if "pdf" not in doc:
+            raise not_found("pdf", "tệp PDF")  # a request of digests only
+        if doc["status"] != SIGNED:
+            raise wrong_state(doc)
+        return await self.finish(doc)
+
+    async def finish(self, doc: Doc) -> bytes:
+        """The signed PDF of a signed request: completed once (later calls read the stored file)."""
+        info = doc["pdf"]
+        if "signed_sha256" in info:
+            return await self.papers.get(info["signed_sha256"])
+        cert = await self.certs.get(doc["certificate_id"])
+        if cert is None:
+            raise not_found("credential", "chứng thư số")
+        signed = await self.papers.complete(
+            info, doc["signatures_b64"][0], cert["certificate"]["certificate_pem"], info["level"]
+        )
+        sha = await self.papers.put(signed, "signed-pdf", doc["account_id"])
+        if not await self.requests.update(
+            {"_id": doc["_id"], "pdf.signed_sha256": {"$exists": False}},
+            {"$set": {"pdf.signed_sha256": sha, "pdf.finished_at": self.clock.now()}},
+        ):
+            again = await self.requests.get(doc["_id"])  # finished meanwhile by another call: theirs counts
+            if again is not None and "signed_sha256" in again.get("pdf", {}):
+                return await self.papers.get(again["pdf"]["signed_sha256"])
+        return signed
+
+    async def when_signature_completed_finish(self, event: CloudEvent[SignatureCompleted]) -> None:
+        doc = await self.requests.get(event.data.request_id)
+        if doc is not None and "pdf" in doc and doc["status"] == SIGNED:
+            await self.finish(doc)

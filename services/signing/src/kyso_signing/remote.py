@@ -152,7 +152,7 @@ class RemoteSigning:
 
     # ------------------------------------------------------------------ 1. a relying party asks
 
-    async def _credential(self, account_id: str | None, certificate_id: str | None) -> Doc:
+    async def credential(self, account_id: str | None, certificate_id: str | None) -> Doc:
         if certificate_id:
             cert = await self.certs.get(certificate_id)
             if cert is None or "certificate" not in cert or (account_id and cert["account_id"] != account_id):
@@ -179,11 +179,12 @@ class RemoteSigning:
         client_address: str | None = None,
         csc: dict[str, Any] | None = None,
         pades: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> Doc:
         """``pades``: each digest is a PDF byte-range digest, and what the key signs is the PAdES signed
         attributes over it (``pades.signed_attributes``), not the digest itself."""
         docs, raw = _documents(documents)
-        cert = await self._credential(account_id, certificate_id)
+        cert = await self.credential(account_id, certificate_id)
         if cert["status"] != S.ACTIVE:
             raise not_in_force()
         t = self.clock.now()
@@ -220,6 +221,7 @@ class RemoteSigning:
             doc["csc"] = csc
         if pades:
             doc["pades"] = True
+        doc |= extra or {}
         await self.requests.insert(doc, events=[requested])
         return doc
 

@@ -13,21 +13,23 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kyso_contracts.types import Id
 from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency, role_dependency
 from kyso_kit.clock import Clock
-from kyso_kit.errors import Unauthenticated
+from kyso_kit.errors import Invalid, Unauthenticated
 from kyso_kit.openapi import errors
 from kyso_kit.timeutil import as_utc
 
 from .clients import Client, Clients, OAuthError, check_webhook_url
+from .papers import PdfRequests
 from .remote import Document, RemoteSigning
 from .schemas import (
     ConfirmRequest,
     OAuthErrorBody,
+    PdfSigningRequestIn,
     RelyingPartyCreated,
     RelyingPartyRequest,
     SignatureEntry,
@@ -96,7 +98,9 @@ def oauth_error(exc: OAuthError) -> JSONResponse:
     )
 
 
-def router(clients: Clients, remote: RemoteSigning, verifier: TokenVerifier, clock: Clock) -> APIRouter:
+def router(
+    clients: Clients, remote: RemoteSigning, pdfs: PdfRequests, verifier: TokenVerifier, clock: Clock
+) -> APIRouter:
     r = APIRouter()
     relying_party = client_dependency(clients)
     subscriber = bearer_dependency(verifier)
@@ -165,6 +169,65 @@ def router(clients: Clients, remote: RemoteSigning, verifier: TokenVerifier, clo
             certificate_id=doc["certificate_id"],
             documents_digest=doc["documents_digest"],
             expires_at=as_utc(doc["expires_at"]).isoformat(),
+        )
+
+    @r.post(
+        "/v1/signing-requests/pdf",
+        tags=["relying parties"],
+        status_code=202,
+        responses=errors(401, 404, 409, 413, 422),
+    )
+    async def submit_pdf(
+        body: PdfSigningRequestIn, request: Request, client: Client = Depends(relying_party)
+    ) -> SigningRequestCreated:
+        """Ask a subscriber to sign a PDF (PAdES, up to B-LTA): kyso adds the signature field, the subscriber
+        confirms in the kyso app, then ``GET /v1/signing-requests/{id}/pdf`` gives the signed file. Not a PDF,
+        an encrypted or damaged PDF: 422; over 10 MiB: 413; nothing is asked of the subscriber then."""
+        try:
+            pdf = base64.b64decode(body.pdf_base64, validate=True)
+        except ValueError:
+            raise Invalid(
+                "invalid_base64", "pdf_base64 is not standard base64", "pdf_base64 không đúng base64"
+            ) from None
+        doc = await pdfs.submit(
+            client,
+            pdf,
+            label=body.label,
+            description=body.description,
+            level=body.level,
+            reason=body.reason,
+            account_id=body.user_id,
+            certificate_id=body.credential_id,
+            client_address=request.client.host if request.client else None,
+        )
+        return SigningRequestCreated(
+            request_id=doc["_id"],
+            status=doc["status"],
+            certificate_id=doc["certificate_id"],
+            documents_digest=doc["documents_digest"],
+            expires_at=as_utc(doc["expires_at"]).isoformat(),
+            signed_pdf_url=f"/v1/signing-requests/{doc['_id']}/pdf",
+        )
+
+    @r.get(
+        "/v1/signing-requests/{request_id}/pdf",
+        tags=["relying parties"],
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "PDF",
+            },
+            **errors(401, 404, 409, 422),
+        },
+    )
+    async def signed_pdf(request_id: Id, client: Client = Depends(relying_party)) -> Response:
+        """The signed PDF of a PDF request (409 until the subscriber has signed)."""
+        data = await pdfs.signed_pdf(client, request_id)
+        return Response(
+            data,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{request_id}.pdf"', "Cache-Control": "no-store"},
         )
 
     @r.get("/v1/signing-requests/{request_id}", tags=["relying parties"], responses=errors(401, 404, 422))

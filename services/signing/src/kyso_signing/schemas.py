@@ -167,12 +167,28 @@ class SigningRequestIn(BaseModel):
     documents: list[DocumentIn] = Field(min_length=1, max_length=50)
 
 
+class PdfSigningRequestIn(BaseModel):
+    """A PDF to sign (PAdES); at most 10 MiB once decoded."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id | None = Field(default=None, description="The subscriber's account id")
+    credential_id: Id | None = Field(default=None, description="Or the certificate to sign with")
+    description: str = Field(min_length=1, max_length=500, description="Shown to the subscriber")
+    label: str = Field(min_length=1, max_length=200, description="The document's name, shown to the subscriber")
+    pdf_base64: str = Field(min_length=4, max_length=15 * 1024 * 1024, description="The PDF, standard base64")
+    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = Field(
+        default="B-LTA", description="PAdES baseline level (ETSI EN 319 142-1) of the signed PDF"
+    )
+    reason: str | None = Field(default=None, max_length=200, description="The signature's /Reason")
+
+
 class SigningRequestCreated(BaseModel):
     request_id: Id
     status: str
     certificate_id: Id
     documents_digest: Sha256Hex
     expires_at: str
+    signed_pdf_url: str | None = Field(default=None, description="(a PDF request) where the signed PDF is, once signed")
 
 
 class SignatureEntry(BaseModel):
