@@ -218,6 +218,9 @@ async def test_ocsp_answers_good_revoked_and_unknown_and_echoes_the_nonce(signin
     never = other.not_valid_after(cert.not_valid_after_utc).sign(signing.authority.ca_key, hashes.SHA256())
     unknown = await status_of(signing, never)
     assert unknown.certificate_status == ocsp.OCSPCertStatus.UNKNOWN
+    # the provider's own certificates, issued by the same CA, are known and good (LTV of seals and timestamps)
+    for own in (signing.authority.seal_certificate, signing.authority.tsa_certificate):
+        assert (await status_of(signing, own)).certificate_status == ocsp.OCSPCertStatus.GOOD
 
 
 async def test_ocsp_refuses_foreign_issuers_and_garbage(signing: Signing) -> None:

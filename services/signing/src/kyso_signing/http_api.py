@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
@@ -17,6 +16,7 @@ from kyso_kit.openapi import errors
 from .activation import Activation
 from .certificates import Certificates, certificate_view
 from .contract import Contracts
+from .downloads import PDF_RESPONSE, pdf_response
 from .lifecycle import Lifecycle
 from .papers import Acceptance
 from .pin import PinUnlock
@@ -34,15 +34,6 @@ from .schemas import (
 )
 
 PEM = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "PEM text"}}
-_PDF: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "PDF"}
-}
-
-
-def _pdf(data: bytes, filename: str) -> Response:
-    etag = f'"{hashlib.sha256(data).hexdigest()}"'
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "ETag": etag, "Cache-Control": "private"}
-    return Response(data, media_type="application/pdf", headers=headers)
 
 
 def _checked(body: LifecycleRequest, clock: Clock) -> LifecycleRequest:
@@ -107,7 +98,7 @@ def router(
         "/certificates/{certificate_id}/acceptance-record/pdf",
         tags=["certificates"],
         response_class=Response,
-        responses={**_PDF, **errors(401, 403, 404, 422)},
+        responses={**PDF_RESPONSE, **errors(401, 403, 404, 422)},
     )
     async def acceptance_record_pdf(
         certificate_id: Id,
@@ -118,7 +109,7 @@ def router(
     ) -> Response:
         """The acceptance record PDF (biên bản nghiệm thu)."""
         data = await acceptance.file(who, certificate_id, signed=version == "signed")
-        return _pdf(data, f"bien-ban-nghiem-thu-{certificate_id}-{version}.pdf")
+        return pdf_response(data, f"bien-ban-nghiem-thu-{certificate_id}-{version}.pdf")
 
     @r.post(
         "/certificates/{certificate_id}/acceptance-record/signing-request",
@@ -135,7 +126,7 @@ def router(
         "/contracts/{contract_id}/pdf",
         tags=["contracts"],
         response_class=Response,
-        responses={**_PDF, **errors(401, 403, 404, 422)},
+        responses={**PDF_RESPONSE, **errors(401, 403, 404, 422)},
     )
     async def contract_pdf(
         contract_id: Id,
@@ -146,7 +137,7 @@ def router(
     ) -> Response:
         """The service contract PDF."""
         data = await contracts.pdf(who, contract_id, sealed=version == "sealed")
-        return _pdf(data, f"hop-dong-{contract_id}-{version}.pdf")
+        return pdf_response(data, f"hop-dong-{contract_id}-{version}.pdf")
 
     @r.post(
         "/certificates/{certificate_id}/activation", tags=["certificates"], responses=errors(401, 403, 404, 409, 422)

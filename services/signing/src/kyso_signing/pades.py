@@ -31,10 +31,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError, PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
-from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps import TimeStamper
@@ -119,7 +117,7 @@ def check_pdf(data: bytes) -> PdfFileReader:
         reader = PdfFileReader(BytesIO(data), strict=False)
         encrypted = reader.encrypted
         _ = reader.root["/Pages"]
-    except (PdfReadError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+    except Exception as exc:  # whatever the bytes make the parser do, they are not a PDF we can sign
         raise BadPdf("damaged_pdf", f"The PDF cannot be read: {type(exc).__name__}", "Không đọc được tệp PDF") from None
     if encrypted:
         raise BadPdf("encrypted_pdf", "The PDF is encrypted; send it unprotected", "Tệp PDF đã được mã hóa")
@@ -232,7 +230,7 @@ def prepare(pdf: bytes, cert: x509.Certificate, trust: Trust, field: str, reason
         try:
             w = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
             digest, _, out = await pdf_signer.async_digest_doc_for_signing(w, bytes_reserved=16384)
-        except (PdfError, SigningError, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # a PDF that parses can still refuse a new field (DocMDP, broken forms)
             raise BadPdf(
                 "unsignable_pdf", f"This PDF cannot take a signature: {exc}", "Không thể thêm chữ ký vào tệp PDF này"
             ) from None

@@ -191,6 +191,33 @@ def ocsp_responder(
     )
 
 
+def _provider_certificate(
+    subject: x509.Name,
+    eku: x509.ObjectIdentifier,
+    eku_critical: bool,
+    key: PublicKey,
+    ca_key: PrivateKey,
+    ca: x509.Certificate,
+    urls: Urls,
+    policy_oid: str,
+    at: datetime,
+    validity: timedelta,
+) -> x509.Certificate:
+    """A signing certificate of the provider's own (non-repudiation, one EKU), with the revocation
+    pointers long-term validation needs."""
+    return (
+        _builder(subject, ca.subject, key, pki.new_serial(), at - BACKDATE, min(at + validity, ca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(signature=True, non_repudiation=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([eku]), critical=eku_critical)
+        .add_extension(_aki(ca_key), critical=False)
+        .add_extension(_policies(policy_oid), critical=False)
+        .add_extension(_crl_dp(urls.issuing_crl), critical=False)
+        .add_extension(_aia(urls.issuing_certificate, urls.ocsp), critical=False)
+        .sign(ca_key, pki.digest_for(ca_key))
+    )
+
+
 def timestamp_authority(
     key: PublicKey,
     ca_key: PrivateKey,
@@ -206,16 +233,8 @@ def timestamp_authority(
         *[(a.oid, str(a.value)) for a in ca.subject if a.oid == NameOID.ORGANIZATION_NAME],
         (NameOID.COMMON_NAME, f"{ca_common_name(ca)} Timestamp Authority"),
     )
-    return (
-        _builder(subject, ca.subject, key, pki.new_serial(), at - BACKDATE, min(at + validity, ca.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(signature=True, non_repudiation=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .add_extension(_aki(ca_key), critical=False)
-        .add_extension(_policies(policy_oid), critical=False)
-        .add_extension(_crl_dp(urls.issuing_crl), critical=False)
-        .add_extension(_aia(urls.issuing_certificate, urls.ocsp), critical=False)
-        .sign(ca_key, pki.digest_for(ca_key))
+    return _provider_certificate(
+        subject, ExtendedKeyUsageOID.TIME_STAMPING, True, key, ca_key, ca, urls, policy_oid, at, validity
     )
 
 
@@ -236,17 +255,7 @@ def provider_seal(
         (NameOID.ORGANIZATION_NAME, organisation),
         (NameOID.COMMON_NAME, f"{organisation} Contract Seal"),
     )
-    return (
-        _builder(subject, ca.subject, key, pki.new_serial(), at - BACKDATE, min(at + validity, ca.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(signature=True, non_repudiation=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([DOCUMENT_SIGNING]), critical=False)
-        .add_extension(_aki(ca_key), critical=False)
-        .add_extension(_policies(policy_oid), critical=False)
-        .add_extension(_crl_dp(urls.issuing_crl), critical=False)
-        .add_extension(_aia(urls.issuing_certificate, urls.ocsp), critical=False)
-        .sign(ca_key, pki.digest_for(ca_key))
-    )
+    return _provider_certificate(subject, DOCUMENT_SIGNING, False, key, ca_key, ca, urls, policy_oid, at, validity)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from kyso_kit.openapi import errors
 from kyso_kit.timeutil import as_utc
 
 from .clients import Client, Clients, OAuthError, check_webhook_url
+from .downloads import PDF_RESPONSE, pdf_response
 from .papers import PdfRequests
 from .remote import Document, RemoteSigning
 from .schemas import (
@@ -86,6 +87,17 @@ def view(doc: dict[str, Any], *, for_relying_party: bool) -> SigningRequestView:
             for i, d in enumerate(doc["documents"])
         ],
         otp_verified=None if for_relying_party else "otp" in doc,
+    )
+
+
+def created(doc: dict[str, Any], signed_pdf_url: str | None = None) -> SigningRequestCreated:
+    return SigningRequestCreated(
+        request_id=doc["_id"],
+        status=doc["status"],
+        certificate_id=doc["certificate_id"],
+        documents_digest=doc["documents_digest"],
+        expires_at=as_utc(doc["expires_at"]).isoformat(),
+        signed_pdf_url=signed_pdf_url,
     )
 
 
@@ -163,13 +175,7 @@ def router(
             certificate_id=body.credential_id,
             client_address=request.client.host if request.client else None,
         )
-        return SigningRequestCreated(
-            request_id=doc["_id"],
-            status=doc["status"],
-            certificate_id=doc["certificate_id"],
-            documents_digest=doc["documents_digest"],
-            expires_at=as_utc(doc["expires_at"]).isoformat(),
-        )
+        return created(doc)
 
     @r.post(
         "/v1/signing-requests/pdf",
@@ -200,35 +206,17 @@ def router(
             certificate_id=body.credential_id,
             client_address=request.client.host if request.client else None,
         )
-        return SigningRequestCreated(
-            request_id=doc["_id"],
-            status=doc["status"],
-            certificate_id=doc["certificate_id"],
-            documents_digest=doc["documents_digest"],
-            expires_at=as_utc(doc["expires_at"]).isoformat(),
-            signed_pdf_url=f"/v1/signing-requests/{doc['_id']}/pdf",
-        )
+        return created(doc, signed_pdf_url=f"/v1/signing-requests/{doc['_id']}/pdf")
 
     @r.get(
         "/v1/signing-requests/{request_id}/pdf",
         tags=["relying parties"],
         response_class=Response,
-        responses={
-            200: {
-                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
-                "description": "PDF",
-            },
-            **errors(401, 404, 409, 422),
-        },
+        responses={**PDF_RESPONSE, **errors(401, 404, 409, 422)},
     )
     async def signed_pdf(request_id: Id, client: Client = Depends(relying_party)) -> Response:
         """The signed PDF of a PDF request (409 until the subscriber has signed)."""
-        data = await pdfs.signed_pdf(client, request_id)
-        return Response(
-            data,
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="{request_id}.pdf"', "Cache-Control": "no-store"},
-        )
+        return pdf_response(await pdfs.signed_pdf(client, request_id), f"{request_id}.pdf")
 
     @r.get("/v1/signing-requests/{request_id}", tags=["relying parties"], responses=errors(401, 404, 422))
     async def status(request_id: Id, client: Client = Depends(relying_party)) -> SigningRequestView:
