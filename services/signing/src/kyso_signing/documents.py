@@ -216,7 +216,7 @@ def acceptance_record(certificate_id: str, cert: dict[str, Any], provider: str, 
     d.field("Chủ thể / Subject", subject.pop("CN", ""))
     if "UID" in subject:
         d.field("Định danh / Identifier", subject.pop("UID"))
-    place = ", ".join(v for k, v in subject.items() if k in ("L", "ST"))
+    place = ", ".join(subject[k] for k in ("L", "ST") if k in subject)
     if place:
         d.field("Nơi cư trú / Residence", place)
     d.field("Hiệu lực từ / Valid from", _when(cert["not_before"]))
