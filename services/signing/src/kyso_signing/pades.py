@@ -22,6 +22,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from io import BytesIO
 
 from asn1crypto import algos, keys, tsp
@@ -41,7 +42,10 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from . import pki, signer
+from .asn1_fix import apply as _fix_asn1crypto
 from .tsa import TimestampAuthority
+
+_fix_asn1crypto()  # see asn1_fix: otherwise some signatures take seconds
 
 MAX_PDF_BYTES = 10 * 1024 * 1024
 
@@ -145,11 +149,9 @@ def _placeholder(cert: x509.Certificate) -> bytes:
     return bytes(key.key_size // 8 if isinstance(key, rsa.RSAPublicKey) else 2 * 66 + 9)
 
 
-def signed_attributes(document_digest: bytes, cert: x509.Certificate) -> bytes:
-    """DER of the CMS signed attributes of a PAdES baseline signature (EN 319 142-1 §6.3): content type,
-    message digest (the document's SHA-256 byte-range digest), ESS signing-certificate-v2; no signing
-    time. They depend only on the digest and the certificate, so they can be rebuilt at any time."""
-    der = cert.public_bytes(serialization.Encoding.DER)
+@lru_cache(maxsize=256)
+def _signing_certificate_attribute(der: bytes) -> bytes:
+    """ESS signing-certificate-v2 (RFC 5035) naming the certificate ``der``, encoded once per certificate."""
     ac = ax509.Certificate.load(der)
     ess = tsp.SigningCertificateV2(
         {
@@ -169,11 +171,20 @@ def signed_attributes(document_digest: bytes, cert: x509.Certificate) -> bytes:
             ]
         }
     )
+    out: bytes = acms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}).dump()
+    return out
+
+
+def signed_attributes(document_digest: bytes, cert: x509.Certificate) -> bytes:
+    """DER of the CMS signed attributes of a PAdES baseline signature (EN 319 142-1 §6.3): content type,
+    message digest (the document's SHA-256 byte-range digest), ESS signing-certificate-v2; no signing
+    time. They depend only on the digest and the certificate, so they can be rebuilt at any time."""
+    ess = acms.CMSAttribute.load(_signing_certificate_attribute(cert.public_bytes(serialization.Encoding.DER)))
     attrs = acms.CMSAttributes(
         [
             acms.CMSAttribute({"type": "content_type", "values": ["data"]}),
             acms.CMSAttribute({"type": "message_digest", "values": [document_digest]}),
-            acms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}),
+            ess,
         ]
     )
     out: bytes = attrs.dump()

@@ -24,6 +24,9 @@ from cryptography import x509
 from kyso_kit.clock import Clock
 
 from . import pki
+from .asn1_fix import apply as _fix_asn1crypto
+
+_fix_asn1crypto()  # see asn1_fix: otherwise some signatures take seconds
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,48 @@ class TimestampAuthority:
     def use(self, key: pki.PrivateKey, certificate: x509.Certificate) -> None:
         self._key, self._cert = key, certificate
         self._cert_asn1 = asn1_x509.Certificate.load(pki.der(certificate))
+        # What every token repeats, encoded once (asn1crypto re-encodes a certificate nested in a new
+        # structure from its parsed form on every dump: ~20 ms a token otherwise).
+        c = self._cert_asn1
+        self._tsa_name = asn1_x509.GeneralName({"directory_name": c.subject})
+        self._sid = cms.SignerIdentifier(
+            {
+                "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                    {"issuer": c.issuer, "serial_number": c.serial_number}
+                )
+            }
+        )
+        self._ess = cms.CMSAttribute(
+            {
+                "type": "signing_certificate_v2",
+                "values": [
+                    tsp.SigningCertificateV2(
+                        {
+                            "certs": [
+                                tsp.ESSCertIDv2(
+                                    {
+                                        "hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+                                        "cert_hash": hashlib.sha256(c.dump()).digest(),
+                                        "issuer_serial": tsp.IssuerSerial(
+                                            {
+                                                "issuer": [asn1_x509.GeneralName({"directory_name": c.issuer})],
+                                                "serial_number": c.serial_number,
+                                            }
+                                        ),
+                                    }
+                                )
+                            ]
+                        }
+                    )
+                ],
+            }
+        )
+        self._certs = cms.CertificateSet([cms.CertificateChoices(name="certificate", value=c)], implicit=0)
+        # parsed back from their bytes: asn1crypto then reuses the bytes instead of encoding again
+        self._tsa_name = asn1_x509.GeneralName.load(self._tsa_name.dump())
+        self._sid = cms.SignerIdentifier.load(self._sid.dump())
+        self._ess = cms.CMSAttribute.load(self._ess.dump())
+        self._certs = cms.CertificateSet.load(self._certs.dump(), implicit=0)
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -82,7 +127,7 @@ class TimestampAuthority:
             "gen_time": at,
             "accuracy": tsp.Accuracy({"seconds": 1}),
             "ordering": False,
-            "tsa": asn1_x509.GeneralName({"directory_name": self._cert_asn1.subject}),
+            "tsa": self._tsa_name,
         }
         if nonce is not None:
             info["nonce"] = nonce
@@ -93,35 +138,7 @@ class TimestampAuthority:
                 cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
                 cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": at})]}),
                 cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(econtent).digest()]}),
-                cms.CMSAttribute(
-                    {
-                        "type": "signing_certificate_v2",
-                        "values": [
-                            tsp.SigningCertificateV2(
-                                {
-                                    "certs": [
-                                        tsp.ESSCertIDv2(
-                                            {
-                                                "hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-                                                "cert_hash": hashlib.sha256(self._cert_asn1.dump()).digest(),
-                                                "issuer_serial": tsp.IssuerSerial(
-                                                    {
-                                                        "issuer": [
-                                                            asn1_x509.GeneralName(
-                                                                {"directory_name": self._cert_asn1.issuer}
-                                                            )
-                                                        ],
-                                                        "serial_number": self._cert_asn1.serial_number,
-                                                    }
-                                                ),
-                                            }
-                                        )
-                                    ]
-                                }
-                            )
-                        ],
-                    }
-                ),
+                self._ess,
             ]
         )
         signature = pki.sign(self._key, signed_attrs.dump())
@@ -129,13 +146,7 @@ class TimestampAuthority:
         signer_info = cms.SignerInfo(
             {
                 "version": "v1",
-                "sid": cms.SignerIdentifier(
-                    {
-                        "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                            {"issuer": self._cert_asn1.issuer, "serial_number": self._cert_asn1.serial_number}
-                        )
-                    }
-                ),
+                "sid": self._sid,
                 "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
                 "signed_attrs": signed_attrs,
                 "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": algorithm}),
@@ -149,7 +160,7 @@ class TimestampAuthority:
             "signer_infos": [signer_info],
         }
         if cert_req:
-            signed_data["certificates"] = [self._cert_asn1]
+            signed_data["certificates"] = self._certs
         token = cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
         return bytes(token.dump())
 
