@@ -20,6 +20,8 @@ from pathlib import Path
 import localinfra
 
 SERVICES = ("registration", "payment", "signing", "otp")
+# processes started beside the services: the sandbox payment gateway plays VNPay, over HTTP only
+PEERS = {"gateway": "kyso_payment.sandbox_gateway"}
 
 
 @dataclass
@@ -65,7 +67,9 @@ class Stack:
             HTTP_PORT=str(port),
             KYSO_PROFILE="development",
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
-            VNPAY_PAY_URL=f"http://127.0.0.1:{ports['payment']}/sandbox/vnpay/pay",
+            VNPAY_PAY_URL=f"http://127.0.0.1:{ports['gateway']}/sandbox/pay",
+            VNPAY_API_URL=f"http://127.0.0.1:{ports['gateway']}/merchant_webapi/api/transaction",
+            VNPAY_IPN_URL=f"http://127.0.0.1:{ports['payment']}/v1/payments/vnpay/ipn",
             # every service reads the access-token keys registration publishes (rotation without redeploys)
             AUTH_JWKS_URL=f"http://127.0.0.1:{ports['registration']}/.well-known/jwks.json",
             # where relying parties fetch CRLs, CA certificates and OCSP answers (written into certificates)
@@ -77,7 +81,7 @@ class Stack:
         log_path = self.run_dir / f"{name}.log"
         out = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
         proc = subprocess.Popen(
-            [sys.executable, "-m", f"kyso_{name}"],
+            [sys.executable, "-m", PEERS.get(name, f"kyso_{name}")],
             env=self.service_env(name, port, ports),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -91,8 +95,8 @@ class Stack:
     def start(self, timeout: float = 90.0) -> Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.start_infra()
-        ports = {name: localinfra.free_port() for name in SERVICES}
-        for name in SERVICES:
+        ports = {name: localinfra.free_port() for name in (*SERVICES, *PEERS)}
+        for name in (*PEERS, *SERVICES):
             self.start_service(name, ports[name], ports)
         for sp in self.services.values():
             self.wait_ready(sp, timeout)

@@ -36,7 +36,7 @@ PUBLIC = {
     ("post", "/v1/sessions"),  # signing in
     ("get", "/v1/packages"),  # the public price list
     ("get", "/v1/payments/vnpay/ipn"),  # the gateway's signature is the credential
-    ("post", "/sandbox/vnpay/pay"),  # development profile only
+    ("get", "/v1/payments/vnpay/return"),  # the gateway's signature; display only
     ("post", "/v1/sms-otp/challenges/{challenge_id}/resend"),  # the challenge id is the capability
     ("post", "/v1/sms-otp/challenges/{challenge_id}/verify"),
     ("post", "/v1/sms-otp/challenges"),  # phone verification happens before an account exists

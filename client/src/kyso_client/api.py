@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -140,10 +141,16 @@ class KysoApi:
     async def checkout(self, payment_id: str) -> Any:
         return await self.call("POST", f"{self.ep.payment}/v1/payments/{payment_id}/checkout", auth=True)
 
-    async def sandbox_pay(self, payment_url: str, outcome: str = "success") -> Any:
-        return await self.call(
-            "POST", f"{self.ep.payment}/sandbox/vnpay/pay", json={"payment_url": payment_url, "outcome": outcome}
-        )
+    async def sandbox_pay(
+        self, payment_url: str, outcome: str = "success", behaviour: dict[str, Any] | None = None
+    ) -> Any:
+        """Development: the user at the (sandbox) gateway's payment page, which then notifies kyso —
+        or misbehaves as ``behaviour`` says (delay_ms, copies, stale_failure_after, paid_amount_vnd, …)."""
+        parts = urlsplit(payment_url)
+        body: dict[str, Any] = {"payment_url": payment_url, "outcome": outcome}
+        if behaviour:
+            body["behaviour"] = behaviour
+        return await self.call("POST", f"{parts.scheme}://{parts.netloc}/sandbox/pay", json=body)
 
     # signing --------------------------------------------------------------
     async def contract_for_order(self, order_id: str, wait: float = 0) -> Any:

@@ -112,6 +112,24 @@ class PaymentFailed(Payload):
     failed_at: UtcDateTime
 
 
+class PaymentRefunded(Payload):
+    """The gateway gave a payment's money back (compensation): paid the wrong amount, paid twice,
+    paid after the order was cancelled or expired, or the order could not be served."""
+
+    event_type: ClassVar[str] = "vn.kyso.payment.refunded.v1"
+    topic: ClassVar[str] = topics.PAYMENT
+    key_field: ClassVar[str] = "order_id"
+
+    payment_id: Id
+    order_id: Id
+    account_id: Id
+    amount_vnd: Vnd = Field(description="What was given back: the whole amount of that gateway transaction")
+    reason: Literal["amount_mismatch", "duplicate_payment", "late_payment", "cancelled_after_payment"]
+    provider: str = Field(min_length=1, max_length=32)
+    provider_transaction_no: str = Field(min_length=1, max_length=64, description="The refunded transaction")
+    refunded_at: UtcDateTime
+
+
 # --------------------------------------------------------------------------- signing
 
 
@@ -498,6 +516,7 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     OrderPlaced,
     PaymentConfirmed,
     PaymentFailed,
+    PaymentRefunded,
     ContractSigned,
     CertIssued,
     CertActivated,

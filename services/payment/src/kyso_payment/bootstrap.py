@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from kyso_contracts import OrderPlaced, PaymentConfirmed, PaymentFailed
+from kyso_contracts import OrderPlaced, PaymentConfirmed, PaymentFailed, PaymentRefunded
 from kyso_kit.runtime import ServiceRuntime
 
-from .gateway import SandboxVnpay, VnpayGateway
+from .gateway import VnpayGateway
 from .http_api import router
 from .payments import Payments
 from .settings import PaymentSettings
@@ -15,18 +15,19 @@ from .settings import PaymentSettings
 
 def build(settings: PaymentSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or PaymentSettings()
-    rt = ServiceRuntime(settings, publishes=[PaymentConfirmed, PaymentFailed])
+    rt = ServiceRuntime(settings, publishes=[PaymentConfirmed, PaymentFailed, PaymentRefunded])
     assert settings.vnpay_hash_secret
-    gateway_args = (
+    gateway = VnpayGateway(
         settings.vnpay_tmn_code,
         settings.vnpay_hash_secret,
         settings.vnpay_pay_url,
         settings.vnpay_return_url,
+        settings.vnpay_api_url,
     )
-    sandbox = SandboxVnpay(*gateway_args) if settings.development else None
-    payments = Payments(rt.store, sandbox or VnpayGateway(*gateway_args), rt.clock)
+    payments = Payments(rt.store, gateway, rt.clock, reconcile_after_seconds=settings.reconcile_after_seconds)
     rt.on_startup(payments.init)
+    rt.every(settings.reconcile_every_seconds, payments.reconcile, "payment-reconciliation")
     rt.consumer.on(OrderPlaced)(payments.when_order_placed_open_payment)
     app = rt.http_app("kyso payment", "Payments for certificate orders (VNPay-style signed notifications)")
-    app.include_router(router(payments, rt.verifier(), sandbox, rt.clock))
+    app.include_router(router(payments, rt.verifier()))
     return rt, app

@@ -38,6 +38,26 @@ class NotificationOutcome(StrEnum):
     UNKNOWN_PAYMENT = "unknown_payment"
     AMOUNT_MISMATCH = "amount_mismatch"
     ALREADY_SETTLED = "already_settled"
+    ERROR = "error"  # something failed here: the gateway should send it again
+
+
+RefundReason = str  # amount_mismatch · duplicate_payment · late_payment · cancelled_after_payment
+
+
+@dataclass(frozen=True)
+class RefundOrder:
+    """One gateway transaction to give back in full."""
+
+    txn_ref: str
+    transaction_no: str
+    amount_vnd: int
+    created_at: datetime  # when the attempt was opened at the gateway (querydr/refund need it)
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    done: bool
+    code: str
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from kyso_contracts.types import Id
 from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency
-from kyso_kit.clock import Clock
 from kyso_kit.openapi import errors
 
-from .gateway import SandboxVnpay
 from .payments import Payments
-from .schemas import CheckoutView, GatewayAnswer, PaymentView, SandboxPay, SandboxPayResult, VnpayNotification
+from .schemas import CheckoutView, GatewayAnswer, PaymentView, ReturnView, VnpayNotification
 
 
-def router(payments: Payments, verifier: TokenVerifier, sandbox: SandboxVnpay | None, clock: Clock) -> APIRouter:
+def router(payments: Payments, verifier: TokenVerifier) -> APIRouter:
     r = APIRouter()
     account = bearer_dependency(verifier)
 
@@ -44,12 +42,11 @@ def router(payments: Payments, verifier: TokenVerifier, sandbox: SandboxVnpay | 
         del notification  # declared for the OpenAPI document; verified as received below
         return GatewayAnswer(**await payments.notify(dict(request.query_params)))
 
-    if sandbox is not None:
-
-        @r.post("/sandbox/vnpay/pay", tags=["development"], responses=errors(400, 422))
-        async def sandbox_pay(body: SandboxPay) -> SandboxPayResult:
-            """Development only: play the gateway — the user pays, the gateway notifies us (signed IPN)."""
-            notification = sandbox.notification_for(body.payment_url, body.outcome, clock.now())
-            return SandboxPayResult(ipn_response=GatewayAnswer(**await payments.notify(notification)))
+    @r.get("/v1/payments/vnpay/return", tags=["gateway"], responses=errors(400, 422))
+    async def returned(request: Request, notification: Annotated[VnpayNotification, Query()]) -> ReturnView:
+        """Where the gateway sends the user's browser back: shows what the gateway says, for display only —
+        the payment's state changes only by the IPN or by reconciliation."""
+        del notification
+        return await payments.returned(dict(request.query_params))
 
     return r

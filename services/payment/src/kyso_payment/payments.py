@@ -7,17 +7,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from kyso_contracts import CloudEvent, OrderPlaced
+from kyso_contracts import CloudEvent, OrderPlaced, PaymentRefunded
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
-from kyso_kit.errors import Conflict, not_found
-from kyso_kit.store import Doc, Store
+from kyso_kit.errors import Conflict, Rejected, not_found
+from kyso_kit.store import Doc, DuplicateKey, Store
+from kyso_kit.timeutil import as_utc
 
 from . import domain
-from .domain import NotificationOutcome, PaymentStatus
+from .domain import GatewayResult, NotificationOutcome, PaymentStatus, RefundOrder
 from .gateway import BadNotification, PaymentGateway
-from .schemas import CheckoutView, PaymentView
+from .schemas import CheckoutView, PaymentView, RefundView, ReturnView
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +34,38 @@ def _payment(doc: Doc) -> domain.Payment:
     )
 
 
-def _view(doc: Doc, provider: str) -> PaymentView:
+def _view(doc: Doc, provider: str, refunds: list[Doc]) -> PaymentView:
     return PaymentView(
         payment_id=doc["_id"],
         order_id=doc["order_id"],
         amount_vnd=doc["amount_vnd"],
         status=doc["status"],
         provider=provider,
+        refunds=[
+            RefundView(
+                amount_vnd=r["amount_vnd"],
+                reason=r["reason"],
+                status=r["status"],
+                provider_transaction_no=r["transaction_no"] or "0",
+                refunded_at=as_utc(r["refunded_at"]).isoformat() if r.get("refunded_at") else None,
+            )
+            for r in refunds
+        ],
     )
 
 
 class Payments:
-    def __init__(self, store: Store, gateway: PaymentGateway, clock: Clock, changes: Changes | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        gateway: PaymentGateway,
+        clock: Clock,
+        changes: Changes | None = None,
+        reconcile_after_seconds: float = 300,
+    ) -> None:
         self.payments = store.collection("payments", events=True)
+        self.refunds = store.collection("refunds", events=True)
+        self.reconcile_after = reconcile_after_seconds
         self.changes = changes or Changes()
         self.events = store.events
         self.gateway = gateway
@@ -54,6 +74,8 @@ class Payments:
     async def init(self) -> None:
         await self.payments.ensure_index([("order_id", 1)], unique=True)
         await self.payments.ensure_index([("txn_ref", 1)], unique=True)
+        await self.payments.ensure_index([("status", 1)])
+        await self.refunds.ensure_index([("order_id", 1)])
 
     async def when_order_placed_open_payment(self, event: CloudEvent[OrderPlaced]) -> None:
         o = event.data
@@ -83,7 +105,7 @@ class Payments:
         if doc is None:
             raise not_found("payment", "giao dịch thanh toán")
         ensure_may(who, doc["account_id"], "read")
-        return _view(doc, self.gateway.name)
+        return _view(doc, self.gateway.name, await self.refunds_of(order_id))
 
     async def checkout(self, who: Principal, payment_id: str, client_ip: str) -> CheckoutView:
         doc = await self.payments.get(payment_id)
@@ -97,11 +119,13 @@ class Payments:
                 {"_id": payment_id, "status": PaymentStatus.FAILED.value, "txn_ref": doc["txn_ref"]},
                 {
                     "$set": {"status": status.value, "txn_ref": self.gateway.new_reference()},
+                    "$unset": {"checkout_at": ""},
                     "$push": {
                         "previous_attempts": {
                             "txn_ref": doc["txn_ref"],
                             "failed_at": doc.get("settled_at"),
                             "gateway_response_code": doc.get("gateway_response_code"),
+                            "checkout_at": doc.get("checkout_at"),
                         }
                     },
                 },
@@ -109,40 +133,178 @@ class Payments:
             doc = retried or await self.payments.get(payment_id) or doc
         if doc["status"] != PaymentStatus.PENDING:
             raise Conflict("payment_not_pending", "This payment is already settled", "Giao dịch này đã được xử lý")
-        url = self.gateway.checkout_url(_payment(doc), doc["description"], client_ip, self.clock.now())
+        t = self.clock.now()
+        # when the attempt opened at the gateway: querydr and refund name it (vnp_TransactionDate)
+        await self.payments.update(
+            {"_id": payment_id, "txn_ref": doc["txn_ref"], "checkout_at": {"$exists": False}},
+            {"$set": {"checkout_at": t.replace(microsecond=0)}},
+        )
+        fresh = await self.payments.get(payment_id) or doc
+        url = self.gateway.checkout_url(_payment(fresh), doc["description"], client_ip, as_utc(fresh["checkout_at"]))
         return CheckoutView(payment_id=payment_id, payment_url=url, amount_vnd=doc["amount_vnd"])
 
-    async def notify(self, params: Mapping[str, str]) -> dict[str, str]:
-        """The gateway's server-to-server notification, answered in the gateway's vocabulary; idempotent."""
-        return self.gateway.answer(await self._settle(params))
+    async def returned(self, params: Mapping[str, str]) -> ReturnView:
+        """The return URL: what to show the user. Never settles anything (only the IPN or reconciliation do)."""
+        try:
+            result = self.gateway.read_return(params)
+        except BadNotification:
+            raise Rejected(
+                "invalid_signature",
+                "The gateway's signature does not verify",
+                "Chữ ký của cổng thanh toán không hợp lệ",
+            ) from None
+        doc = await self.payments.find_one({"txn_ref": result.txn_ref}) if result.txn_ref else None
+        paid = result.success
+        return ReturnView(
+            payment_id=doc["_id"] if doc else None,
+            order_id=doc["order_id"] if doc else None,
+            gateway_says="paid" if paid else "not_paid",
+            payment_status=doc["status"] if doc else None,
+            message="Payment received; the order continues once the gateway confirms it" if paid
+            else "The payment did not go through; you may try again",
+            message_vi="Đã thanh toán; đơn hàng tiếp tục khi cổng thanh toán xác nhận" if paid
+            else "Thanh toán không thành công; bạn có thể thử lại",
+        )  # fmt: skip
 
-    async def _settle(self, params: Mapping[str, str]) -> NotificationOutcome:
+    async def notify(self, params: Mapping[str, str]) -> dict[str, str]:
+        """The gateway's server-to-server notification, answered in the gateway's vocabulary; idempotent.
+        Anything unexpected here answers 99, so the gateway sends it again."""
         try:
             result = self.gateway.parse_notification(params)
         except BadNotification:
-            return NotificationOutcome.BAD_SIGNATURE
+            return self.gateway.answer(NotificationOutcome.BAD_SIGNATURE)
+        try:
+            return self.gateway.answer(await self.settle(result))
+        except Exception:
+            log.exception("IPN not handled", extra={"txn_ref": result.txn_ref})
+            return self.gateway.answer(NotificationOutcome.ERROR)
+
+    async def settle(self, result: GatewayResult) -> NotificationOutcome:
+        """What a verified gateway report (an IPN, or a querydr answer) does — the same either way."""
         doc = await self.payments.find_one({"txn_ref": result.txn_ref}) if result.txn_ref else None
+        current = doc is not None
+        if doc is None and result.txn_ref:  # an earlier attempt of a payment that was retried
+            doc = await self.payments.find_one({"previous_attempts.txn_ref": result.txn_ref})
         if doc is None:
             return NotificationOutcome.UNKNOWN_PAYMENT
         payment = _payment(doc)
         if result.amount_vnd != payment.amount_vnd:
-            log.warning("gateway notification for another amount", extra={"payment_id": payment.payment_id})
+            log.warning("gateway reports another amount", extra={"payment_id": payment.payment_id})
+            if result.success:  # the money was taken: give it back; the order still waits for the right amount
+                await self.refund(doc, result, "amount_mismatch")
             return NotificationOutcome.AMOUNT_MISMATCH
         if not domain.allowed(payment.status, "settle"):
+            if result.success and doc.get("provider_transaction_no") not in (None, result.transaction_no):
+                await self.refund(doc, result, "duplicate_payment")  # paid twice for one order
+                return NotificationOutcome.ACCEPTED if not current else NotificationOutcome.ALREADY_SETTLED
             return NotificationOutcome.ALREADY_SETTLED
+        if not current and not result.success:
+            return NotificationOutcome.ALREADY_SETTLED  # a retired attempt failing changes nothing
         t = self.clock.now()
         status, payload = domain.settle(payment, result, t)
         event: CloudEvent[Any] = self.events(payload, correlation_id=doc.get("correlation_id"))
+        guard: dict[str, Any] = {"_id": payment.payment_id, "status": PaymentStatus.PENDING.value}
+        if current:
+            guard["txn_ref"] = payment.txn_ref
         settled = await self.payments.update(
-            {"_id": payment.payment_id, "status": PaymentStatus.PENDING.value, "txn_ref": payment.txn_ref},
+            guard,
             {
                 "$set": {
                     "status": status.value,
                     "settled_at": t,
+                    "settled_txn_ref": result.txn_ref,
                     "provider_transaction_no": result.transaction_no,
                     "gateway_response_code": result.response_code,
                 }
             },
             events=[event],
         )
-        return NotificationOutcome.ACCEPTED if settled else NotificationOutcome.ALREADY_SETTLED
+        if settled:
+            self.changes.notify(payment.order_id)
+            return NotificationOutcome.ACCEPTED
+        return await self.settle(result) if result.success else NotificationOutcome.ALREADY_SETTLED
+
+    # ------------------------------------------------------------------ refunds (compensation)
+
+    async def refund(self, doc: Doc, result: GatewayResult, reason: str) -> None:
+        """Give one gateway transaction back, once: the refund is recorded (keyed by the transaction)
+        before the gateway is asked, and confirmed with ``PaymentRefunded`` in the same write."""
+        created = doc.get("checkout_at") or doc["created_at"]
+        try:
+            await self.refunds.insert(
+                {
+                    "_id": f"{result.txn_ref}:{result.transaction_no}",
+                    "payment_id": doc["_id"],
+                    "order_id": doc["order_id"],
+                    "account_id": doc["account_id"],
+                    "txn_ref": result.txn_ref,
+                    "transaction_no": result.transaction_no,
+                    "amount_vnd": result.amount_vnd if result.amount_vnd is not None else 0,
+                    "paid_amount_raw": result.amount_vnd,
+                    "reason": reason,
+                    "status": "requested",
+                    "attempts": 0,
+                    "created_at": created,
+                    "requested_at": self.clock.now(),
+                    "correlation_id": doc.get("correlation_id"),
+                }
+            )
+        except DuplicateKey:
+            pass  # known already (a repeated notification): at most one refund per transaction
+        await self.try_refund(f"{result.txn_ref}:{result.transaction_no}")
+
+    async def try_refund(self, refund_id: str) -> bool:
+        r = await self.refunds.get(refund_id)
+        if r is None or r["status"] == "refunded":
+            return False
+        if not r["amount_vnd"]:
+            log.warning("a refund of an amount that is not whole đồng needs a person", extra={"refund": refund_id})
+            return False
+        t = self.clock.now()
+        order = RefundOrder(r["txn_ref"], r["transaction_no"], r["amount_vnd"], as_utc(r["created_at"]))
+        outcome = await self.gateway.refund(order, t)
+        if not outcome.done:
+            await self.refunds.update(
+                {"_id": refund_id, "status": {"$ne": "refunded"}},
+                {"$set": {"status": "failed", "last_code": outcome.code, "last_try_at": t}, "$inc": {"attempts": 1}},
+            )
+            return False
+        refunded = PaymentRefunded(
+            payment_id=r["payment_id"],
+            order_id=r["order_id"],
+            account_id=r["account_id"],
+            amount_vnd=r["amount_vnd"],
+            reason=r["reason"],
+            provider=self.gateway.name,
+            provider_transaction_no=r["transaction_no"] or "0",
+            refunded_at=t,
+        )
+        done = await self.refunds.update(
+            {"_id": refund_id, "status": {"$ne": "refunded"}},
+            {"$set": {"status": "refunded", "refunded_at": t, "last_code": outcome.code}, "$inc": {"attempts": 1}},
+            events=[self.events(refunded, correlation_id=r.get("correlation_id"))],
+        )
+        if done:
+            self.changes.notify(r["order_id"])
+        return bool(done)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def reconcile(self) -> int:
+        """Settle what the gateway knows and we do not (an IPN that never came), exactly as its IPN would,
+        and try failed refunds again. The number of payments and refunds settled."""
+        now, n = self.clock.now(), 0
+        for doc in await self.payments.find({"status": PaymentStatus.PENDING.value}):
+            checkout = doc.get("checkout_at")
+            if checkout is None or (now - as_utc(checkout)).total_seconds() < self.reconcile_after:
+                continue
+            result = await self.gateway.query(doc["txn_ref"], as_utc(checkout), now)
+            if result is not None and await self.settle(result) == NotificationOutcome.ACCEPTED:
+                n += 1
+                log.info("payment settled by reconciliation", extra={"payment_id": doc["_id"]})
+        for r in await self.refunds.find({"status": "failed"}):
+            n += await self.try_refund(r["_id"])
+        return n
+
+    async def refunds_of(self, order_id: str) -> list[Doc]:
+        return sorted(await self.refunds.find({"order_id": order_id}), key=lambda r: as_utc(r["requested_at"]))

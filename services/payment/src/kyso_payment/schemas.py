@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from kyso_contracts.types import Id, Vnd
+
+
+class RefundView(BaseModel):
+    amount_vnd: int
+    reason: Literal["amount_mismatch", "duplicate_payment", "late_payment", "cancelled_after_payment"]
+    status: Literal["requested", "failed", "refunded"] = Field(description="failed: asked again by reconciliation")
+    provider_transaction_no: str
+    refunded_at: str | None = None
 
 
 class PaymentView(BaseModel):
@@ -15,6 +23,7 @@ class PaymentView(BaseModel):
     amount_vnd: Vnd
     status: Literal["pending", "confirmed", "failed"]
     provider: str
+    refunds: list[RefundView] = Field(default_factory=list, description="Money given back, and why")
 
 
 class CheckoutView(BaseModel):
@@ -25,19 +34,21 @@ class CheckoutView(BaseModel):
 
 class GatewayAnswer(BaseModel):
     RspCode: str = Field(
-        description="00 accepted · 01 unknown order · 02 already settled · 04 wrong amount · 97 bad signature"
+        description="00 accepted · 01 unknown order · 02 already settled · 04 wrong amount · 97 bad signature · "
+        "99 not handled (send it again)"
     )
     Message: str
 
 
-class SandboxPay(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    payment_url: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-    outcome: Literal["success", "cancel"] = "success"
+class ReturnView(BaseModel):
+    """What the app shows when the gateway sends the user back (display only)."""
 
-
-class SandboxPayResult(BaseModel):
-    ipn_response: GatewayAnswer
+    payment_id: Id | None = None
+    order_id: Id | None = None
+    gateway_says: Literal["paid", "not_paid"]
+    payment_status: str | None = Field(default=None, description="Ours, which only the IPN or reconciliation change")
+    message: str
+    message_vi: str
 
 
 class VnpayNotification(BaseModel):

@@ -20,6 +20,7 @@ from kyso_contracts import (
     PaymentAmountMismatch,
     PaymentConfirmed,
     PaymentFailed,
+    PaymentRefunded,
     SmsOtpVerified,
 )
 from kyso_kit.auth import TokenIssuer, TokenVerifier
@@ -77,6 +78,7 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
     on(SmsOtpVerified)(uc.identities.when_sms_otp_verified_mark_phone)
     on(PaymentConfirmed)(uc.status.when_payment_confirmed_mark_paid)
     on(PaymentFailed)(uc.status.when_payment_failed_mark_failed)
+    on(PaymentRefunded)(uc.status.when_payment_refunded_note)
     on(PaymentAmountMismatch)(uc.status.when_payment_amount_mismatch_stop)
     on(ConsentRejected)(uc.status.when_consent_rejected_ask_again)
     on(ContractSigned)(uc.status.when_contract_signed_mark_signed)

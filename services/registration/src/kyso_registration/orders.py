@@ -15,12 +15,20 @@ from kyso_kit.timeutil import as_utc, local
 
 from . import domain
 from .identity import Identities
-from .schemas import CertificateSummary, OrderView, PackageList, PackageView, TimelineEntry
+from .schemas import CertificateSummary, OrderView, PackageList, PackageView, RefundEntry, TimelineEntry
 
 RENEWABLE = {
     domain.OrderStatus.PENDING_ACTIVATION.value,
     domain.OrderStatus.ACTIVE.value,
     domain.OrderStatus.SUSPENDED.value,
+}
+
+
+REFUND_VI = {
+    "amount_mismatch": "Hoàn tiền: số tiền thanh toán không khớp với đơn hàng",
+    "duplicate_payment": "Hoàn tiền: đơn hàng đã được thanh toán hai lần",
+    "late_payment": "Hoàn tiền: thanh toán sau khi đơn hàng đã hủy hoặc hết hạn",
+    "cancelled_after_payment": "Hoàn tiền: đơn hàng đã hủy sau khi thanh toán",
 }
 
 
@@ -38,6 +46,15 @@ def order_view(doc: Doc) -> OrderView:
         certificate=CertificateSummary(**cert) if cert else None,
         key_algorithm=doc.get("key_algorithm", "ecdsa-p256"),
         renews_certificate_id=doc.get("renews_certificate_id"),
+        refunds=[
+            RefundEntry(
+                amount_vnd=r["amount_vnd"],
+                reason=r["reason"],
+                reason_vi=REFUND_VI.get(r["reason"], r["reason"]),
+                at=local(r["at"]),
+            )
+            for r in doc.get("refunds", [])
+        ],
         # In the order things happened, whatever order the events arrived in (they come from different topics).
         timeline=[
             TimelineEntry(event=t["event"], at=local(t["at"]))

@@ -133,6 +133,13 @@ class TimelineEntry(BaseModel):
     at: str = Field(description="Asia/Ho_Chi_Minh time")
 
 
+class RefundEntry(BaseModel):
+    amount_vnd: int
+    reason: str = Field(description="amount_mismatch · duplicate_payment · late_payment · cancelled_after_payment")
+    reason_vi: str
+    at: str
+
+
 class OrderView(BaseModel):
     order_id: Id
     account_id: Id
@@ -148,6 +155,7 @@ class OrderView(BaseModel):
     status_vi: str
     certificate: CertificateSummary | None = None
     timeline: list[TimelineEntry]
+    refunds: list[RefundEntry] = Field(default_factory=list, description="Money given back for this order, and why")
 
 
 class Jwks(BaseModel):

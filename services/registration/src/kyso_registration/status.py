@@ -18,6 +18,7 @@ from kyso_contracts import (
     PaymentAmountMismatch,
     PaymentConfirmed,
     PaymentFailed,
+    PaymentRefunded,
 )
 from kyso_kit.changes import Changes
 from kyso_kit.store import Store
@@ -62,6 +63,21 @@ class OrderStatusView:
 
     async def when_payment_amount_mismatch_stop(self, event: CloudEvent[PaymentAmountMismatch]) -> None:
         await self._report(event, event.data.order_id, St.PAYMENT_AMOUNT_MISMATCH)
+
+    async def when_payment_refunded_note(self, event: CloudEvent[PaymentRefunded]) -> None:
+        """Money given back does not move the order (it waits for the right payment, or it was served by
+        another one); the order shows each refund and why."""
+        d = event.data
+        refund = {"amount_vnd": d.amount_vnd, "reason": d.reason, "at": d.refunded_at}
+        done = await self.orders.update(
+            {"_id": d.order_id},
+            {"$push": {"refunds": refund, "timeline": {"event": f"refunded_{d.reason}", "at": event.time}}},
+            caused_by=event.id,
+        )
+        if done:
+            self.changes.notify(d.order_id)
+        elif await self.orders.get(d.order_id, {"status": 1}) is None:
+            raise LookupError(f"order {d.order_id} not found for {event.type}")  # retried, then dead-lettered
 
     async def when_consent_rejected_ask_again(self, event: CloudEvent[ConsentRejected]) -> None:
         await self._report(event, event.data.order_id, St.CONSENT_REJECTED)
