@@ -70,6 +70,9 @@ class Stack:
             VNPAY_PAY_URL=f"http://127.0.0.1:{ports['gateway']}/sandbox/pay",
             VNPAY_API_URL=f"http://127.0.0.1:{ports['gateway']}/merchant_webapi/api/transaction",
             VNPAY_IPN_URL=f"http://127.0.0.1:{ports['payment']}/v1/payments/vnpay/ipn",
+            # a payment whose IPN never comes is asked about after 3 s here (5 minutes by default)
+            RECONCILE_AFTER_SECONDS="3",
+            RECONCILE_EVERY_SECONDS="1",
             # every service reads the access-token keys registration publishes (rotation without redeploys)
             AUTH_JWKS_URL=f"http://127.0.0.1:{ports['registration']}/.well-known/jwks.json",
             # where relying parties fetch CRLs, CA certificates and OCSP answers (written into certificates)

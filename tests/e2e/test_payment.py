@@ -45,3 +45,67 @@ async def test_cancelled_payment_fails_the_order_then_a_retry_pays_it(
         assert kinds.count("vn.kyso.payment.refunded.v1") == 1
     finally:
         await api.aclose()
+
+
+async def _open_order(api: KysoApi) -> tuple[str, str, str]:
+    c = await new_citizen(api)
+    await api.login(c.phone, PASSWORD)
+    order = await api.place_order("PERSONAL_1Y")
+    pay = await eventually(lambda: api.payment_for_order(order["order_id"]), timeout=60)
+    url = (await api.checkout(pay["payment_id"]))["payment_url"]
+    return order["order_id"], pay["payment_id"], url
+
+
+def _count(watcher: EventWatcher, order_id: str, kind: str) -> int:
+    return sum(1 for _, key, doc in watcher.keyed_all() if key == order_id.encode() and doc["type"] == kind)
+
+
+async def test_a_thousand_concurrent_duplicate_ipns_confirm_once(endpoints: Endpoints, watcher: EventWatcher) -> None:
+    api = KysoApi(endpoints, correlation_id=None)
+    try:
+        order_id, _, url = await _open_order(api)
+        out = await api.sandbox_pay(url, behaviour={"copies": 1000})
+        codes = [a["RspCode"] for a in out["ipn_answers"]]
+        assert len(codes) == 1000 and codes.count("00") == 1 and set(codes) == {"00", "02"}
+        await eventually(lambda: api.order(order_id), lambda o: o["status"] == "paid")
+        await asyncio.sleep(1.0)
+        assert _count(watcher, order_id, "vn.kyso.payment.confirmed.v1") == 1
+    finally:
+        await api.aclose()
+
+
+async def test_gateway_misbehaviour_late_lost_reordered_forged_and_wrong_amount(
+    endpoints: Endpoints, watcher: EventWatcher
+) -> None:
+    api = KysoApi(endpoints, correlation_id=None)
+    try:
+        # never notified: reconciliation asks the gateway (querydr) and settles it as the IPN would
+        lost_order, _, lost_url = await _open_order(api)
+        assert "ipn_answers" in await api.sandbox_pay(lost_url, behaviour={"copies": 0})
+        await eventually(lambda: api.order(lost_order), lambda o: o["status"] == "paid", timeout=30)
+
+        # a forged IPN changes nothing; then the real one, late, and a stale failure after it
+        order_id, _, url = await _open_order(api)
+        forged = await api.sandbox_pay(url, behaviour={"bad_signature": True})
+        assert forged["ipn_response"]["RspCode"] == "97"
+        assert (await api.payment_for_order(order_id))["status"] == "pending"
+        order_id2, _, url2 = await _open_order(api)
+        late = await api.sandbox_pay(url2, behaviour={"delay_ms": 1500, "stale_failure_after": True})
+        assert late["scheduled"] == 2
+        await eventually(lambda: api.order(order_id2), lambda o: o["status"] == "paid", timeout=30)
+        await asyncio.sleep(1.0)
+        assert (await api.order(order_id2))["status"] == "paid"  # the stale failure did not undo it
+
+        # the wrong amount: refunded, and the order says why and still waits for the right amount
+        wrong_order, _, wrong_url = await _open_order(api)
+        answer = await api.sandbox_pay(wrong_url, behaviour={"paid_amount_vnd": 1_000})
+        assert answer["ipn_response"]["RspCode"] == "04"
+        shown = await eventually(lambda: api.order(wrong_order), lambda o: bool(o["refunds"]))
+        assert shown["status"] == "awaiting_payment"
+        assert [(r["reason"], r["amount_vnd"]) for r in shown["refunds"]] == [("amount_mismatch", 1_000)]
+        assert (await api.payment_for_order(wrong_order))["refunds"][0]["status"] == "refunded"
+        await asyncio.sleep(0.5)
+        assert _count(watcher, wrong_order, "vn.kyso.payment.confirmed.v1") == 0
+        assert _count(watcher, wrong_order, "vn.kyso.payment.refunded.v1") == 1
+    finally:
+        await api.aclose()

@@ -65,6 +65,7 @@ class Payments:
     ) -> None:
         self.payments = store.collection("payments", events=True)
         self.refunds = store.collection("refunds", events=True)
+        self.refs = store.collection("gateway_refs")
         self.reconcile_after = reconcile_after_seconds
         self.changes = changes or Changes()
         self.events = store.events
@@ -140,8 +141,25 @@ class Payments:
             {"$set": {"checkout_at": t.replace(microsecond=0)}},
         )
         fresh = await self.payments.get(payment_id) or doc
+        try:  # the reference leaves in the URL: from now on the gateway may name it
+            await self.refs.insert({"_id": fresh["txn_ref"], "payment_id": payment_id})
+        except DuplicateKey:
+            pass
         url = self.gateway.checkout_url(_payment(fresh), doc["description"], client_ip, as_utc(fresh["checkout_at"]))
         return CheckoutView(payment_id=payment_id, payment_url=url, amount_vnd=doc["amount_vnd"])
+
+    async def _by_reference(self, txn_ref: str) -> Doc | None:
+        """The payment a gateway reference belongs to (its current or an earlier attempt): an ``_id``
+        lookup in ``gateway_refs``, written when the reference left in a checkout URL."""
+        if not txn_ref:
+            return None
+        ref = await self.refs.get(txn_ref)
+        if ref is not None:
+            return await self.payments.get(ref["payment_id"])
+        # payments opened before references were recorded: the slow way
+        return await self.payments.find_one({"txn_ref": txn_ref}) or await self.payments.find_one(
+            {"previous_attempts.txn_ref": txn_ref}
+        )
 
     async def returned(self, params: Mapping[str, str]) -> ReturnView:
         """The return URL: what to show the user. Never settles anything (only the IPN or reconciliation do)."""
@@ -153,7 +171,7 @@ class Payments:
                 "The gateway's signature does not verify",
                 "Chữ ký của cổng thanh toán không hợp lệ",
             ) from None
-        doc = await self.payments.find_one({"txn_ref": result.txn_ref}) if result.txn_ref else None
+        doc = await self._by_reference(result.txn_ref)
         paid = result.success
         return ReturnView(
             payment_id=doc["_id"] if doc else None,
@@ -181,12 +199,10 @@ class Payments:
 
     async def settle(self, result: GatewayResult) -> NotificationOutcome:
         """What a verified gateway report (an IPN, or a querydr answer) does — the same either way."""
-        doc = await self.payments.find_one({"txn_ref": result.txn_ref}) if result.txn_ref else None
-        current = doc is not None
-        if doc is None and result.txn_ref:  # an earlier attempt of a payment that was retried
-            doc = await self.payments.find_one({"previous_attempts.txn_ref": result.txn_ref})
+        doc = await self._by_reference(result.txn_ref)
         if doc is None:
             return NotificationOutcome.UNKNOWN_PAYMENT
+        current = doc["txn_ref"] == result.txn_ref  # or an earlier attempt of a payment that was retried
         payment = _payment(doc)
         if result.amount_vnd != payment.amount_vnd:
             log.warning("gateway reports another amount", extra={"payment_id": payment.payment_id})
