@@ -109,3 +109,41 @@ async def test_gateway_misbehaviour_late_lost_reordered_forged_and_wrong_amount(
         assert _count(watcher, wrong_order, "vn.kyso.payment.refunded.v1") == 1
     finally:
         await api.aclose()
+
+
+async def test_a_cancelled_order_closes_its_payment_and_a_late_payment_is_refunded(
+    endpoints: Endpoints, watcher: EventWatcher
+) -> None:
+    from kyso_client.api import KysoError
+
+    api = KysoApi(endpoints, correlation_id=None)
+    try:
+        order_id, _, url = await _open_order(api)
+        try:
+            await api.place_order("PERSONAL_1Y")
+            raise AssertionError("a second open order of one package was accepted")
+        except KysoError as exc:
+            assert (exc.status, exc.code) == (409, "open_order_exists")
+        cancelled = await api.cancel_order(order_id)
+        assert cancelled["status"] == "cancelled"
+        try:
+            await api.cancel_order(order_id)
+            raise AssertionError("cancelled twice")
+        except KysoError as exc:
+            assert (exc.status, exc.code) == (409, "order_not_cancellable")
+        await eventually(lambda: api.payment_for_order(order_id), lambda p: p["status"] == "cancelled")
+        # the payment page was still open: the user pays anyway → the money goes back
+        assert (await api.sandbox_pay(url))["ipn_response"]["RspCode"] == "00"
+        shown = await eventually(lambda: api.order(order_id), lambda o: bool(o["refunds"]))
+        assert shown["status"] == "cancelled" and shown["refunds"][0]["reason"] == "late_payment"
+        try:
+            await api.contract_for_order(order_id)
+            raise AssertionError("a contract was drawn up for a cancelled order")
+        except KysoError as exc:
+            assert exc.status == 404
+        await asyncio.sleep(0.5)
+        assert _count(watcher, order_id, "vn.kyso.registration.order_cancelled.v1") == 1
+        assert _count(watcher, order_id, "vn.kyso.payment.confirmed.v1") == 0
+        assert _count(watcher, order_id, "vn.kyso.payment.refunded.v1") == 1
+    finally:
+        await api.aclose()

@@ -245,3 +245,57 @@ async def test_the_merchant_api_is_signed_both_ways(sandbox: sandbox_gateway.Gat
     assert not vnpay.verify_api(answer | {"vnp_Message": "tampered"}, SECRET, response=True)
     forged = sandbox.transaction_api(body | {"vnp_RequestId": "r2", "vnp_SecureHash": "00" * 64})
     assert forged["vnp_ResponseCode"] == "97"
+
+
+def closed(kind: str, clock: FakeClock, order_id: str = "order-1") -> Any:
+    from kyso_contracts import OrderCancelled, OrderExpired
+
+    if kind == "cancelled":
+        return delivered(
+            OrderCancelled(
+                order_id=order_id, account_id=ALICE.account_id, amount_vnd=800_000, cancelled_at=clock.now()
+            ),
+            clock,
+        )
+    return delivered(
+        OrderExpired(
+            order_id=order_id, account_id=ALICE.account_id, amount_vnd=800_000, placed_at=clock.now(),
+            expired_at=clock.now(),
+        ),
+        clock,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["cancelled", "expired"])
+async def test_a_payment_after_the_order_closed_is_refunded(
+    payments: Payments, sandbox: sandbox_gateway.Gateway, store: MemoryStore, clock: FakeClock, kind: str
+) -> None:
+    url = await checkout_url(payments)
+    await payments.when_order_closed_close_payment(closed(kind, clock))
+    assert (await payments.for_order(ALICE, "order-1")).status == "cancelled"
+    with pytest.raises(Conflict):
+        await checkout_url(payments)  # no new checkout for a closed order
+    late = sandbox.ipn_of(sandbox.paid(url))  # the user had the page open and paid anyway
+    assert (await payments.notify(late))["RspCode"] == "00"
+    assert (await payments.notify(late))["RspCode"] == "00"
+    [refunded] = store.of_type(PaymentRefunded)
+    assert refunded.data.reason == "late_payment" and not store.of_type(PaymentConfirmed)
+
+
+async def test_an_order_closed_after_its_payment_raced_it_is_refunded(
+    payments: Payments, sandbox: sandbox_gateway.Gateway, store: MemoryStore, clock: FakeClock
+) -> None:
+    ipn = await pay(payments, sandbox)
+    assert (await payments.notify(ipn))["RspCode"] == "00"
+    await payments.when_order_closed_close_payment(closed("cancelled", clock))
+    await payments.when_order_closed_close_payment(closed("cancelled", clock))
+    [refunded] = store.of_type(PaymentRefunded)
+    assert refunded.data.reason == "cancelled_after_payment" and refunded.data.amount_vnd == 800_000
+
+
+async def test_an_order_closed_before_payment_heard_of_it_stays_closed(
+    payments: Payments, store: MemoryStore, clock: FakeClock
+) -> None:
+    await payments.when_order_closed_close_payment(closed("expired", clock, "order-9"))
+    await payments.when_order_placed_open_payment(delivered(order("order-9"), clock))
+    assert (await payments.for_order(ALICE, "order-9")).status == "cancelled"

@@ -237,3 +237,39 @@ async def test_a_waiting_reader_sees_the_change_at_once(registration: Registrati
     assert view.status == "paid" and time.perf_counter() - started < 0.5
     quick = await registration.orders.view_after(who, order.order_id, "paid", 0.05)  # nothing changes: times out
     assert quick.status == "paid"
+
+
+async def test_one_open_order_per_package_cancel_before_payment_and_unpaid_orders_expire(
+    registration: Registration, store: MemoryStore, clock: FakeClock
+) -> None:
+    from kyso_contracts import OrderCancelled, OrderExpired, PaymentConfirmed
+    from kyso_kit.errors import Conflict
+
+    who = await registration.citizen()
+    first = await registration.orders.place(who, "PERSONAL_1Y")
+    with pytest.raises(Conflict) as open_one:
+        await registration.orders.place(who, "PERSONAL_1Y")
+    assert open_one.value.code == "open_order_exists" and open_one.value.details["order_id"] == first.order_id
+    other = await registration.orders.place(who, "PERSONAL_2Y")  # another package: its own order
+    with pytest.raises(Forbidden):
+        await registration.orders.cancel(Principal("intruder"), first.order_id)
+    cancelled = await registration.orders.cancel(who, first.order_id)
+    assert cancelled.status == "cancelled" and cancelled.status_vi
+    with pytest.raises(Conflict):
+        await registration.orders.cancel(who, first.order_id)
+    [event] = store.of_type(OrderCancelled)
+    assert (event.data.order_id, event.data.amount_vnd) == (first.order_id, 800_000)
+    # a payment that raced the cancellation is absorbed: the order stays cancelled (payment refunds it)
+    paid = PaymentConfirmed(
+        payment_id="p1", order_id=first.order_id, account_id=who.account_id, amount_vnd=800_000, provider="vnpay",
+        provider_transaction_no="1", confirmed_at=clock.now(),
+    )  # fmt: skip
+    await registration.status.when_payment_confirmed_mark_paid(delivered(paid, clock))
+    assert (await registration.orders.view(who, first.order_id)).status == "cancelled"
+    again = await registration.orders.place(who, "PERSONAL_1Y")  # no open order of that package now
+    assert await registration.orders.expire_unpaid() == 0
+    clock.advance(hours=24, seconds=1)
+    assert await registration.orders.expire_unpaid() == 2  # the 2-year and the new 1-year order
+    assert await registration.orders.expire_unpaid() == 0
+    assert {e.data.order_id for e in store.of_type(OrderExpired)} == {other.order_id, again.order_id}
+    assert (await registration.orders.view(who, again.order_id)).status == "order_expired"

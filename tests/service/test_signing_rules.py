@@ -267,3 +267,26 @@ async def test_a_reader_waiting_for_the_contract_gets_it_as_soon_as_it_is_drawn_
     await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(), signing.clock))
     assert (await waiting).status == "awaiting_consent"
     assert time.perf_counter() - started < 0.5  # woken by the change, not by the next re-read
+
+
+async def test_a_closed_order_gets_no_contract_and_a_late_consent_issues_nothing(signing: Signing) -> None:
+    from kyso_contracts import OrderCancelled
+
+    c, store = signing.contracts, signing.store
+    contract_id, sha = await _prepared(signing)
+    closed = OrderCancelled(
+        order_id="order-1", account_id=ALICE.account_id, amount_vnd=800_000, cancelled_at=signing.clock.now()
+    )
+    await c.when_order_closed_stop(delivered(closed, signing.clock))
+    await c.when_order_closed_stop(delivered(closed, signing.clock))
+    await c.when_sms_otp_verified_sign_contract(delivered(signing.consent(contract_id, sha), signing.clock))
+    assert store.of_type(CertIssued) == []
+    doc = await c.certs.find_one({"order_id": "order-1"})
+    assert doc is not None and doc["status"] == "cancelled"
+    # closed before the order and its payment reached this service: nothing is drawn up later either
+    early = closed.model_copy(update={"order_id": "order-2"})
+    await c.when_order_closed_stop(delivered(early, signing.clock))
+    await c.when_order_placed_remember_order(delivered(signing.order(order_id="order-2"), signing.clock))
+    await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(order_id="order-2"), signing.clock))
+    later = await c.certs.find_one({"order_id": "order-2"})
+    assert later is not None and later["status"] == "cancelled" and "contract" not in later

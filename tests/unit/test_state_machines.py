@@ -57,7 +57,9 @@ def test_a_report_is_idempotent_and_never_moves_the_order_back(path: list[reg.Or
 @given(st.sampled_from(list(Order)), st.sampled_from(list(Order)))
 def test_only_statuses_on_one_path_combine(current: reg.OrderStatus, reported: reg.OrderStatus) -> None:
     related = reported in reg.REACHABLE[current] or current in reg.REACHABLE[reported] or reported == current
-    if related:
+    if current in reg.CLOSED:  # closed before payment: whatever is reported later (a racing payment) is absorbed
+        assert reg.advance(current, reported) == current
+    elif related:
         assert reg.advance(current, reported) in {current, reported}
     else:
         with pytest.raises(IllegalTransition):
@@ -227,6 +229,8 @@ def test_each_certificate_transition_causes_exactly_the_events_it_declares() -> 
         made[(s, "revoke", new)] = [type(rev)]
         new, exp = expired(s, ref, serial_number="1f", at=AT)
         made[(s, "expire", new)] = [type(exp)]
+    for s in cert.CANCELLABLE:
+        made[(s, "cancel", cert.cancel(s))] = []
     assert made == {k: list(v) for k, v in CAUSES.items()}
     assert {(s, a) for s, a, _ in CAUSES} == set(cert.TRANSITIONS)
     with pytest.raises(IllegalTransition):

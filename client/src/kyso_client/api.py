@@ -116,6 +116,9 @@ class KysoApi:
             body["renews_certificate_id"] = renews_certificate_id
         return await self.call("POST", f"{self.ep.registration}/v1/orders", auth=True, json=body)
 
+    async def cancel_order(self, order_id: str) -> Any:
+        return await self.call("POST", f"{self.ep.registration}/v1/orders/{order_id}/cancellation", auth=True)
+
     async def order(self, order_id: str, *, status_not: str | None = None, wait: float = 25) -> Any:
         """The order; with ``status_not``, as soon as its status is no longer that (long-poll)."""
         params = {"status_not": status_not, "wait": wait} if status_not is not None else None

@@ -77,6 +77,33 @@ class OrderPlaced(Payload):
     )
 
 
+class OrderCancelled(Payload):
+    """The subscriber cancelled an order before paying it; a payment that raced it is refunded."""
+
+    event_type: ClassVar[str] = "vn.kyso.registration.order_cancelled.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+    key_field: ClassVar[str] = "order_id"
+
+    order_id: Id
+    account_id: Id
+    amount_vnd: Vnd
+    cancelled_at: UtcDateTime
+
+
+class OrderExpired(Payload):
+    """An order was not paid in time and is closed; a payment that arrives later is refunded."""
+
+    event_type: ClassVar[str] = "vn.kyso.registration.order_expired.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+    key_field: ClassVar[str] = "order_id"
+
+    order_id: Id
+    account_id: Id
+    amount_vnd: Vnd
+    placed_at: UtcDateTime
+    expired_at: UtcDateTime
+
+
 # --------------------------------------------------------------------------- payment
 
 
@@ -514,6 +541,8 @@ class OtpTokenRevoked(Payload):
 ALL_EVENTS: tuple[type[Payload], ...] = (
     AccountCreated,
     OrderPlaced,
+    OrderCancelled,
+    OrderExpired,
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from kyso_contracts import OrderPlaced, PaymentConfirmed, PaymentFailed, PaymentRefunded
+from kyso_contracts import OrderCancelled, OrderExpired, OrderPlaced, PaymentConfirmed, PaymentFailed, PaymentRefunded
 from kyso_kit.runtime import ServiceRuntime
 
 from .gateway import VnpayGateway
@@ -28,6 +28,8 @@ def build(settings: PaymentSettings | None = None) -> tuple[ServiceRuntime, Fast
     rt.on_startup(payments.init)
     rt.every(settings.reconcile_every_seconds, payments.reconcile, "payment-reconciliation")
     rt.consumer.on(OrderPlaced)(payments.when_order_placed_open_payment)
+    rt.consumer.on(OrderCancelled)(payments.when_order_closed_close_payment)
+    rt.consumer.on(OrderExpired)(payments.when_order_closed_close_payment)
     app = rt.http_app("kyso payment", "Payments for certificate orders (VNPay-style signed notifications)")
     app.include_router(router(payments, rt.verifier()))
     return rt, app

@@ -3,6 +3,7 @@
     pending ──settle(success)──▶ confirmed      causes PaymentConfirmed
     pending ──settle(failure)──▶ failed         causes PaymentFailed
     failed  ──retry───────────▶ pending         (a new gateway reference; the old one is retired)
+    pending / failed ──cancel─▶ cancelled       (the order closed; money that comes later is refunded)
 
 Anything else is an :class:`IllegalTransition`. A notification whose amount differs from the
 payment never settles it (the gateway is told, see :class:`NotificationOutcome`).
@@ -22,11 +23,14 @@ class PaymentStatus(StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # the order closed before payment: a payment that comes anyway is refunded
 
 
 TRANSITIONS: dict[tuple[PaymentStatus, str], frozenset[PaymentStatus]] = {
     (PaymentStatus.PENDING, "settle"): frozenset({PaymentStatus.CONFIRMED, PaymentStatus.FAILED}),
     (PaymentStatus.FAILED, "retry"): frozenset({PaymentStatus.PENDING}),
+    (PaymentStatus.PENDING, "cancel"): frozenset({PaymentStatus.CANCELLED}),
+    (PaymentStatus.FAILED, "cancel"): frozenset({PaymentStatus.CANCELLED}),
 }
 
 

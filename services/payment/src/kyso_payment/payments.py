@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from kyso_contracts import CloudEvent, OrderPlaced, PaymentRefunded
+from kyso_contracts import CloudEvent, OrderCancelled, OrderExpired, OrderPlaced, PaymentRefunded
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
@@ -132,6 +132,8 @@ class Payments:
                 },
             )
             doc = retried or await self.payments.get(payment_id) or doc
+        if doc["status"] == PaymentStatus.CANCELLED:
+            raise Conflict("order_closed", "The order was cancelled or expired", "Đơn hàng đã hủy hoặc hết hạn")
         if doc["status"] != PaymentStatus.PENDING:
             raise Conflict("payment_not_pending", "This payment is already settled", "Giao dịch này đã được xử lý")
         t = self.clock.now()
@@ -204,6 +206,11 @@ class Payments:
             return NotificationOutcome.UNKNOWN_PAYMENT
         current = doc["txn_ref"] == result.txn_ref  # or an earlier attempt of a payment that was retried
         payment = _payment(doc)
+        if payment.status == PaymentStatus.CANCELLED:
+            if result.success:  # paid after the order was cancelled or expired
+                await self.refund(doc, result, "late_payment")
+                return NotificationOutcome.ACCEPTED
+            return NotificationOutcome.ALREADY_SETTLED
         if result.amount_vnd != payment.amount_vnd:
             log.warning("gateway reports another amount", extra={"payment_id": payment.payment_id})
             if result.success:  # the money was taken: give it back; the order still waits for the right amount
@@ -239,6 +246,47 @@ class Payments:
             self.changes.notify(payment.order_id)
             return NotificationOutcome.ACCEPTED
         return await self.settle(result) if result.success else NotificationOutcome.ALREADY_SETTLED
+
+    async def when_order_closed_close_payment(
+        self, event: CloudEvent[OrderCancelled] | CloudEvent[OrderExpired]
+    ) -> None:
+        """The order closed before payment: the payment closes too. If it was paid in a race with the
+        closing, that money is refunded."""
+        o = event.data
+        for _ in range(8):
+            doc = await self.payments.find_one({"order_id": o.order_id})
+            if doc is None:  # closed before this service heard of the order
+                await self.payments.update(
+                    {"order_id": o.order_id},
+                    {"$set": {"closed_by": event.id}},
+                    caused_by=event.id,
+                    upsert_with={
+                        "_id": uuid.uuid4().hex, "account_id": o.account_id, "amount_vnd": o.amount_vnd,
+                        "description": f"kyso {o.order_id}", "txn_ref": self.gateway.new_reference(),
+                        "status": PaymentStatus.CANCELLED.value, "created_at": self.clock.now(),
+                        "correlation_id": event.correlationid,
+                    },
+                )  # fmt: skip
+                return
+            status = PaymentStatus(doc["status"])
+            if status == PaymentStatus.CONFIRMED:
+                paid = GatewayResult(
+                    provider=self.gateway.name,
+                    txn_ref=doc.get("settled_txn_ref") or doc["txn_ref"],
+                    amount_vnd=doc["amount_vnd"],
+                    success=True,
+                    response_code="00",
+                    transaction_no=doc.get("provider_transaction_no") or "0",
+                )
+                await self.refund(doc, paid, "cancelled_after_payment")
+                return
+            if not domain.allowed(status, "cancel"):
+                return  # cancelled already
+            if await self.payments.update(
+                {"_id": doc["_id"], "status": status.value}, {"$set": {"status": PaymentStatus.CANCELLED.value}}
+            ):
+                self.changes.notify(o.order_id)
+                return
 
     # ------------------------------------------------------------------ refunds (compensation)
 

@@ -21,7 +21,7 @@ class PaymentView(BaseModel):
     payment_id: Id
     order_id: Id
     amount_vnd: Vnd
-    status: Literal["pending", "confirmed", "failed"]
+    status: Literal["pending", "confirmed", "failed", "cancelled"]
     provider: str
     refunds: list[RefundView] = Field(default_factory=list, description="Money given back, and why")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -16,6 +17,8 @@ from kyso_contracts import (
     CertSuspended,
     ConsentRejected,
     ContractSigned,
+    OrderCancelled,
+    OrderExpired,
     OrderPlaced,
     PaymentAmountMismatch,
     PaymentConfirmed,
@@ -64,16 +67,17 @@ def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registratio
         max_failures=settings.login_max_failures,
         lock_seconds=settings.login_lock_seconds,
     )
-    orders = Orders(rt.store, identities, rt.clock, changes)
+    orders = Orders(rt.store, identities, rt.clock, changes, timedelta(hours=settings.order_payment_window_hours))
     return Registration(identities, accounts, orders, OrderStatusView(rt.store, changes), tokens)
 
 
 def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or RegistrationSettings()
-    rt = ServiceRuntime(settings, publishes=[AccountCreated, OrderPlaced])
+    rt = ServiceRuntime(settings, publishes=[AccountCreated, OrderPlaced, OrderCancelled, OrderExpired])
     uc = use_cases(rt, settings)
     for init in (uc.identities.init, uc.accounts.init, uc.orders.init):
         rt.on_startup(init)
+    rt.every(settings.order_expiry_every_seconds, uc.orders.expire_unpaid, "unpaid-order-expiry")
     on = rt.consumer.on
     on(SmsOtpVerified)(uc.identities.when_sms_otp_verified_mark_phone)
     on(PaymentConfirmed)(uc.status.when_payment_confirmed_mark_paid)

@@ -48,14 +48,23 @@ class OrderStatus(StrEnum):
     SUSPENDED = "suspended"
     REVOKED = "revoked"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # by the subscriber, before payment
+    ORDER_EXPIRED = "order_expired"  # not paid in time
 
 
 St = OrderStatus
+OPEN = frozenset({OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_FAILED})
+"""Orders that wait for payment: one per subscriber and package; they may be cancelled, and expire."""
+CLOSED = frozenset({OrderStatus.CANCELLED, OrderStatus.ORDER_EXPIRED})
+"""Orders closed before payment: later reports (a payment that raced the cancellation) are absorbed."""
 
 # The order's life as the user sees it. Each step is reported by another service's event.
 NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
-    St.AWAITING_PAYMENT: frozenset({St.PAYMENT_FAILED, St.PAID}),
-    St.PAYMENT_FAILED: frozenset({St.PAYMENT_FAILED, St.PAID}),  # a failed payment may be retried
+    St.AWAITING_PAYMENT: frozenset({St.PAYMENT_FAILED, St.PAID, St.CANCELLED, St.ORDER_EXPIRED}),
+    # a failed payment may be retried
+    St.PAYMENT_FAILED: frozenset({St.PAYMENT_FAILED, St.PAID, St.CANCELLED, St.ORDER_EXPIRED}),
+    St.CANCELLED: frozenset(),
+    St.ORDER_EXPIRED: frozenset(),
     St.PAID: frozenset({St.PAYMENT_AMOUNT_MISMATCH, St.CONSENT_REJECTED, St.CONTRACT_SIGNED}),
     St.PAYMENT_AMOUNT_MISMATCH: frozenset(),  # stops here until it is refunded
     St.CONSENT_REJECTED: frozenset({St.CONSENT_REJECTED, St.CONTRACT_SIGNED}),
@@ -91,6 +100,8 @@ def advance(current: OrderStatus, reported: OrderStatus) -> OrderStatus:
     the order forward (even past steps not yet reported); a report of a stage the order has already
     passed is absorbed (it stays in the timeline); a report that no path connects is illegal.
     """
+    if current in CLOSED:
+        return current  # closed before payment: a payment that raced it is refunded, the order stays closed
     if reported in REACHABLE[current]:
         return reported
     if reported == current or current in REACHABLE[reported]:
@@ -117,6 +128,8 @@ STATUS_VI = {
     St.SUSPENDED: "Tạm dừng",
     St.REVOKED: "Đã thu hồi",
     St.EXPIRED: "Đã hết hạn",
+    St.CANCELLED: "Đã hủy",
+    St.ORDER_EXPIRED: "Quá hạn thanh toán, đơn hàng đã đóng",
 }
 
 

@@ -81,6 +81,11 @@ def router(
         certificate it renews."""
         return await orders.place(who, body.package_code, body.key_algorithm, body.renews_certificate_id)
 
+    @r.post("/v1/orders/{order_id}/cancellation", tags=["orders"], responses=errors(401, 403, 404, 409, 422))
+    async def cancel_order(order_id: Id, who: Principal = Depends(account)) -> OrderView:
+        """Cancel an order that waits for payment (``OrderCancelled``); 409 once it is paid or closed."""
+        return await orders.cancel(who, order_id)
+
     @r.get("/v1/orders/{order_id}", tags=["orders"], responses=errors(401, 403, 404, 422))
     async def get_order(
         order_id: Id,

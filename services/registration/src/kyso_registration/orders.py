@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
-from kyso_contracts import KeyAlgorithm, OrderPlaced, SubscriberIdentity
+from kyso_contracts import KeyAlgorithm, OrderCancelled, OrderExpired, OrderPlaced, SubscriberIdentity
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
@@ -14,6 +14,7 @@ from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import as_utc, local
 
 from . import domain
+from .domain import OrderStatus as St
 from .identity import Identities
 from .schemas import CertificateSummary, OrderView, PackageList, PackageView, RefundEntry, TimelineEntry
 
@@ -75,7 +76,15 @@ def packages() -> PackageList:
 
 
 class Orders:
-    def __init__(self, store: Store, identities: Identities, clock: Clock, changes: Changes) -> None:
+    def __init__(
+        self,
+        store: Store,
+        identities: Identities,
+        clock: Clock,
+        changes: Changes,
+        payment_window: timedelta = timedelta(hours=24),
+    ) -> None:
+        self.payment_window = payment_window
         self.orders = store.collection("orders", events=True)
         self.changes = changes
         self.accounts = store.collection("accounts", events=True)
@@ -84,6 +93,7 @@ class Orders:
 
     async def init(self) -> None:
         await self.orders.ensure_index([("account_id", 1)])
+        await self.orders.ensure_index([("status", 1)])
 
     async def place(
         self,
@@ -100,6 +110,14 @@ class Orders:
         acct = await self.accounts.get(who.account_id)
         if acct is None or not acct.get("registration_id"):
             raise not_found("account", "tài khoản")
+        for other in await self.orders.find({"account_id": who.account_id}):
+            if other["package_code"] == package.code and domain.OrderStatus(other["status"]) in domain.OPEN:
+                raise Conflict(
+                    "open_order_exists",
+                    f"Order {other['_id']} for this package waits for payment: pay or cancel it first",
+                    "Đã có đơn hàng cho gói này đang chờ thanh toán; vui lòng thanh toán hoặc hủy đơn đó",
+                    details={"order_id": other["_id"]},
+                )
         reg = await self.identities.get(acct["registration_id"])
         ident = reg["identity"]
         order_id, t = uuid.uuid4().hex, self.clock.now()
@@ -138,6 +156,56 @@ class Orders:
         }
         await self.orders.insert(doc, events=[placed])
         return order_view(doc)
+
+    async def cancel(self, who: Principal, order_id: str) -> OrderView:
+        """The subscriber cancels an order that waits for payment (the payment is closed; money paid in
+        a race with this is refunded)."""
+        doc = await self.orders.get(order_id)
+        if doc is None:
+            raise not_found("order", "đơn hàng")
+        ensure_may(who, doc["account_id"], "sign")
+        t = self.clock.now()
+        cancelled = OrderCancelled(
+            order_id=order_id, account_id=doc["account_id"], amount_vnd=doc["amount_vnd"], cancelled_at=t
+        )
+        moved = await self.orders.update_and_get(
+            {"_id": order_id, "status": {"$in": [s.value for s in domain.OPEN]}},
+            {"$set": {"status": St.CANCELLED.value}, "$push": {"timeline": {"event": "cancelled", "at": t}}},
+            events=[cancelled],
+        )
+        if moved is None:
+            raise Conflict(
+                "order_not_cancellable",
+                "Only an order that waits for payment can be cancelled",
+                "Chỉ hủy được đơn hàng đang chờ thanh toán",
+            )
+        self.changes.notify(order_id)
+        return order_view(moved)
+
+    async def expire_unpaid(self) -> int:
+        """Close the orders not paid within the payment window, each with ``OrderExpired``."""
+        now, n = self.clock.now(), 0
+        for status in domain.OPEN:
+            for doc in await self.orders.find({"status": status.value}):
+                if as_utc(doc["placed_at"]) + self.payment_window > now:
+                    continue
+                expired = OrderExpired(
+                    order_id=doc["_id"],
+                    account_id=doc["account_id"],
+                    amount_vnd=doc["amount_vnd"],
+                    placed_at=as_utc(doc["placed_at"]),
+                    expired_at=now,
+                )
+                n += await self.orders.update(
+                    {"_id": doc["_id"], "status": status.value},
+                    {
+                        "$set": {"status": St.ORDER_EXPIRED.value},
+                        "$push": {"timeline": {"event": "order_expired", "at": now}},
+                    },
+                    events=[expired],
+                )
+                self.changes.notify(doc["_id"])
+        return n
 
     async def _check_renewable(self, who: Principal, certificate_id: str) -> None:
         """Only a certificate of one's own, issued and neither revoked nor expired, can be renewed."""

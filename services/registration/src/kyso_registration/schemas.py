@@ -148,7 +148,8 @@ class OrderView(BaseModel):
     amount_vnd: Vnd
     status: str = Field(
         description="awaiting_payment · payment_failed · paid · payment_amount_mismatch · "
-        "consent_rejected · contract_signed · pending_activation · active · suspended · revoked · expired"
+        "consent_rejected · contract_signed · pending_activation · active · suspended · revoked · expired · "
+        "cancelled · order_expired"
     )
     key_algorithm: KeyAlgorithm = "ecdsa-p256"
     renews_certificate_id: Id | None = None

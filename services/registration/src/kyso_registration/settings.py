@@ -45,6 +45,18 @@ class RegistrationSettings(ServiceSettings):
         validation_alias="LOGIN_MAX_FAILURES",
         description="Consecutive wrong passwords before the account is locked",
     )
+    order_payment_window_hours: float = Field(
+        default=24,
+        gt=0,
+        validation_alias="ORDER_PAYMENT_WINDOW_HOURS",
+        description="An unpaid order expires after this",
+    )
+    order_expiry_every_seconds: float = Field(
+        default=60,
+        gt=0,
+        validation_alias="ORDER_EXPIRY_EVERY_SECONDS",
+        description="How often unpaid orders are checked",
+    )
     login_lock_seconds: int = Field(
         default=900, ge=60, validation_alias="LOGIN_LOCK_SECONDS", description="How long a login lock lasts"
     )

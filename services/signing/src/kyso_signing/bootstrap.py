@@ -17,6 +17,8 @@ from kyso_contracts import (
     CloudEvent,
     ConsentRejected,
     ContractSigned,
+    OrderCancelled,
+    OrderExpired,
     OrderPlaced,
     Payload,
     PaymentAmountMismatch,
@@ -143,6 +145,8 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     on = rt.consumer.on
     on(OrderPlaced)(contracts.when_order_placed_remember_order)
     on(PaymentConfirmed)(contracts.when_payment_confirmed_prepare_contract)
+    on(OrderCancelled)(contracts.when_order_closed_stop)
+    on(OrderExpired)(contracts.when_order_closed_stop)
 
     @on(SmsOtpVerified)
     async def when_sms_otp_verified(event: CloudEvent[SmsOtpVerified]) -> None:

@@ -7,6 +7,8 @@ import uuid
 
 from kyso_contracts import (
     CloudEvent,
+    OrderCancelled,
+    OrderExpired,
     OrderPlaced,
     OtpPurpose,
     PaymentConfirmed,
@@ -69,6 +71,31 @@ class Contracts:
             upsert_with=self._new(),
         )
         await self._prepare_if_ready(p.order_id, event.id)
+
+    async def when_order_closed_stop(self, event: CloudEvent[OrderCancelled] | CloudEvent[OrderExpired]) -> None:
+        """The order was cancelled or expired before payment: nothing is drawn up or issued for it, even
+        if its payment raced the closing (payment refunds that money)."""
+        o = event.data
+        for _ in range(8):
+            doc = await self.certs.find_one({"order_id": o.order_id})
+            if doc is None:  # closed before this service heard of the order: remember it closed
+                await self.certs.update(
+                    {"order_id": o.order_id},
+                    {"$set": {"account_id": o.account_id, "closed": True}},
+                    caused_by=event.id,
+                    upsert_with=self._new() | {"status": S.CANCELLED.value},
+                )
+                return
+            if S(doc["status"]) not in domain.CANCELLABLE:
+                if S(doc["status"]) != S.CANCELLED:
+                    log.warning("order closed after consent: served as consented", extra={"order_id": o.order_id})
+                return
+            status = domain.cancel(S(doc["status"]))
+            if await self.certs.update(
+                {"_id": doc["_id"], "status": doc["status"]}, {"$set": {"status": status.value, "closed": True}}
+            ):
+                self.changes.notify(o.order_id)
+                return
 
     async def _prepare_if_ready(self, order_id: str, cause: str) -> None:
         # Order and payment arrive on different topics in either order; the contract is drawn up

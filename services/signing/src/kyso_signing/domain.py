@@ -45,6 +45,7 @@ class CertificateStatus(StrEnum):
     SUSPENDED = "suspended"
     REVOKED = "revoked"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # the order was cancelled or expired before consent: nothing is issued
 
 
 S = CertificateStatus
@@ -61,7 +62,10 @@ TRANSITIONS: dict[tuple[CertificateStatus, str], frozenset[CertificateStatus]] =
     (S.SUSPENDED, "resume"): frozenset({S.ACTIVE}),
     **{(s, "revoke"): frozenset({S.REVOKED}) for s in ISSUED},
     **{(s, "expire"): frozenset({S.EXPIRED}) for s in ISSUED},
+    **{(s, "cancel"): frozenset({S.CANCELLED}) for s in (S.COLLECTING, S.AWAITING_CONSENT, S.AMOUNT_MISMATCH)},
 }
+CANCELLABLE = frozenset({S.COLLECTING, S.AWAITING_CONSENT, S.AMOUNT_MISMATCH})
+"""Before consent: the order can still close (its money, if any, is refunded by payment)."""
 
 CONTRACT_SIGNED = frozenset({S.ISSUING, S.PENDING_ACTIVATION, S.ACTIVE, S.SUSPENDED, S.REVOKED, S.EXPIRED})
 
@@ -118,7 +122,13 @@ CAUSES: dict[tuple[CertificateStatus, str, CertificateStatus], tuple[type[Payloa
     (S.SUSPENDED, "resume", S.ACTIVE): (CertResumed,),
     **{(s, "revoke", S.REVOKED): (CertRevoked,) for s in ISSUED},
     **{(s, "expire", S.EXPIRED): (CertExpired,) for s in ISSUED},
+    **{(s, "cancel", S.CANCELLED): () for s in CANCELLABLE},
 }
+
+
+def cancel(status: CertificateStatus) -> CertificateStatus:
+    """The order closed before consent (registration says so): no contract is signed, nothing issued."""
+    return next_status(status, "cancel")
 
 
 def prepared(
