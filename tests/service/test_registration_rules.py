@@ -273,3 +273,25 @@ async def test_one_open_order_per_package_cancel_before_payment_and_unpaid_order
     assert await registration.orders.expire_unpaid() == 0
     assert {e.data.order_id for e in store.of_type(OrderExpired)} == {other.order_id, again.order_id}
     assert (await registration.orders.view(who, again.order_id)).status == "order_expired"
+
+
+async def test_concurrent_orders_for_one_package_give_one_open_order(
+    registration: Registration, store: MemoryStore
+) -> None:
+    import asyncio
+
+    from kyso_kit.errors import Conflict
+
+    who = await registration.citizen()
+    results = await asyncio.gather(
+        *(registration.orders.place(who, "PERSONAL_1Y") for _ in range(6)), return_exceptions=True
+    )
+    placed = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Conflict)]
+    assert len(placed) == 1 and len(refused) == 5 and len(store.of_type(OrderPlaced)) == 1
+    # a marker left by a crash before its order was written does not block the next order
+    await registration.orders.open_orders.update(
+        {"_id": f"{who.account_id}:PERSONAL_2Y"}, {"$set": {"order_id": "never-written"}},
+        upsert_with={"_id": f"{who.account_id}:PERSONAL_2Y"},
+    )  # fmt: skip
+    assert (await registration.orders.place(who, "PERSONAL_2Y")).status == "awaiting_payment"

@@ -10,7 +10,7 @@ from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Invalid, not_found
-from kyso_kit.store import Doc, Store
+from kyso_kit.store import Doc, DuplicateKey, Store
 from kyso_kit.timeutil import as_utc, local
 
 from . import domain
@@ -86,6 +86,7 @@ class Orders:
     ) -> None:
         self.payment_window = payment_window
         self.orders = store.collection("orders", events=True)
+        self.open_orders = store.collection("open_orders")
         self.changes = changes
         self.accounts = store.collection("accounts", events=True)
         self.identities = identities
@@ -110,17 +111,11 @@ class Orders:
         acct = await self.accounts.get(who.account_id)
         if acct is None or not acct.get("registration_id"):
             raise not_found("account", "tài khoản")
-        for other in await self.orders.find({"account_id": who.account_id}):
-            if other["package_code"] == package.code and domain.OrderStatus(other["status"]) in domain.OPEN:
-                raise Conflict(
-                    "open_order_exists",
-                    f"Order {other['_id']} for this package waits for payment: pay or cancel it first",
-                    "Đã có đơn hàng cho gói này đang chờ thanh toán; vui lòng thanh toán hoặc hủy đơn đó",
-                    details={"order_id": other["_id"]},
-                )
+        order_id = uuid.uuid4().hex
+        await self._claim_open_slot(who.account_id, package.code, order_id)
         reg = await self.identities.get(acct["registration_id"])
         ident = reg["identity"]
-        order_id, t = uuid.uuid4().hex, self.clock.now()
+        t = self.clock.now()
         placed = OrderPlaced(
             order_id=order_id,
             account_id=who.account_id,
@@ -156,6 +151,34 @@ class Orders:
         }
         await self.orders.insert(doc, events=[placed])
         return order_view(doc)
+
+    async def _claim_open_slot(self, account_id: str, package_code: str, order_id: str) -> None:
+        """One order waiting for payment per subscriber and package, race-free: a marker keyed by both
+        (``_id``), taken over only from an order that no longer waits (paid, closed — or never written,
+        after a crash between the marker and the order)."""
+        key = f"{account_id}:{package_code}"
+        for _ in range(4):
+            try:
+                await self.open_orders.insert({"_id": key, "order_id": order_id})
+                return
+            except DuplicateKey:
+                pass
+            marker = await self.open_orders.get(key)
+            if marker is None:
+                continue
+            holder = await self.orders.get(marker["order_id"], {"status": 1})
+            if holder is not None and domain.OrderStatus(holder["status"]) in domain.OPEN:
+                raise Conflict(
+                    "open_order_exists",
+                    f"Order {marker['order_id']} for this package waits for payment: pay or cancel it first",
+                    "Đã có đơn hàng cho gói này đang chờ thanh toán; vui lòng thanh toán hoặc hủy đơn đó",
+                    details={"order_id": marker["order_id"]},
+                )
+            if await self.open_orders.update(
+                {"_id": key, "order_id": marker["order_id"]}, {"$set": {"order_id": order_id}}
+            ):
+                return
+        raise Conflict("busy", "Too many orders at once; try again", "Quá nhiều yêu cầu cùng lúc, vui lòng thử lại")
 
     async def cancel(self, who: Principal, order_id: str) -> OrderView:
         """The subscriber cancels an order that waits for payment (the payment is closed; money paid in
