@@ -309,6 +309,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (asked one by one, the OS may hand the same one out twice)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     buf = b""
     while len(buf) < n:
@@ -485,7 +495,7 @@ def start(run_dir: Path | None = None, timeout: float = 120.0) -> Running:
     run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="kyso-infra-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     home = kafka_home()
-    kport, cport, mport = free_port(), free_port(), free_port()
+    kport, cport, mport = free_ports(3)
 
     props = run_dir / "server.properties"
     props.write_text(_kafka_properties(run_dir, kport, cport))

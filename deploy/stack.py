@@ -98,7 +98,8 @@ class Stack:
     def start(self, timeout: float = 90.0) -> Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.start_infra()
-        ports = {name: localinfra.free_port() for name in (*SERVICES, *PEERS)}
+        names = (*SERVICES, *PEERS)
+        ports = dict(zip(names, localinfra.free_ports(len(names)), strict=True))
         for name in (*PEERS, *SERVICES):
             self.start_service(name, ports[name], ports)
         for sp in self.services.values():
