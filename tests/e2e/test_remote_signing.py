@@ -82,12 +82,7 @@ def verify(certificate_pem: str, signature: bytes, digest: bytes) -> None:
 
 async def sms_confirm(api: KysoApi, who: JourneyResult, request_id: str) -> None:
     """The app: an SMS code bound to the request's documents, then the PIN."""
-    req = await api.signing_request(request_id)
-    ch = await api.sms_challenge(
-        "signature_confirmation", request_id, account_id=who.account_id, binding_sha256=req["documents_digest"]
-    )
-    await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(who.phone, ch["challenge_id"]))
-    await api.confirm_signing(request_id, PIN)
+    await api.confirm_signing_by_sms(request_id, who.account_id, who.phone, PIN)
 
 
 def audit_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

@@ -156,12 +156,7 @@ class Payments:
         if not txn_ref:
             return None
         ref = await self.refs.get(txn_ref)
-        if ref is not None:
-            return await self.payments.get(ref["payment_id"])
-        # payments opened before references were recorded: the slow way
-        return await self.payments.find_one({"txn_ref": txn_ref}) or await self.payments.find_one(
-            {"previous_attempts.txn_ref": txn_ref}
-        )
+        return await self.payments.get(ref["payment_id"]) if ref is not None else None
 
     async def returned(self, params: Mapping[str, str]) -> ReturnView:
         """The return URL: what to show the user. Never settles anything (only the IPN or reconciliation do)."""

@@ -98,16 +98,17 @@ class Gateway:
                               "message_vi": "Chữ ký URL thanh toán không hợp lệ"}}  # fmt: skip
         b = body.behaviour
         ipns = [self._ipn(txn, b.bad_signature) for _ in range(b.copies)]
+        stale = None
         if b.stale_failure_after and ipns:
-            ipns.append(self._ipn(txn | {"vnp_ResponseCode": "24", "vnp_TransactionStatus": "02"}, b.bad_signature))
+            stale = self._ipn(txn | {"vnp_ResponseCode": "24", "vnp_TransactionStatus": "02"}, b.bad_signature)
         out: dict[str, Any] = {"txn_ref": txn["vnp_TxnRef"], "transaction_no": txn["vnp_TransactionNo"]}
         if b.delay_ms:
-            task = asyncio.create_task(self._deliver(ipns, b.delay_ms / 1000))
+            task = asyncio.create_task(self._deliver(ipns, stale, b.delay_ms / 1000))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-            out["scheduled"] = len(ipns)
+            out["scheduled"] = len(ipns) + (stale is not None)
         else:
-            out["ipn_answers"] = await self._deliver(ipns, 0)
+            out["ipn_answers"] = await self._deliver(ipns, stale, 0)
             out["ipn_response"] = out["ipn_answers"][0] if out["ipn_answers"] else None
         return out
 
@@ -118,13 +119,16 @@ class Gateway:
         ipn["vnp_SecureHash"] = vnpay.sign(ipn, self.secret if not bad_signature else self.secret + "x")
         return ipn
 
-    async def _deliver(self, ipns: list[dict[str, str]], delay: float) -> list[dict[str, Any]]:
+    async def _deliver(
+        self, ipns: list[dict[str, str]], stale: dict[str, str] | None, delay: float
+    ) -> list[dict[str, Any]]:
+        """The copies at once, then (reordering) a stale notification after all of them."""
         if delay:
             await asyncio.sleep(delay)
-        first, rest = ipns[:-1] if len(ipns) > 1 else ipns, ipns[-1:] if len(ipns) > 1 else []
-        answers = await asyncio.gather(*(self._send(i) for i in first))
-        answers += [await self._send(i) for i in rest]  # the last one (a stale one) arrives after the others
-        return list(answers)
+        answers = list(await asyncio.gather(*(self._send(i) for i in ipns)))
+        if stale is not None:
+            answers.append(await self._send(stale))
+        return answers
 
     async def _send(self, ipn: dict[str, str]) -> dict[str, Any]:
         try:

@@ -71,9 +71,8 @@ class Activation:
         if doc["status"] != S.PENDING_ACTIVATION:
             raise _not_pending()  # refused before the key is unsealed
         t = self.clock.now()
-        record = await self.acceptance.draw_up(doc, t)
+        pdf, record = await self.acceptance.draw_up(doc, t)
         record_sha256 = record["sha256"]
-        pdf = await self.acceptance.papers.get(record_sha256)
         owner = f"subscriber:{doc['_id']}"
         key_der = self.box.open(doc["key"]["sealed"], aad=owner)
         signature = pki.sign(pki.key_from_der(key_der, keep=False), pdf)  # proof of possession, at activation

@@ -499,16 +499,7 @@ class Csc:
             if d.conformance_level not in LEVELS:
                 raise invalid("Invalid parameter conformance_level")
             h = signer.HASHES["sha256"]
-            self._check_algorithm(
-                SignHashIn(
-                    credentialID=body.credentialID, SAD=body.SAD, hashes=d.hashes, signAlgo=d.signAlgo,
-                    hashAlgorithmOID=d.hashAlgorithmOID, signAlgoParams=d.signAlgoParams,
-                ),
-                KeyAlgorithm(sad["key_algorithm"]),
-                h,
-            )  # fmt: skip
-            if signer.HASH_BY_OID.get(d.hashAlgorithmOID) != h:
-                raise invalid("Invalid parameter hashAlgorithmOID")
+            self._check_algorithm(d, KeyAlgorithm(sad["key_algorithm"]), h)
             for r in self._decoded(d.hashes, h):
                 raw.append(r)
                 levels.append(d.conformance_level)
@@ -547,7 +538,7 @@ class Csc:
         return info
 
     @staticmethod
-    def _check_algorithm(body: SignHashIn, algorithm: KeyAlgorithm, h: signer.Hash) -> None:
+    def _check_algorithm(body: SignHashIn | DocumentDigestsIn, algorithm: KeyAlgorithm, h: signer.Hash) -> None:
         if body.hashAlgorithmOID is not None and signer.HASH_BY_OID.get(body.hashAlgorithmOID) != h:
             raise invalid("Invalid parameter hashAlgorithmOID")
         if body.signAlgo not in signer.signature_algorithms(algorithm):

@@ -90,9 +90,11 @@ class Papers:
             "byte_range": [prepared.start, prepared.end],
         }
 
-    async def complete(self, info: dict[str, Any], signature_b64: str, cert_pem: str, level: str) -> bytes:
+    async def complete(
+        self, info: dict[str, Any], signature_b64: str, cert_pem: str, level: str, kind: str, account_id: str
+    ) -> tuple[bytes, str]:
         """The prepared PDF ``info`` names, signed with ``signature_b64`` (over the PAdES signed attributes),
-        to ``level`` (B-B … B-LTA)."""
+        to ``level`` (B-B … B-LTA), and stored: its bytes and SHA-256."""
         start, end = info["byte_range"]
         prepared = pades.Prepared(
             await self.get(info["prepared_sha256"]), base64.b64decode(info["document_digest_b64"]), start, end
@@ -100,7 +102,8 @@ class Papers:
         trust = await self.trust()
         cert = pki.load_certificate(cert_pem)
         signature = base64.b64decode(signature_b64)
-        return await off_loop(pades.complete, prepared, signature, cert, trust, self.timestamper(), level)
+        signed = await off_loop(pades.complete, prepared, signature, cert, trust, self.timestamper(), level)
+        return signed, await self.put(signed, kind, account_id)
 
     async def seal(self, pdf: bytes, reason: str) -> bytes:
         """The provider's seal over ``pdf``: PAdES B-LTA."""
@@ -124,8 +127,9 @@ class Acceptance:
         self.remote = remote
         self.clock = clock
 
-    async def draw_up(self, doc: Doc, at: datetime) -> dict[str, Any]:
-        """Render and store the record and its prepared (placeholder) version; what the certificate keeps."""
+    async def draw_up(self, doc: Doc, at: datetime) -> tuple[bytes, dict[str, Any]]:
+        """Render and store the record and its prepared (placeholder) version: the record's bytes, and
+        what the certificate keeps."""
         record = documents.acceptance_record(doc["_id"], doc["certificate"], self.papers.provider_name, at)
         await self.papers.put(record.pdf, "acceptance-record", doc["account_id"])
         prepared = await self.papers.prepare(
@@ -134,7 +138,7 @@ class Acceptance:
             ACCEPTANCE_FIELD,
             "Nghiệm thu dịch vụ / Service acceptance",
         )
-        return {"sha256": record.sha256, "text": record.text, "at": at} | prepared
+        return record.pdf, {"sha256": record.sha256, "text": record.text, "at": at} | prepared
 
     async def ask(self, who: Principal | None, certificate_id: str) -> Doc:
         """Ask the subscriber to sign the record (again, if an earlier request expired or was rejected)."""
@@ -170,8 +174,14 @@ class Acceptance:
         rec = doc.get("acceptance") or {}
         if "signed_sha256" in rec or rec.get("document_digest_b64") != e.documents[0].hash_b64:
             return  # finished already, or a request for an older draft
-        signed = await self.papers.complete(rec, e.signatures_b64[0], doc["certificate"]["certificate_pem"], "B-LTA")
-        sha = await self.papers.put(signed, "acceptance-record-signed", doc["account_id"])
+        _, sha = await self.papers.complete(
+            rec,
+            e.signatures_b64[0],
+            doc["certificate"]["certificate_pem"],
+            "B-LTA",
+            "acceptance-record-signed",
+            doc["account_id"],
+        )
         t = self.clock.now()
         finished = AcceptanceRecordSigned(
             certificate_id=doc["_id"],
@@ -271,10 +281,14 @@ class PdfRequests:
         cert = await self.certs.get(doc["certificate_id"])
         if cert is None:
             raise not_found("credential", "chứng thư số")
-        signed = await self.papers.complete(
-            info, doc["signatures_b64"][0], cert["certificate"]["certificate_pem"], info["level"]
+        signed, sha = await self.papers.complete(
+            info,
+            doc["signatures_b64"][0],
+            cert["certificate"]["certificate_pem"],
+            info["level"],
+            "signed-pdf",
+            doc["account_id"],
         )
-        sha = await self.papers.put(signed, "signed-pdf", doc["account_id"])
         if not await self.requests.update(
             {"_id": doc["_id"], "pdf.signed_sha256": {"$exists": False}},
             {"$set": {"pdf.signed_sha256": sha, "pdf.finished_at": self.clock.now()}},

@@ -371,14 +371,17 @@ class RemoteSigning:
         hashes = [signer.HASHES[d["hash_algorithm"]] for d in doc["documents"]]
         raw = [base64.b64decode(d["hash_b64"]) for d in doc["documents"]]
 
-        certificate = pki.load_certificate(cert["certificate"]["certificate_pem"])
-        over = [pades_mod.to_be_signed(r, certificate) for r in raw] if doc.get("pades") else raw
+        # signDoc may ask for PAdES signatures over the same authorised digests
+        also_pades = "csc" in doc and all(h.name == "sha256" for h in hashes)
+        certificate = (
+            pki.load_certificate(cert["certificate"]["certificate_pem"]) if doc.get("pades") or also_pades else None
+        )
         sha256 = signer.HASHES["sha256"]
 
         def sign_all() -> list[bytes]:
+            over = [pades_mod.to_be_signed(r, certificate) for r in raw] if certificate and doc.get("pades") else raw
             sigs = [signer.sign_digest(key, r, h) for r, h in zip(over, hashes, strict=True)]
-            # signDoc may ask for PAdES signatures over the same authorised digests
-            if "csc" in doc and all(h.name == "sha256" for h in hashes):
+            if certificate is not None and also_pades:
                 sigs += [signer.sign_digest(key, pades_mod.to_be_signed(r, certificate), sha256) for r in raw]
             return sigs
 
