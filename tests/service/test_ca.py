@@ -4,6 +4,7 @@ revocation, suspension, expiry and renewal, and every refusal leaving everything
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from kyso_contracts import (
     CertResumed,
     CertRevoked,
     CertSuspended,
+    OrganisationFacts,
     OtpPurpose,
     SmsOtpVerified,
 )
@@ -53,11 +55,12 @@ async def issue(
     algorithm: str = "ecdsa-p256",
     renews: str | None = None,
     activate: bool = True,
+    **order_fields: Any,
 ) -> dict[str, Any]:
     """An order through payment, consent and (optionally) activation; the certificate's document."""
     c = signing.contracts
     order = signing.order(order_id=order_id).model_copy(
-        update={"key_algorithm": algorithm, "renews_certificate_id": renews}
+        update={"key_algorithm": algorithm, "renews_certificate_id": renews, **order_fields}
     )
     await c.when_order_placed_remember_order(delivered(order, signing.clock))
     await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(order_id=order_id), signing.clock))
@@ -149,6 +152,37 @@ async def test_every_certificate_kind_is_lint_clean_and_chains(signing: Signing,
         ExtendedKeyUsageOID.OCSP_SIGNING
     ]
     responder.extensions.get_extension_for_class(x509.OCSPNoCheck)
+
+
+@pytest.mark.parametrize("kind", ["organisation", "staff"])
+async def test_organisation_certificates_name_the_organisation_and_its_tax_code(signing: Signing, kind: str) -> None:
+    org = OrganisationFacts(
+        name="Công ty TNHH Đèn Sáng",
+        tax_code="0100109106-001",
+        address="1 Tràng Tiền, Hà Nội",
+        province="Hà Nội",
+        legal_representative="Trần Văn Sáng",
+    )
+    doc = await issue(signing, f"order-{kind}", certificate_kind=kind, organisation=org)
+    cert = cert_of(doc)
+    assert certificate_findings(pki.der(cert)) == "", cert.subject.rfc4514_string()
+    cert.verify_directly_issued_by(signing.authority.ca_certificate)
+    uids = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.USER_ID)]
+    assert sorted(uids) == ["CCCD:001099012345", "MST:0100109106-001"]
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == org.name
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert cn == (org.name if kind == "organisation" else "Nguyễn Thị Bình")
+    # the contract names the organisation; the acceptance record reads both identifiers from the certificate
+    contract = await signing.papers.get(doc["contract"]["sha256"])
+    assert contract is not None and "0100109106-001" in pdf_text(contract)
+    record = await signing.papers.get(doc["acceptance"]["sha256"])
+    assert record is not None and "MST:0100109106-001" in pdf_text(record) and org.name in pdf_text(record)
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text poppler's pdftotext reads (an independent reader)."""
+    done = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True)
+    return done.stdout.decode()
 
 
 def test_single_label_hosts_are_refused_for_pki_urls() -> None:

@@ -27,6 +27,7 @@ from kyso_registration.accounts import Accounts
 from kyso_registration.domain import VneidVerifier
 from kyso_registration.identity import Identities
 from kyso_registration.orders import Orders
+from kyso_registration.organisations import Organisations
 from kyso_registration.status import OrderStatusView
 
 from .conftest import delivered
@@ -44,9 +45,10 @@ class Registration:
         self.accounts = Accounts(store, self.identities, self.tokens, clock, max_failures=3, lock_seconds=900)
         self.orders = Orders(store, self.identities, clock, changes)
         self.status = OrderStatusView(store, changes)
+        self.organisations = Organisations(store, self.orders, clock, changes)
 
     async def start(self) -> None:
-        for init in (self.identities.init, self.accounts.init, self.orders.init):
+        for init in (self.identities.init, self.accounts.init, self.orders.init, self.organisations.init):
             await init()
 
     def identity(self, **changes: Any) -> str:
@@ -55,8 +57,8 @@ class Registration:
         ident.update(changes)
         return vneid.sign(ident)
 
-    async def citizen(self) -> Principal:
-        reg = await self.identities.accept(self.identity())
+    async def citizen(self, citizen_id: str | None = None, phone: str = PHONE) -> Principal:
+        reg = await self.identities.accept(self.identity(**({"citizen_id": citizen_id} if citizen_id else {})))
         await self.identities.confirm(reg.registration_id)
         await self.identities.when_sms_otp_verified_mark_phone(
             delivered(
@@ -64,13 +66,13 @@ class Registration:
                     challenge_id="ch-1",
                     purpose=OtpPurpose.PHONE_VERIFICATION,
                     subject=reg.registration_id,
-                    phone=PHONE,
+                    phone=phone,
                     verified_at=self.clock.now(),
                 ),
                 self.clock,
             )
         )
-        session = await self.accounts.create(reg.registration_id, PHONE, "hoa@example.vn", PASSWORD)
+        session = await self.accounts.create(reg.registration_id, phone, "hoa@example.vn", PASSWORD)
         return TokenVerifier(self.tokens.jwks(), self.clock).verify(session.access_token)
 
 

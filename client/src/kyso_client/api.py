@@ -119,6 +119,32 @@ class KysoApi:
     async def cancel_order(self, order_id: str) -> Any:
         return await self.call("POST", f"{self.ep.registration}/v1/orders/{order_id}/cancellation", auth=True)
 
+    async def open_organisation_registration(
+        self,
+        organisation: dict[str, Any],
+        authorised_person: dict[str, Any],
+        package_codes: list[str],
+    ) -> Any:
+        """A sales agent opens an organisation registration (the authorised person is invited by SMS)."""
+        body = {"organisation": organisation, "authorised_person": authorised_person, "package_codes": package_codes}
+        return await self.call("POST", f"{self.ep.registration}/v1/organisation-registrations", auth=True, json=body)
+
+    async def organisation_registrations(self) -> Any:
+        return await self.call("GET", f"{self.ep.registration}/v1/organisation-registrations", auth=True)
+
+    async def organisation_registration(self, registration_id: str) -> Any:
+        url = f"{self.ep.registration}/v1/organisation-registrations/{registration_id}"
+        return await self.call("GET", url, auth=True)
+
+    async def confirm_organisation_registration(self, registration_id: str) -> Any:
+        """The authorised person confirms; the registration's orders are placed in their name."""
+        url = f"{self.ep.registration}/v1/organisation-registrations/{registration_id}/confirmation"
+        return await self.call("POST", url, auth=True)
+
+    async def withdraw_organisation_registration(self, registration_id: str) -> Any:
+        url = f"{self.ep.registration}/v1/organisation-registrations/{registration_id}/withdrawal"
+        return await self.call("POST", url, auth=True)
+
     async def order(self, order_id: str, *, status_not: str | None = None, wait: float = 25) -> Any:
         """The order; with ``status_not``, as soon as its status is no longer that (long-poll)."""
         params = {"status_not": status_not, "wait": wait} if status_not is not None else None
@@ -318,6 +344,12 @@ class KysoApi:
                 if found:
                     return found.group(1)
         raise LookupError("no SMS for that challenge")
+
+    async def dev_sms_text(self, phone: str, reference: str) -> str | None:
+        """A message's text from the development SMS inbox (an invitation, say), by its reference; None
+        while it has not arrived."""
+        inbox = await self.call("GET", f"{self.ep.otp}/v1/dev/sms-inbox", params={"phone": phone})
+        return next((str(m["text"]) for m in inbox["messages"] if m["id"] == reference), None)
 
     async def smartotp_enrol(self, account_id: str, sms_challenge_id: str, terms_version: str = "2025-01") -> Any:
         return await self.call(

@@ -113,12 +113,20 @@ class EventWatcher:
             await self._consumer.stop()
 
 
-async def open_account(api: KysoApi, full_name: str, password: str, date_of_birth: str = "1990-01-01") -> Account:
+async def open_account(
+    api: KysoApi,
+    full_name: str,
+    password: str,
+    date_of_birth: str = "1990-01-01",
+    *,
+    citizen_id: str | None = None,
+    phone: str | None = None,
+) -> Account:
     """Steps 1–3 for a new citizen: VNeID hand-over, confirmation, phone by SMS OTP, account (signed in)."""
-    ident = vneid.identity(vneid.random_citizen_id(), full_name, date_of_birth)
+    ident = vneid.identity(citizen_id or vneid.random_citizen_id(), full_name, date_of_birth)
     reg = (await api.vneid_register(vneid.sign(ident)))["registration_id"]
     await api.confirm_registration(reg)
-    phone = vneid.random_phone()
+    phone = phone or vneid.random_phone()
     ch = await api.sms_challenge("phone_verification", reg, phone=phone)
     await api.verify_sms(ch["challenge_id"], await api.dev_sms_code(phone, ch["challenge_id"]))
     await eventually(lambda: api.registration(reg, verified_phone=phone), lambda g: phone in g["verified_phones"])
@@ -237,6 +245,20 @@ async def buy_certificate(
     order = await api.place_order(pkg["code"], key_algorithm=key_algorithm, renews_certificate_id=renews_certificate_id)
     order_id = order["order_id"]
     say(f"4. order {order_id}: {pkg['name_vi']} — {pkg['price_vnd']:,} đồng".replace(",", "."))
+    return await pay_and_activate(api, account_id, phone, order_id, pin, say=say, after=after)
+
+
+async def pay_and_activate(
+    api: KysoApi,
+    account_id: str,
+    phone: str,
+    order_id: str,
+    pin: str,
+    *,
+    say: Printer = print,
+    after: Callable[[str], Awaitable[None]] | None = None,
+) -> Bought:
+    """Steps 4–5 for a placed order: pay, consent to the contract, activate, sign the acceptance record."""
     if after:
         await after("order_placed")
     payment = await eventually(lambda: api.payment_for_order(order_id, wait=20), timeout=60)

@@ -21,6 +21,7 @@ from .types import (
     OtpPurpose,
     Phone,
     Sha256Hex,
+    TaxCode,
     UtcDateTime,
     ValidityYears,
     Vnd,
@@ -37,7 +38,19 @@ class SubscriberIdentity(Payload):
     locality: str | None = Field(default=None, max_length=100, description="District or commune, if shared")
 
 
-# --------------------------------------------------------------------------- registration
+CertificateKind = Literal["personal", "organisation", "staff"]
+"""What a certificate names: a person; an organisation (held by its authorised person); or a person in an
+organisation ("individual in an organisation": both the person and the organisation)."""
+
+
+class OrganisationFacts(Payload):
+    """An organisation as its sales agent registered it (the certificate's ``O=`` and ``UID=MST:``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    tax_code: TaxCode
+    address: str = Field(min_length=1, max_length=300)
+    province: str | None = Field(default=None, max_length=100, description="Province of the head office (ST=)")
+    legal_representative: str = Field(min_length=1, max_length=200)
 
 
 class AccountCreated(Payload):
@@ -75,6 +88,61 @@ class OrderPlaced(Payload):
     renews_certificate_id: Id | None = Field(
         default=None, description="A renewal: the certificate this order's certificate supersedes once activated"
     )
+    certificate_kind: CertificateKind = Field(
+        default="personal", description="personal; organisation (names the organisation); staff (names both)"
+    )
+    organisation: OrganisationFacts | None = Field(
+        default=None, description="For organisation and staff certificates: the organisation (it pays)"
+    )
+    organisation_registration_id: Id | None = Field(
+        default=None, description="The organisation registration this order was placed for"
+    )
+
+
+class OrganisationRegistrationOpened(Payload):
+    """A sales agent opened an organisation registration; the authorised person is invited to continue."""
+
+    event_type: ClassVar[str] = "vn.kyso.registration.organisation_registration_opened.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+    key_field: ClassVar[str] = "organisation_registration_id"
+
+    organisation_registration_id: Id
+    organisation: OrganisationFacts
+    authorised_person_name: str = Field(min_length=1, max_length=200)
+    authorised_person_citizen_id: CitizenId
+    authorised_person_phone: Phone = Field(description="The invitation is sent here by SMS")
+    package_codes: list[str] = Field(min_length=1, max_length=10)
+    sales_agent_id: Id
+    opened_at: UtcDateTime
+
+
+class OrganisationRegistrationConfirmed(Payload):
+    """The authorised person proved their identity and confirmed the registration; its orders are placed."""
+
+    event_type: ClassVar[str] = "vn.kyso.registration.organisation_registration_confirmed.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+    key_field: ClassVar[str] = "organisation_registration_id"
+
+    organisation_registration_id: Id
+    organisation: OrganisationFacts
+    account_id: Id = Field(description="The authorised person's account, which holds the certificates")
+    citizen_id: CitizenId
+    order_ids: list[Id] = Field(min_length=1, max_length=10)
+    sales_agent_id: Id
+    confirmed_at: UtcDateTime
+
+
+class OrganisationRegistrationWithdrawn(Payload):
+    """The sales agent (or an operator) withdrew a registration the authorised person had not confirmed."""
+
+    event_type: ClassVar[str] = "vn.kyso.registration.organisation_registration_withdrawn.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+    key_field: ClassVar[str] = "organisation_registration_id"
+
+    organisation_registration_id: Id
+    sales_agent_id: Id
+    withdrawn_by: Id
+    withdrawn_at: UtcDateTime
 
 
 class OrderCancelled(Payload):
@@ -543,6 +611,9 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     OrderPlaced,
     OrderCancelled,
     OrderExpired,
+    OrganisationRegistrationOpened,
+    OrganisationRegistrationConfirmed,
+    OrganisationRegistrationWithdrawn,
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,

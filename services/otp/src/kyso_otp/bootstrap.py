@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from kyso_contracts import (
     AccountCreated,
+    OrganisationRegistrationOpened,
     OtpEnrolled,
     OtpMethodChanged,
     OtpMethodLocked,
@@ -20,6 +21,7 @@ from kyso_kit.runtime import ServiceRuntime
 
 from .delivery import DevInbox, HttpSmsGateway, SmsSender
 from .http_api import router
+from .invitations import Invitations
 from .methods import OtpMethods
 from .settings import OtpSettings
 from .smartotp import SmartOtp
@@ -53,6 +55,8 @@ def build(settings: OtpSettings | None = None) -> tuple[ServiceRuntime, FastAPI]
     rt.on_startup(sms.init_indexes)
     rt.on_startup(smartotp.init_indexes)
     rt.consumer.on(AccountCreated)(sms.when_account_created_remember_phone)
+    invitations = Invitations(rt.store, sender, rt.clock)
+    rt.consumer.on(OrganisationRegistrationOpened)(invitations.when_organisation_registration_opened_invite)
     rt.every(3600, sms.limits.forget_ended_windows, "forget-ended-rate-limit-windows")
     rt.every(3600, sms.forget_old_challenges, "forget-old-sms-challenges")
     app = rt.http_app("kyso otp", "SMS OTP challenges and SmartOTP soft tokens")

@@ -1,6 +1,6 @@
-"""``kyso-admin``: what an administrator does outside the API — create operator and auditor accounts.
+"""``kyso-admin``: what an administrator does outside the API — create operator, auditor and sales-agent accounts.
 
-    uv run kyso-admin create-operator --phone +84901234567 [--role operator] [--role auditor]
+    uv run kyso-admin create-operator --phone +84901234567 [--role operator|auditor|sales_agent]
 
 The password is read from the KYSO_ADMIN_PASSWORD environment variable or asked for (never an argument,
 so it stays out of shell history and process lists).
@@ -33,9 +33,9 @@ async def create_operator(settings: RegistrationSettings, phone: str, password: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kyso-admin", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    op = sub.add_parser("create-operator", help="create an operator (or auditor) account")
+    op = sub.add_parser("create-operator", help="create an operator, auditor or sales-agent account")
     op.add_argument("--phone", required=True)
-    op.add_argument("--role", action="append", choices=["operator", "auditor"], dest="roles")
+    op.add_argument("--role", action="append", choices=["operator", "auditor", "sales_agent"], dest="roles")
     args = parser.parse_args(argv)
     password = os.environ.get("KYSO_ADMIN_PASSWORD") or getpass.getpass("Password: ")
     try:

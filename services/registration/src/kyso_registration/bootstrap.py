@@ -20,6 +20,9 @@ from kyso_contracts import (
     OrderCancelled,
     OrderExpired,
     OrderPlaced,
+    OrganisationRegistrationConfirmed,
+    OrganisationRegistrationOpened,
+    OrganisationRegistrationWithdrawn,
     PaymentAmountMismatch,
     PaymentConfirmed,
     PaymentFailed,
@@ -35,6 +38,7 @@ from .accounts import Accounts
 from .http_api import router
 from .identity import Identities
 from .orders import Orders
+from .organisations import Organisations
 from .settings import RegistrationSettings
 from .status import OrderStatusView
 
@@ -44,6 +48,7 @@ class Registration:
     identities: Identities
     accounts: Accounts
     orders: Orders
+    organisations: Organisations
     status: OrderStatusView
     tokens: TokenIssuer
 
@@ -68,18 +73,31 @@ def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registratio
         lock_seconds=settings.login_lock_seconds,
     )
     orders = Orders(rt.store, identities, rt.clock, changes, timedelta(hours=settings.order_payment_window_hours))
-    return Registration(identities, accounts, orders, OrderStatusView(rt.store, changes), tokens)
+    organisations = Organisations(rt.store, orders, rt.clock, changes)
+    return Registration(identities, accounts, orders, organisations, OrderStatusView(rt.store, changes), tokens)
 
 
 def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or RegistrationSettings()
-    rt = ServiceRuntime(settings, publishes=[AccountCreated, OrderPlaced, OrderCancelled, OrderExpired])
+    rt = ServiceRuntime(
+        settings,
+        publishes=[
+            AccountCreated,
+            OrderPlaced,
+            OrderCancelled,
+            OrderExpired,
+            OrganisationRegistrationOpened,
+            OrganisationRegistrationConfirmed,
+            OrganisationRegistrationWithdrawn,
+        ],
+    )
     uc = use_cases(rt, settings)
-    for init in (uc.identities.init, uc.accounts.init, uc.orders.init):
+    for init in (uc.identities.init, uc.accounts.init, uc.orders.init, uc.organisations.init):
         rt.on_startup(init)
     rt.every(settings.order_expiry_every_seconds, uc.orders.expire_unpaid, "unpaid-order-expiry")
     on = rt.consumer.on
     on(SmsOtpVerified)(uc.identities.when_sms_otp_verified_mark_phone)
+    on(OrganisationRegistrationConfirmed)(uc.organisations.when_confirmed_place_orders)
     on(PaymentConfirmed)(uc.status.when_payment_confirmed_mark_paid)
     on(PaymentFailed)(uc.status.when_payment_failed_mark_failed)
     on(PaymentRefunded)(uc.status.when_payment_refunded_note)
@@ -94,6 +112,13 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
     on(CertExpired)(uc.status.when_cert_expired_show_expired)
     app = rt.http_app("kyso registration", "VNeID hand-over, accounts, certificate orders and their status")
     app.include_router(
-        router(uc.identities, uc.accounts, uc.orders, TokenVerifier(uc.tokens.jwks(), rt.clock), uc.tokens)
+        router(
+            uc.identities,
+            uc.accounts,
+            uc.orders,
+            uc.organisations,
+            TokenVerifier(uc.tokens.jwks(), rt.clock),
+            uc.tokens,
+        )
     )
     return rt, app

@@ -12,6 +12,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
+from kyso_contracts import CertificateKind
 from kyso_contracts.vneid import JWS_ALGORITHM
 from kyso_kit.errors import IllegalTransition
 
@@ -23,16 +24,79 @@ class Package:
     name_en: str
     validity_years: int
     price_vnd: int
+    kind: CertificateKind = "personal"
 
 
-# Decree 23/2025: a subscriber certificate is valid for at most three years.
+# Decree 23/2025: a subscriber certificate is valid for at most three years. Organisation and "individual
+# in an organisation" (staff) packages are sold through a sales agent only (the SmartCA guide's rule).
 PACKAGES: dict[str, Package] = {
     p.code: p
     for p in (
         Package("PERSONAL_1Y", "Chứng thư số cá nhân 1 năm", "Personal certificate, 1 year", 1, 800_000),
         Package("PERSONAL_2Y", "Chứng thư số cá nhân 2 năm", "Personal certificate, 2 years", 2, 1_400_000),
         Package("PERSONAL_3Y", "Chứng thư số cá nhân 3 năm", "Personal certificate, 3 years", 3, 1_900_000),
+        Package(
+            "ORGANISATION_1Y",
+            "Chứng thư số tổ chức 1 năm",
+            "Organisation certificate, 1 year",
+            1,
+            2_500_000,
+            "organisation",
+        ),
+        Package(
+            "ORGANISATION_2Y",
+            "Chứng thư số tổ chức 2 năm",
+            "Organisation certificate, 2 years",
+            2,
+            4_500_000,
+            "organisation",
+        ),
+        Package(
+            "ORGANISATION_3Y",
+            "Chứng thư số tổ chức 3 năm",
+            "Organisation certificate, 3 years",
+            3,
+            6_000_000,
+            "organisation",
+        ),
+        Package(
+            "STAFF_1Y",
+            "Chứng thư số cá nhân thuộc tổ chức 1 năm",
+            "Individual in an organisation, 1 year",
+            1,
+            1_000_000,
+            "staff",
+        ),
+        Package(
+            "STAFF_2Y",
+            "Chứng thư số cá nhân thuộc tổ chức 2 năm",
+            "Individual in an organisation, 2 years",
+            2,
+            1_800_000,
+            "staff",
+        ),
+        Package(
+            "STAFF_3Y",
+            "Chứng thư số cá nhân thuộc tổ chức 3 năm",
+            "Individual in an organisation, 3 years",
+            3,
+            2_400_000,
+            "staff",
+        ),
     )
+}
+
+
+class OrganisationRegistrationStatus(StrEnum):
+    INVITED = "invited"  # opened by a sales agent, waiting for the authorised person
+    CONFIRMED = "confirmed"  # the authorised person confirmed it; its orders are placed
+    WITHDRAWN = "withdrawn"  # withdrawn before confirmation
+
+
+ORG_STATUS_VI = {
+    OrganisationRegistrationStatus.INVITED: "Chờ người được ủy quyền xác nhận",
+    OrganisationRegistrationStatus.CONFIRMED: "Đã xác nhận, đơn hàng đã tạo",
+    OrganisationRegistrationStatus.WITHDRAWN: "Đã rút đăng ký",
 }
 
 

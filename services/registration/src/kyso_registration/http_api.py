@@ -13,6 +13,7 @@ from kyso_kit.openapi import errors
 from .accounts import Accounts
 from .identity import Identities
 from .orders import Orders, packages
+from .organisations import Organisations
 from .schemas import (
     AccountRequest,
     AccountView,
@@ -20,6 +21,9 @@ from .schemas import (
     LoginRequest,
     OrderRequest,
     OrderView,
+    OrganisationRegistrationList,
+    OrganisationRegistrationRequest,
+    OrganisationRegistrationView,
     PackageList,
     RegistrationView,
     SessionView,
@@ -28,7 +32,12 @@ from .schemas import (
 
 
 def router(
-    identities: Identities, accounts: Accounts, orders: Orders, verifier: TokenVerifier, issuer: TokenIssuer
+    identities: Identities,
+    accounts: Accounts,
+    orders: Orders,
+    organisations: Organisations,
+    verifier: TokenVerifier,
+    issuer: TokenIssuer,
 ) -> APIRouter:
     r = APIRouter()
     account = bearer_dependency(verifier)
@@ -102,6 +111,60 @@ def router(
         if status_not is None:
             return await orders.view(who, order_id)
         return await orders.view_after(who, order_id, status_not, wait)
+
+    @r.post(
+        "/v1/organisation-registrations",
+        status_code=201,
+        tags=["organisations"],
+        responses=errors(401, 403, 422),
+    )
+    async def open_organisation_registration(
+        body: OrganisationRegistrationRequest, who: Principal = Depends(account)
+    ) -> OrganisationRegistrationView:
+        """A sales agent opens an organisation registration (``OrganisationRegistrationOpened``); the
+        authorised person is invited by SMS to continue in the app."""
+        return await organisations.open(who, body)
+
+    @r.get("/v1/organisation-registrations", tags=["organisations"], responses=errors(401, 422))
+    async def list_organisation_registrations(
+        who: Principal = Depends(account),
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> OrganisationRegistrationList:
+        """A sales agent's own registrations; the caller's own as authorised person; all for an operator."""
+        return await organisations.list(who, limit)
+
+    @r.get(
+        "/v1/organisation-registrations/{registration_id}",
+        tags=["organisations"],
+        responses=errors(401, 403, 404, 422),
+    )
+    async def get_organisation_registration(
+        registration_id: Id, who: Principal = Depends(account)
+    ) -> OrganisationRegistrationView:
+        return await organisations.view(who, registration_id)
+
+    @r.post(
+        "/v1/organisation-registrations/{registration_id}/confirmation",
+        tags=["organisations"],
+        responses=errors(401, 403, 404, 409, 422),
+    )
+    async def confirm_organisation_registration(
+        registration_id: Id, who: Principal = Depends(account)
+    ) -> OrganisationRegistrationView:
+        """The authorised person (their VNeID identity carries the invited citizen ID) confirms the data;
+        the orders are placed in their name (``OrganisationRegistrationConfirmed``)."""
+        return await organisations.confirm(who, registration_id)
+
+    @r.post(
+        "/v1/organisation-registrations/{registration_id}/withdrawal",
+        tags=["organisations"],
+        responses=errors(401, 403, 404, 409, 422),
+    )
+    async def withdraw_organisation_registration(
+        registration_id: Id, who: Principal = Depends(account)
+    ) -> OrganisationRegistrationView:
+        """Its sales agent (or an operator) withdraws a registration not yet confirmed."""
+        return await organisations.withdraw(who, registration_id)
 
     @r.get("/v1/accounts/{account_id}", tags=["account"], responses=errors(401, 403, 404, 422))
     async def get_account(account_id: Id, who: Principal = Depends(account)) -> AccountView:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-from kyso_contracts import KeyAlgorithm, OrderCancelled, OrderExpired, OrderPlaced, SubscriberIdentity
+from kyso_contracts import (
+    KeyAlgorithm,
+    OrderCancelled,
+    OrderExpired,
+    OrderPlaced,
+    OrganisationFacts,
+    SubscriberIdentity,
+)
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
@@ -16,7 +23,15 @@ from kyso_kit.timeutil import as_utc, local
 from . import domain
 from .domain import OrderStatus as St
 from .identity import Identities
-from .schemas import CertificateSummary, OrderView, PackageList, PackageView, RefundEntry, TimelineEntry
+from .schemas import (
+    CertificateSummary,
+    OrderView,
+    OrganisationSummary,
+    PackageList,
+    PackageView,
+    RefundEntry,
+    TimelineEntry,
+)
 
 RENEWABLE = {
     domain.OrderStatus.PENDING_ACTIVATION.value,
@@ -47,6 +62,13 @@ def order_view(doc: Doc) -> OrderView:
         certificate=CertificateSummary(**cert) if cert else None,
         key_algorithm=doc.get("key_algorithm", "ecdsa-p256"),
         renews_certificate_id=doc.get("renews_certificate_id"),
+        certificate_kind=doc.get("certificate_kind", "personal"),
+        organisation=(
+            OrganisationSummary(name=doc["organisation"]["name"], tax_code=doc["organisation"]["tax_code"])
+            if doc.get("organisation")
+            else None
+        ),
+        organisation_registration_id=doc.get("organisation_registration_id"),
         refunds=[
             RefundEntry(
                 amount_vnd=r["amount_vnd"],
@@ -64,15 +86,31 @@ def order_view(doc: Doc) -> OrderView:
     )
 
 
-def packages() -> PackageList:
-    return PackageList(
-        packages=[
-            PackageView(
-                code=p.code, name=p.name_en, name_vi=p.name_vi, validity_years=p.validity_years, price_vnd=p.price_vnd
-            )
-            for p in domain.PACKAGES.values()
-        ]
+def package_for(code: str) -> domain.Package:
+    package = domain.PACKAGES.get(code)
+    if package is None:
+        raise Invalid(
+            "unknown_package",
+            f"No such certificate package: {code}",
+            "Gói chứng thư số không tồn tại",
+            details={"code": code},
+        )
+    return package
+
+
+def package_view(p: domain.Package) -> PackageView:
+    return PackageView(
+        code=p.code,
+        name=p.name_en,
+        name_vi=p.name_vi,
+        validity_years=p.validity_years,
+        price_vnd=p.price_vnd,
+        kind=p.kind,
     )
+
+
+def packages() -> PackageList:
+    return PackageList(packages=[package_view(p) for p in domain.PACKAGES.values()])
 
 
 class Orders:
@@ -103,22 +141,69 @@ class Orders:
         key_algorithm: KeyAlgorithm = "ecdsa-p256",
         renews_certificate_id: str | None = None,
     ) -> OrderView:
-        package = domain.PACKAGES.get(package_code)
-        if package is None:
-            raise Invalid("unknown_package", "No such certificate package", "Gói chứng thư số không tồn tại")
+        package = package_for(package_code)
+        if package.kind != "personal":
+            raise Conflict(
+                "package_needs_sales_agent",
+                "Organisation and staff certificates are registered through a sales agent",
+                "Chứng thư số tổ chức và cá nhân thuộc tổ chức được đăng ký qua đại lý bán hàng",
+            )
         if renews_certificate_id is not None:
             await self._check_renewable(who, renews_certificate_id)
-        acct = await self.accounts.get(who.account_id)
-        if acct is None or not acct.get("registration_id"):
-            raise not_found("account", "tài khoản")
+        acct = await self.subscriber_account(who.account_id)
         order_id = uuid.uuid4().hex
         await self._claim_open_slot(who.account_id, package.code, order_id)
+        doc, placed = await self._draw_up(acct, package, order_id, key_algorithm, renews_certificate_id)
+        await self.orders.insert(doc, events=[placed])
+        return order_view(doc)
+
+    async def subscriber_account(self, account_id: str) -> Doc:
+        """An account that came through VNeID (its identity is what certificates name)."""
+        acct = await self.accounts.get(account_id)
+        if acct is None or not acct.get("registration_id"):
+            raise not_found("account", "tài khoản")
+        return acct
+
+    async def place_for_organisation(
+        self, account_id: str, package_code: str, order_id: str, registration: Doc
+    ) -> None:
+        """An order of a confirmed organisation registration, held by its authorised person; placed once
+        (``order_id`` was fixed when the registration was confirmed, so a repeat does nothing)."""
+        if await self.orders.get(order_id, {"_id": 1}) is not None:
+            return
+        acct = await self.subscriber_account(account_id)
+        org = registration["organisation"]
+        doc, placed = await self._draw_up(
+            acct,
+            package_for(package_code),
+            order_id,
+            "ecdsa-p256",
+            None,
+            organisation=OrganisationFacts.model_validate(org),
+            organisation_registration_id=registration["_id"],
+        )
+        try:
+            await self.orders.insert(doc, events=[placed])
+        except DuplicateKey:
+            return  # placed by a concurrent confirmation or its event
+
+    async def _draw_up(
+        self,
+        acct: Doc,
+        package: domain.Package,
+        order_id: str,
+        key_algorithm: KeyAlgorithm,
+        renews_certificate_id: str | None,
+        *,
+        organisation: OrganisationFacts | None = None,
+        organisation_registration_id: str | None = None,
+    ) -> tuple[Doc, OrderPlaced]:
         reg = await self.identities.get(acct["registration_id"])
         ident = reg["identity"]
         t = self.clock.now()
         placed = OrderPlaced(
             order_id=order_id,
-            account_id=who.account_id,
+            account_id=acct["_id"],
             registration_id=reg["_id"],
             subscriber=SubscriberIdentity(
                 citizen_id=ident["citizen_id"],
@@ -134,10 +219,13 @@ class Orders:
             placed_at=t,
             key_algorithm=key_algorithm,
             renews_certificate_id=renews_certificate_id,
+            certificate_kind=package.kind,
+            organisation=organisation,
+            organisation_registration_id=organisation_registration_id,
         )
         doc = {
             "_id": order_id,
-            "account_id": who.account_id,
+            "account_id": acct["_id"],
             "registration_id": reg["_id"],
             "package_code": package.code,
             "validity_years": package.validity_years,
@@ -148,9 +236,11 @@ class Orders:
             "certificate": {},
             "key_algorithm": key_algorithm,
             "renews_certificate_id": renews_certificate_id,
+            "certificate_kind": package.kind,
+            "organisation": organisation.model_dump() if organisation else None,
+            "organisation_registration_id": organisation_registration_id,
         }
-        await self.orders.insert(doc, events=[placed])
-        return order_view(doc)
+        return doc, placed
 
     async def _claim_open_slot(self, account_id: str, package_code: str, order_id: str) -> None:
         """One order waiting for payment per subscriber and package, race-free: a marker keyed by both

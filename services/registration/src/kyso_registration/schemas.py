@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from kyso_contracts import CertificateKind, OrganisationFacts
 from kyso_contracts.types import (
     CitizenId,
     Email,
@@ -15,6 +16,7 @@ from kyso_contracts.types import (
     PackageCode,
     Password,
     Phone,
+    TaxCode,
     ValidityYears,
     Vnd,
 )
@@ -109,6 +111,11 @@ class PackageView(BaseModel):
     name_vi: str
     validity_years: ValidityYears
     price_vnd: Vnd
+    kind: CertificateKind = Field(
+        default="personal",
+        description="personal (self-service) · organisation · staff (individual in an organisation): the last "
+        "two are sold through a sales agent",
+    )
 
 
 class PackageList(BaseModel):
@@ -140,6 +147,11 @@ class RefundEntry(BaseModel):
     at: str
 
 
+class OrganisationSummary(BaseModel):
+    name: str
+    tax_code: str
+
+
 class OrderView(BaseModel):
     order_id: Id
     account_id: Id
@@ -157,6 +169,65 @@ class OrderView(BaseModel):
     certificate: CertificateSummary | None = None
     timeline: list[TimelineEntry]
     refunds: list[RefundEntry] = Field(default_factory=list, description="Money given back for this order, and why")
+    certificate_kind: CertificateKind = "personal"
+    organisation: OrganisationSummary | None = None
+    organisation_registration_id: Id | None = None
+
+
+_Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+class OrganisationRequest(Strict):
+    name: _Name = Field(description="The organisation's registered name (the certificate's O=)")
+    tax_code: TaxCode = Field(description="Mã số thuế: 10 digits with the check digit, or -NNN for a branch")
+    address: Annotated[str, StringConstraints(min_length=1, max_length=300, strip_whitespace=True)]
+    province: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)] | None = None
+    legal_representative: _Name
+
+
+class AuthorisedPersonRequest(Strict):
+    full_name: _Name
+    citizen_id: CitizenId = Field(description="The CCCD the person will prove through VNeID")
+    phone: Phone = Field(description="The invitation is sent here by SMS")
+
+
+class OrganisationRegistrationRequest(Strict):
+    organisation: OrganisationRequest
+    authorised_person: AuthorisedPersonRequest
+    package_codes: list[PackageCode] = Field(
+        min_length=1, max_length=10, description="Organisation and/or staff packages, each becomes an order"
+    )
+
+
+class AuthorisedPersonView(BaseModel):
+    full_name: str
+    citizen_id: CitizenId
+    phone: str = Field(description="Masked")
+
+
+class OrganisationOrderView(BaseModel):
+    order_id: Id
+    package_code: PackageCode
+    status: str | None = Field(default=None, description="The order's status, once it is placed")
+
+
+class OrganisationRegistrationView(BaseModel):
+    organisation_registration_id: Id
+    status: Literal["invited", "confirmed", "withdrawn"]
+    status_vi: str
+    organisation: OrganisationFacts
+    authorised_person: AuthorisedPersonView
+    packages: list[PackageView]
+    total_vnd: Vnd
+    sales_agent_id: Id
+    opened_at: str
+    confirmed_at: str | None = None
+    account_id: Id | None = Field(default=None, description="The authorised person's account, once confirmed")
+    orders: list[OrganisationOrderView] = Field(default_factory=list)
+
+
+class OrganisationRegistrationList(BaseModel):
+    registrations: list[OrganisationRegistrationView]
 
 
 class Jwks(BaseModel):

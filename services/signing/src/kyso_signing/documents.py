@@ -44,9 +44,13 @@ def _font_files() -> dict[str, str]:
 
 
 def _subject(cert: dict[str, Any]) -> dict[str, str]:
-    """The subject's attributes by short name (CN, UID, L, ST, C), read from the certificate itself."""
+    """The subject's attributes by short name (CN, O, UID, L, ST, C), read from the certificate itself."""
     name = x509.load_pem_x509_certificate(cert["certificate_pem"].encode()).subject
-    return {a.rfc4514_attribute_name: str(a.value) for a in name}
+    attrs: dict[str, str] = {}
+    for a in name:  # UID may repeat (CCCD and MST): both are shown
+        key = a.rfc4514_attribute_name
+        attrs[key] = f"{attrs[key]}, {a.value!s}" if key in attrs else str(a.value)
+    return attrs
 
 
 def _dob(value: Any) -> str:
@@ -152,6 +156,20 @@ def service_contract(contract_id: str, provider: str, order: dict[str, Any], at:
     d.field("Tên / Name", provider)
     d.field("Dịch vụ / Service", "Chứng thư số ký từ xa (remote signing)")
     d.heading("Bên B – Thuê bao / The subscriber")
+    org = order.get("organisation")
+    if org:
+        d.field("Tổ chức / Organisation", org["name"])
+        d.field("Mã số thuế / Tax code", org["tax_code"])
+        d.field("Địa chỉ / Address", org["address"])
+        d.field("Người đại diện theo pháp luật / Legal representative", org["legal_representative"])
+        kind = order.get("certificate_kind")
+        d.field(
+            "Loại chứng thư / Certificate",
+            "Chứng thư số tổ chức / Organisation certificate"
+            if kind == "organisation"
+            else "Cá nhân thuộc tổ chức / Individual in an organisation",
+        )
+        d.heading("Người được ủy quyền / The authorised person")
     d.field("Họ và tên / Full name", s["full_name"])
     d.field("Số CCCD / Citizen ID", s["citizen_id"])
     d.field("Ngày sinh / Date of birth", _dob(s["date_of_birth"]))
@@ -214,6 +232,8 @@ def acceptance_record(certificate_id: str, cert: dict[str, Any], provider: str, 
     d.field("Số hiệu / Serial number", cert["serial_number"])
     subject = _subject(cert)
     d.field("Chủ thể / Subject", subject.pop("CN", ""))
+    if "O" in subject:
+        d.field("Tổ chức / Organisation", subject.pop("O"))
     if "UID" in subject:
         d.field("Định danh / Identifier", subject.pop("UID"))
     place = ", ".join(subject[k] for k in ("L", "ST") if k in subject)

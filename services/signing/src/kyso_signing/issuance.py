@@ -101,10 +101,9 @@ class Issuance:
         order, reserved = doc["order"], doc["issuance"]
         serial = reserved["serial_number"]
         key = pki.key_from_der(self.box.open(doc["key"]["sealed"], aad=f"subscriber:{doc['_id']}"), keep=False)
-        s = order["subscriber"]
         cert = profiles.subscriber(
             key.public_key(),
-            profiles.Subscriber(s["full_name"], s["citizen_id"], s.get("province"), s.get("locality")),
+            profiles.Subscriber.of_order(order),
             int(serial, 16),
             as_utc(reserved["not_before"]),
             as_utc(reserved["not_after"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -260,21 +261,55 @@ def provider_seal(
 
 @dataclass(frozen=True)
 class Subscriber:
-    """Who a personal certificate names, as on the citizen identity card."""
+    """Who a subscriber certificate names, as on the citizen identity card — and, for an organisation
+    certificate or an individual in an organisation, the organisation as registered (``O=``, ``UID=MST:``)."""
 
     full_name: str
     citizen_id: str
     province: str | None = None
     locality: str | None = None
+    kind: str = "personal"  # personal · organisation · staff
+    organisation: str | None = None
+    tax_code: str | None = None
+    organisation_province: str | None = None
+
+    @classmethod
+    def of_order(cls, order: dict[str, Any]) -> Subscriber:
+        s, org = order["subscriber"], order.get("organisation") or {}
+        return cls(
+            s["full_name"],
+            s["citizen_id"],
+            s.get("province"),
+            s.get("locality"),
+            order.get("certificate_kind", "personal"),
+            org.get("name"),
+            org.get("tax_code"),
+            org.get("province"),
+        )
 
     def name(self) -> x509.Name:
         attrs: list[tuple[x509.ObjectIdentifier, str]] = [(NameOID.COUNTRY_NAME, "VN")]
+        person = (NameOID.USER_ID, f"CCCD:{self.citizen_id}")
+        if self.kind == "personal":
+            if self.province:
+                attrs.append((NameOID.STATE_OR_PROVINCE_NAME, self.province))
+            if self.locality:
+                attrs.append((NameOID.LOCALITY_NAME, self.locality))
+            return _name(*attrs, (NameOID.COMMON_NAME, self.full_name), person)
+        if not (self.organisation and self.tax_code):
+            raise ValueError(f"a {self.kind} certificate names an organisation and its tax code")
+        organisation = (NameOID.USER_ID, f"MST:{self.tax_code}")
+        if self.kind == "organisation":  # the organisation, held by its authorised person
+            if self.organisation_province:
+                attrs.append((NameOID.STATE_OR_PROVINCE_NAME, self.organisation_province))
+            attrs += [(NameOID.ORGANIZATION_NAME, self.organisation), (NameOID.COMMON_NAME, self.organisation)]
+            return _name(*attrs, organisation, person)
+        if self.kind != "staff":
+            raise ValueError(f"unknown certificate kind {self.kind}")
         if self.province:
             attrs.append((NameOID.STATE_OR_PROVINCE_NAME, self.province))
-        if self.locality:
-            attrs.append((NameOID.LOCALITY_NAME, self.locality))
-        attrs += [(NameOID.COMMON_NAME, self.full_name), (NameOID.USER_ID, f"CCCD:{self.citizen_id}")]
-        return _name(*attrs)
+        attrs += [(NameOID.ORGANIZATION_NAME, self.organisation), (NameOID.COMMON_NAME, self.full_name)]
+        return _name(*attrs, person, organisation)
 
 
 def subscriber_validity(at: datetime, years: int, ca: x509.Certificate) -> tuple[datetime, datetime]:
