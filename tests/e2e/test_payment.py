@@ -7,8 +7,9 @@ import asyncio
 
 from kyso_client.api import Endpoints, KysoApi, eventually
 from kyso_client.journey import EventWatcher
+from stack import Stack
 
-from .helpers import PASSWORD, new_citizen
+from .helpers import PASSWORD, expect, new_citizen, operator_console
 
 
 async def test_cancelled_payment_fails_the_order_then_a_retry_pays_it(
@@ -147,3 +148,42 @@ async def test_a_cancelled_order_closes_its_payment_and_a_late_payment_is_refund
         assert _count(watcher, order_id, "vn.kyso.payment.refunded.v1") == 1
     finally:
         await api.aclose()
+
+
+async def test_a_paid_order_cancelled_before_consent_is_refunded_and_an_operator_refund_is_once(
+    stack: Stack, endpoints: Endpoints, watcher: EventWatcher
+) -> None:
+    api = KysoApi(endpoints, correlation_id=None)
+    op = await operator_console(stack, endpoints)
+    try:
+        order_id, payment_id, url = await _open_order(api)
+        assert (await api.sandbox_pay(url))["ipn_response"]["RspCode"] == "00"
+        await eventually(lambda: api.contract_for_order(order_id, wait=20), timeout=60)  # drawn up, not consented
+        await eventually(lambda: api.order(order_id), lambda o: o["status"] == "paid")
+        asked = await api.cancel_order(order_id)
+        assert asked["status"] == "cancellation_requested"
+        # signing stops issuance, payment refunds, and the order shows both
+        await api.order_reaching(order_id, "cancelled")
+        shown = await eventually(lambda: api.order(order_id), lambda o: bool(o["refunds"]))
+        assert [(r["reason"], r["amount_vnd"]) for r in shown["refunds"]] == [("cancelled_after_payment", 800_000)]
+        assert shown["status"] == "cancelled"
+        await expect("order_not_cancellable", 409, api.cancel_order(order_id))
+        # the refunded payment cannot be refunded again by an operator; an unknown payment is not found
+        await expect("already_refunded", 409, op.refund_payment(payment_id, "khách hàng khiếu nại"))
+        await expect("not_found", 404, op.refund_payment("no-such-payment", "khiếu nại"))
+        await expect("role_required", 403, api.refund_payment(payment_id, "tự hoàn tiền"))
+        await asyncio.sleep(0.5)
+        assert _count(watcher, order_id, "vn.kyso.signing.issuance_stopped.v1") == 1
+        assert _count(watcher, order_id, "vn.kyso.payment.refunded.v1") == 1
+
+        # an operator refunds a served order's payment once (a complaint)
+        other, other_payment, other_url = await _open_order(api)
+        assert (await api.sandbox_pay(other_url))["ipn_response"]["RspCode"] == "00"
+        await eventually(lambda: op.payment_for_order(other), lambda p: p["status"] == "confirmed")
+        refunded = await op.refund_payment(other_payment, "khách hàng khiếu nại")
+        assert [(r["reason"], r["status"]) for r in refunded["refunds"]] == [("operator", "refunded")]
+        await expect("already_refunded", 409, op.refund_payment(other_payment, "lần nữa"))
+        await eventually(lambda: api.order(other), lambda o: [r["reason"] for r in o["refunds"]] == ["operator"])
+    finally:
+        await api.aclose()
+        await op.aclose()

@@ -11,7 +11,7 @@ import pytest
 from kyso_contracts import OrderPlaced, PaymentConfirmed, PaymentFailed, PaymentRefunded
 from kyso_kit.auth import Principal
 from kyso_kit.clock import FakeClock
-from kyso_kit.errors import Conflict, Forbidden
+from kyso_kit.errors import Conflict, Forbidden, NotFound
 from kyso_kit.store import MemoryStore
 from kyso_payment import sandbox_gateway, vnpay
 from kyso_payment.gateway import VnpayGateway
@@ -282,15 +282,71 @@ async def test_a_payment_after_the_order_closed_is_refunded(
     assert refunded.data.reason == "late_payment" and not store.of_type(PaymentConfirmed)
 
 
-async def test_an_order_closed_after_its_payment_raced_it_is_refunded(
-    payments: Payments, sandbox: sandbox_gateway.Gateway, store: MemoryStore, clock: FakeClock
+def stopped(reason: str, clock: FakeClock, order_id: str = "order-1") -> Any:
+    from kyso_contracts import IssuanceStopped
+
+    return delivered(
+        IssuanceStopped(
+            order_id=order_id, account_id=ALICE.account_id, certificate_id="cert-1", reason=reason,  # type: ignore[arg-type]
+            stopped_at=clock.now(),
+        ),
+        clock,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stop", "reason"),
+    [
+        ("cancelled", "cancelled_after_payment"),
+        ("order_expired", "late_payment"),
+        ("issuance_failed", "issuance_failed"),
+    ],
+)
+async def test_a_paid_order_is_refunded_only_when_signing_stops_issuance(
+    payments: Payments, sandbox: sandbox_gateway.Gateway, store: MemoryStore, clock: FakeClock, stop: str, reason: str
 ) -> None:
     ipn = await pay(payments, sandbox)
     assert (await payments.notify(ipn))["RspCode"] == "00"
     await payments.when_order_closed_close_payment(closed("cancelled", clock))
-    await payments.when_order_closed_close_payment(closed("cancelled", clock))
+    assert not store.of_type(PaymentRefunded)  # paid: signing decides (the consent may have got there first)
+    await payments.when_issuance_stopped_refund(stopped(stop, clock))
+    await payments.when_issuance_stopped_refund(stopped(stop, clock))  # a redelivery refunds nothing more
     [refunded] = store.of_type(PaymentRefunded)
-    assert refunded.data.reason == "cancelled_after_payment" and refunded.data.amount_vnd == 800_000
+    assert refunded.data.reason == reason and refunded.data.amount_vnd == 800_000
+    view = await payments.for_order(ALICE, "order-1")
+    assert [(r.reason, r.status) for r in view.refunds] == [(reason, "refunded")]
+
+
+async def test_issuance_stopped_before_the_payment_closes_it_and_a_later_payment_is_refunded(
+    payments: Payments, sandbox: sandbox_gateway.Gateway, store: MemoryStore, clock: FakeClock
+) -> None:
+    url = await checkout_url(payments)
+    await payments.when_issuance_stopped_refund(stopped("cancelled", clock))
+    assert (await payments.for_order(ALICE, "order-1")).status == "cancelled"
+    assert (await payments.notify(sandbox.ipn_of(sandbox.paid(url))))["RspCode"] == "00"
+    [refunded] = store.of_type(PaymentRefunded)
+    assert refunded.data.reason == "late_payment" and not store.of_type(PaymentConfirmed)
+
+
+async def test_an_operator_refunds_a_confirmed_payment_once(
+    payments: Payments, sandbox: sandbox_gateway.Gateway, store: MemoryStore, clock: FakeClock
+) -> None:
+    operator = Principal("op-1", frozenset({"operator"}))
+    with pytest.raises(NotFound):
+        await payments.refund_by_operator(operator, "no-such-payment", "khiếu nại")
+    ipn = await pay(payments, sandbox)
+    payment_id = (await payments.for_order(ALICE, "order-1")).payment_id
+    with pytest.raises(Forbidden):
+        await payments.refund_by_operator(ALICE, payment_id, "tôi muốn hoàn tiền")
+    with pytest.raises(Conflict):
+        await payments.refund_by_operator(operator, payment_id, "chưa thanh toán")  # not paid yet
+    assert (await payments.notify(ipn))["RspCode"] == "00"
+    view = await payments.refund_by_operator(operator, payment_id, "khách hàng khiếu nại")
+    assert [(r.reason, r.status) for r in view.refunds] == [("operator", "refunded")]
+    with pytest.raises(Conflict) as again:
+        await payments.refund_by_operator(operator, payment_id, "lần nữa")
+    assert again.value.code == "already_refunded"
+    assert len(store.of_type(PaymentRefunded)) == 1
 
 
 async def test_an_order_closed_before_payment_heard_of_it_stays_closed(

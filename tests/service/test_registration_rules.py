@@ -277,6 +277,49 @@ async def test_one_open_order_per_package_cancel_before_payment_and_unpaid_order
     assert (await registration.orders.view(who, again.order_id)).status == "order_expired"
 
 
+async def test_a_paid_order_is_cancelled_when_signing_stops_issuance_and_goes_on_when_consent_won(
+    registration: Registration, store: MemoryStore, clock: FakeClock
+) -> None:
+    from kyso_contracts import ContractSigned, IssuanceStopped, OrderCancelled, PaymentConfirmed
+
+    who = await registration.citizen()
+    orders = []
+    for package in ("PERSONAL_1Y", "PERSONAL_2Y", "PERSONAL_3Y"):
+        o = await registration.orders.place(who, package)
+        paid = PaymentConfirmed(
+            payment_id=f"p-{package}", order_id=o.order_id, account_id=who.account_id, amount_vnd=o.amount_vnd,
+            provider="vnpay", provider_transaction_no="1", confirmed_at=clock.now(),
+        )  # fmt: skip
+        await registration.status.when_payment_confirmed_mark_paid(delivered(paid, clock))
+        orders.append(o.order_id)
+    stopped, served, failed = orders
+    asked = await registration.orders.cancel(who, stopped)
+    assert asked.status == "cancellation_requested"
+    [cancel] = store.of_type(OrderCancelled)
+    assert cancel.data.after_payment
+    stop = IssuanceStopped(
+        order_id=stopped, account_id=who.account_id, certificate_id="c1", reason="cancelled", stopped_at=clock.now()
+    )
+    await registration.status.when_issuance_stopped_close(delivered(stop, clock))
+    assert (await registration.orders.view(who, stopped)).status == "cancelled"
+
+    # the consent got there first: signing serves the order, and the order shows it
+    assert (await registration.orders.cancel(who, served)).status == "cancellation_requested"
+    signed = ContractSigned(
+        order_id=served, account_id=who.account_id, certificate_id="c2", contract_id="k2", contract_sha256="a" * 64,
+        consent_challenge_id="ch", provider_signature_b64="c2ln", signed_at=clock.now(),
+    )  # fmt: skip
+    await registration.status.when_contract_signed_mark_signed(delivered(signed, clock))
+    assert (await registration.orders.view(who, served)).status == "contract_signed"
+    with pytest.raises(Conflict):
+        await registration.orders.cancel(who, served)  # consented: no longer cancellable
+
+    failure = stop.model_copy(update={"order_id": failed, "reason": "issuance_failed"})
+    await registration.status.when_issuance_stopped_close(delivered(failure, clock))
+    view = await registration.orders.view(who, failed)
+    assert view.status == "issuance_failed" and "hoàn tiền" in view.status_vi
+
+
 async def test_concurrent_orders_for_one_package_give_one_open_order(
     registration: Registration, store: MemoryStore
 ) -> None:

@@ -15,6 +15,7 @@ from kyso_contracts import (
     CertIssued,
     ConsentRejected,
     ContractSigned,
+    IssuanceStopped,
     OrderPlaced,
     OtpPurpose,
     PaymentAmountMismatch,
@@ -290,3 +291,39 @@ async def test_a_closed_order_gets_no_contract_and_a_late_consent_issues_nothing
     await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(order_id="order-2"), signing.clock))
     later = await c.certs.find_one({"order_id": "order-2"})
     assert later is not None and later["status"] == "cancelled" and "contract" not in later
+    # each closing stopped issuance exactly once (payment refunds on it); nothing else was announced
+    stops = [(e.data.order_id, e.data.reason) for e in store.of_type(IssuanceStopped)]
+    assert stops == [("order-1", "cancelled"), ("order-2", "cancelled")]
+
+
+async def test_a_cancellation_after_consent_changes_nothing(signing: Signing) -> None:
+    from kyso_contracts import OrderCancelled
+
+    c, store = signing.contracts, signing.store
+    contract_id, sha = await _prepared(signing)
+    await c.when_sms_otp_verified_sign_contract(delivered(signing.consent(contract_id, sha), signing.clock))
+    closed = OrderCancelled(
+        order_id="order-1",
+        account_id=ALICE.account_id,
+        amount_vnd=800_000,
+        cancelled_at=signing.clock.now(),
+        after_payment=True,
+    )
+    await c.when_order_closed_stop(delivered(closed, signing.clock))
+    assert store.of_type(IssuanceStopped) == [] and len(store.of_type(CertIssued)) == 1
+
+
+async def test_an_issuance_the_ca_refuses_fails_for_good_and_destroys_the_key(signing: Signing) -> None:
+    c, store = signing.contracts, signing.store
+    # an organisation certificate without its organisation: the profile refuses to name it
+    order = signing.order().model_copy(update={"certificate_kind": "organisation", "organisation": None})
+    await c.when_order_placed_remember_order(delivered(order, signing.clock))
+    await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(), signing.clock))
+    contract = await c.for_order(ALICE, "order-1")
+    consent = delivered(signing.consent(contract.contract_id, contract.sha256), signing.clock)
+    await c.when_sms_otp_verified_sign_contract(consent)
+    await c.when_sms_otp_verified_sign_contract(consent)  # redelivered: decided already
+    doc = await c.certs.find_one({"order_id": "order-1"})
+    assert doc is not None and doc["status"] == "failed" and "key" not in doc and doc["failure"] == "ValueError"
+    [stop] = store.of_type(IssuanceStopped)
+    assert stop.data.reason == "issuance_failed" and store.of_type(CertIssued) == []

@@ -167,6 +167,11 @@ class KysoApi:
         params: dict[str, Any] = {"order_id": order_id, "wait": wait}
         return await self.call("GET", f"{self.ep.payment}/v1/payments", auth=True, params=params)
 
+    async def refund_payment(self, payment_id: str, note: str) -> Any:
+        """An operator refunds a confirmed payment."""
+        url = f"{self.ep.payment}/v1/payments/{payment_id}/refunds"
+        return await self.call("POST", url, auth=True, json={"note": note})
+
     async def checkout(self, payment_id: str) -> Any:
         return await self.call("POST", f"{self.ep.payment}/v1/payments/{payment_id}/checkout", auth=True)
 

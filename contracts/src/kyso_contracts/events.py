@@ -146,7 +146,8 @@ class OrganisationRegistrationWithdrawn(Payload):
 
 
 class OrderCancelled(Payload):
-    """The subscriber cancelled an order before paying it; a payment that raced it is refunded."""
+    """The subscriber cancelled an order: before paying it, or after paying but before consenting to the
+    contract. Signing decides whether issuance can still stop (``IssuanceStopped``); payment refunds then."""
 
     event_type: ClassVar[str] = "vn.kyso.registration.order_cancelled.v1"
     topic: ClassVar[str] = topics.REGISTRATION
@@ -156,6 +157,9 @@ class OrderCancelled(Payload):
     account_id: Id
     amount_vnd: Vnd
     cancelled_at: UtcDateTime
+    after_payment: bool = Field(
+        default=False, description="The order was paid: the cancellation stands only if signing stops issuance"
+    )
 
 
 class OrderExpired(Payload):
@@ -207,6 +211,11 @@ class PaymentFailed(Payload):
     failed_at: UtcDateTime
 
 
+RefundReason = Literal[
+    "amount_mismatch", "duplicate_payment", "late_payment", "cancelled_after_payment", "issuance_failed", "operator"
+]
+
+
 class PaymentRefunded(Payload):
     """The gateway gave a payment's money back (compensation): paid the wrong amount, paid twice,
     paid after the order was cancelled or expired, or the order could not be served."""
@@ -219,13 +228,31 @@ class PaymentRefunded(Payload):
     order_id: Id
     account_id: Id
     amount_vnd: Vnd = Field(description="What was given back: the whole amount of that gateway transaction")
-    reason: Literal["amount_mismatch", "duplicate_payment", "late_payment", "cancelled_after_payment"]
+    reason: RefundReason = Field(
+        description="amount_mismatch · duplicate_payment · late_payment (after the order closed) · "
+        "cancelled_after_payment · issuance_failed (nothing can be issued) · operator (a refund an operator made)"
+    )
     provider: str = Field(min_length=1, max_length=32)
     provider_transaction_no: str = Field(min_length=1, max_length=64, description="The refunded transaction")
     refunded_at: UtcDateTime
 
 
 # --------------------------------------------------------------------------- signing
+
+
+class IssuanceStopped(Payload):
+    """Nothing will be issued for this order: it was cancelled or expired before the contract was consented
+    to, or issuance failed for good. Payment closes it and refunds what was paid for it."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.issuance_stopped.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "order_id"
+
+    order_id: Id
+    account_id: Id
+    certificate_id: Id
+    reason: Literal["cancelled", "order_expired", "issuance_failed"]
+    stopped_at: UtcDateTime
 
 
 class ContractSigned(Payload):
@@ -618,6 +645,7 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     PaymentFailed,
     PaymentRefunded,
     ContractSigned,
+    IssuanceStopped,
     CertIssued,
     CertActivated,
     AcceptanceRecordSigned,

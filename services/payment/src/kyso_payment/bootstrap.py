@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from kyso_contracts import OrderCancelled, OrderExpired, OrderPlaced, PaymentConfirmed, PaymentFailed, PaymentRefunded
+from kyso_contracts import (
+    IssuanceStopped,
+    OrderCancelled,
+    OrderExpired,
+    OrderPlaced,
+    PaymentConfirmed,
+    PaymentFailed,
+    PaymentRefunded,
+)
 from kyso_kit.runtime import ServiceRuntime
 
 from .gateway import VnpayGateway
@@ -30,6 +38,7 @@ def build(settings: PaymentSettings | None = None) -> tuple[ServiceRuntime, Fast
     rt.consumer.on(OrderPlaced)(payments.when_order_placed_open_payment)
     rt.consumer.on(OrderCancelled)(payments.when_order_closed_close_payment)
     rt.consumer.on(OrderExpired)(payments.when_order_closed_close_payment)
+    rt.consumer.on(IssuanceStopped)(payments.when_issuance_stopped_refund)
     app = rt.http_app("kyso payment", "Payments for certificate orders (VNPay-style signed notifications)")
     app.include_router(router(payments, rt.verifier()))
     return rt, app

@@ -11,7 +11,7 @@ from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency
 from kyso_kit.openapi import errors
 
 from .payments import Payments
-from .schemas import CheckoutView, GatewayAnswer, PaymentView, ReturnView, VnpayNotification
+from .schemas import CheckoutView, GatewayAnswer, PaymentView, RefundRequest, ReturnView, VnpayNotification
 
 
 def router(payments: Payments, verifier: TokenVerifier) -> APIRouter:
@@ -32,6 +32,16 @@ def router(payments: Payments, verifier: TokenVerifier) -> APIRouter:
         """A signed gateway URL; a failed or cancelled payment gets a new gateway reference."""
         ip = request.client.host if request.client else "127.0.0.1"
         return await payments.checkout(who, payment_id, ip)
+
+    @r.post(
+        "/v1/payments/{payment_id}/refunds",
+        status_code=201,
+        tags=["payments"],
+        responses=errors(401, 403, 404, 409, 422),
+    )
+    async def refund(payment_id: Id, body: RefundRequest, who: Principal = Depends(account)) -> PaymentView:
+        """An operator refunds a confirmed payment (once; ``PaymentRefunded`` with reason ``operator``)."""
+        return await payments.refund_by_operator(who, payment_id, body.note)
 
     @r.get("/v1/payments/vnpay/ipn", tags=["gateway"])
     async def ipn(request: Request, notification: Annotated[VnpayNotification, Query()]) -> GatewayAnswer:

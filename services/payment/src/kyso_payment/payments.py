@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from kyso_contracts import CloudEvent, OrderCancelled, OrderExpired, OrderPlaced, PaymentRefunded
-from kyso_kit.auth import Principal, ensure_may
+from kyso_contracts import CloudEvent, IssuanceStopped, OrderCancelled, OrderExpired, OrderPlaced, PaymentRefunded
+from kyso_kit.auth import Principal, ensure_may, ensure_role
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Rejected, not_found
@@ -21,6 +21,26 @@ from .gateway import BadNotification, PaymentGateway
 from .schemas import CheckoutView, PaymentView, RefundView, ReturnView
 
 log = logging.getLogger(__name__)
+
+
+REFUND_REASON = {
+    "cancelled": "cancelled_after_payment",
+    "order_expired": "late_payment",
+    "issuance_failed": "issuance_failed",
+}
+"""Why a payment is given back when signing stops issuance, by the reason it stopped."""
+
+
+def _paid(doc: Doc, provider: str) -> GatewayResult:
+    """The gateway transaction that paid a confirmed payment."""
+    return GatewayResult(
+        provider=provider,
+        txn_ref=doc.get("settled_txn_ref") or doc["txn_ref"],
+        amount_vnd=doc["amount_vnd"],
+        success=True,
+        response_code="00",
+        transaction_no=doc.get("provider_transaction_no") or "0",
+    )
 
 
 def _payment(doc: Doc) -> domain.Payment:
@@ -245,19 +265,31 @@ class Payments:
     async def when_order_closed_close_payment(
         self, event: CloudEvent[OrderCancelled] | CloudEvent[OrderExpired]
     ) -> None:
-        """The order closed before payment: the payment closes too. If it was paid in a race with the
-        closing, that money is refunded."""
+        """The order closed: a payment still waiting closes too (one that comes anyway is refunded). A
+        payment already made is signing's call: if issuance stops, ``IssuanceStopped`` refunds it."""
         o = event.data
+        await self._close(o.order_id, o.account_id, o.amount_vnd, event, refund_reason=None)
+
+    async def when_issuance_stopped_refund(self, event: CloudEvent[IssuanceStopped]) -> None:
+        """Nothing will be issued for the order: close its payment, and give back what was paid for it."""
+        o = event.data
+        await self._close(o.order_id, o.account_id, None, event, refund_reason=REFUND_REASON[o.reason])
+
+    async def _close(
+        self, order_id: str, account_id: str, amount_vnd: int | None, event: CloudEvent[Any], refund_reason: str | None
+    ) -> None:
         for _ in range(8):
-            doc = await self.payments.find_one({"order_id": o.order_id})
+            doc = await self.payments.find_one({"order_id": order_id})
             if doc is None:  # closed before this service heard of the order
+                if amount_vnd is None:
+                    return  # the order's own closing (or its placing) will tell the amount
                 await self.payments.update(
-                    {"order_id": o.order_id},
+                    {"order_id": order_id},
                     {"$set": {"closed_by": event.id}},
                     caused_by=event.id,
                     upsert_with={
-                        "_id": uuid.uuid4().hex, "account_id": o.account_id, "amount_vnd": o.amount_vnd,
-                        "description": f"kyso {o.order_id}", "txn_ref": self.gateway.new_reference(),
+                        "_id": uuid.uuid4().hex, "account_id": account_id, "amount_vnd": amount_vnd,
+                        "description": f"kyso {order_id}", "txn_ref": self.gateway.new_reference(),
                         "status": PaymentStatus.CANCELLED.value, "created_at": self.clock.now(),
                         "correlation_id": event.correlationid,
                     },
@@ -265,23 +297,36 @@ class Payments:
                 return
             status = PaymentStatus(doc["status"])
             if status == PaymentStatus.CONFIRMED:
-                paid = GatewayResult(
-                    provider=self.gateway.name,
-                    txn_ref=doc.get("settled_txn_ref") or doc["txn_ref"],
-                    amount_vnd=doc["amount_vnd"],
-                    success=True,
-                    response_code="00",
-                    transaction_no=doc.get("provider_transaction_no") or "0",
-                )
-                await self.refund(doc, paid, "cancelled_after_payment")
+                if refund_reason is not None:
+                    await self.refund(doc, _paid(doc, self.gateway.name), refund_reason)
                 return
             if not domain.allowed(status, "cancel"):
                 return  # cancelled already
             if await self.payments.update(
                 {"_id": doc["_id"], "status": status.value}, {"$set": {"status": PaymentStatus.CANCELLED.value}}
             ):
-                self.changes.notify(o.order_id)
+                self.changes.notify(order_id)
                 return
+
+    async def refund_by_operator(self, who: Principal, payment_id: str, note: str) -> PaymentView:
+        """An operator gives a confirmed payment back (a complaint, a provider's mistake): once per
+        transaction, confirmed by ``PaymentRefunded`` (reason ``operator``)."""
+        ensure_role(who, "operator")
+        doc = await self.payments.get(payment_id)
+        if doc is None:
+            raise not_found("payment", "giao dịch thanh toán")
+        if PaymentStatus(doc["status"]) != PaymentStatus.CONFIRMED:
+            raise Conflict(
+                "payment_not_refundable",
+                "Only a confirmed payment can be refunded",
+                "Chỉ hoàn tiền được giao dịch đã thanh toán thành công",
+            )
+        paid = _paid(doc, self.gateway.name)
+        if await self.refunds.get(f"{paid.txn_ref}:{paid.transaction_no}") is not None:
+            raise Conflict("already_refunded", "This payment is refunded already", "Giao dịch này đã được hoàn tiền")
+        log.info("operator refund", extra={"payment_id": payment_id, "operator": who.account_id, "note": note})
+        await self.refund(doc, paid, "operator")
+        return _view(doc, self.gateway.name, await self.refunds_of(doc["order_id"]))
 
     # ------------------------------------------------------------------ refunds (compensation)
 

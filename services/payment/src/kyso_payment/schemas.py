@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from kyso_contracts.types import Id, Vnd
+from kyso_contracts import RefundReason
+from kyso_contracts.types import Id, Text, Vnd
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Text = Field(description="Why the operator refunds (kept in the log)")
 
 
 class RefundView(BaseModel):
     amount_vnd: int
-    reason: Literal["amount_mismatch", "duplicate_payment", "late_payment", "cancelled_after_payment"]
+    reason: RefundReason
     status: Literal["requested", "failed", "refunded"] = Field(description="failed: asked again by reconciliation")
     provider_transaction_no: str
     refunded_at: str | None = None

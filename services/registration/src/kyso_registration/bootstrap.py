@@ -17,6 +17,7 @@ from kyso_contracts import (
     CertSuspended,
     ConsentRejected,
     ContractSigned,
+    IssuanceStopped,
     OrderCancelled,
     OrderExpired,
     OrderPlaced,
@@ -104,6 +105,7 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
     on(PaymentAmountMismatch)(uc.status.when_payment_amount_mismatch_stop)
     on(ConsentRejected)(uc.status.when_consent_rejected_ask_again)
     on(ContractSigned)(uc.status.when_contract_signed_mark_signed)
+    on(IssuanceStopped)(uc.status.when_issuance_stopped_close)
     on(CertIssued)(uc.status.when_cert_issued_show_pending)
     on(CertActivated)(uc.status.when_cert_activated_show_active)
     on(CertSuspended)(uc.status.when_cert_suspended_show_suspended)

@@ -112,15 +112,19 @@ class OrderStatus(StrEnum):
     SUSPENDED = "suspended"
     REVOKED = "revoked"
     EXPIRED = "expired"
-    CANCELLED = "cancelled"  # by the subscriber, before payment
+    CANCELLED = "cancelled"  # by the subscriber, before payment or (signing agreeing) before consent
     ORDER_EXPIRED = "order_expired"  # not paid in time
+    CANCELLATION_REQUESTED = "cancellation_requested"  # paid: signing decides whether issuance can stop
+    ISSUANCE_FAILED = "issuance_failed"  # nothing could be issued; the payment is refunded
 
 
 St = OrderStatus
 OPEN = frozenset({OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_FAILED})
 """Orders that wait for payment: one per subscriber and package; they may be cancelled, and expire."""
+PAID_NOT_CONSENTED = frozenset({OrderStatus.PAID, OrderStatus.CONSENT_REJECTED})
+"""Paid orders whose contract is not consented yet: a cancellation asks signing to stop issuance."""
 CLOSED = frozenset({OrderStatus.CANCELLED, OrderStatus.ORDER_EXPIRED})
-"""Orders closed before payment: later reports (a payment that raced the cancellation) are absorbed."""
+"""Closed orders: later payment reports (a payment that raced the closing, refunded) are absorbed."""
 
 # The order's life as the user sees it. Each step is reported by another service's event.
 NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -129,10 +133,23 @@ NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
     St.PAYMENT_FAILED: frozenset({St.PAYMENT_FAILED, St.PAID, St.CANCELLED, St.ORDER_EXPIRED}),
     St.CANCELLED: frozenset(),
     St.ORDER_EXPIRED: frozenset(),
-    St.PAID: frozenset({St.PAYMENT_AMOUNT_MISMATCH, St.CONSENT_REJECTED, St.CONTRACT_SIGNED}),
+    St.PAID: frozenset(
+        {
+            St.PAYMENT_AMOUNT_MISMATCH,
+            St.CONSENT_REJECTED,
+            St.CONTRACT_SIGNED,
+            St.CANCELLATION_REQUESTED,
+            St.ISSUANCE_FAILED,
+        }
+    ),
     St.PAYMENT_AMOUNT_MISMATCH: frozenset(),  # stops here until it is refunded
-    St.CONSENT_REJECTED: frozenset({St.CONSENT_REJECTED, St.CONTRACT_SIGNED}),
-    St.CONTRACT_SIGNED: frozenset({St.PENDING_ACTIVATION}),
+    St.CONSENT_REJECTED: frozenset(
+        {St.CONSENT_REJECTED, St.CONTRACT_SIGNED, St.CANCELLATION_REQUESTED, St.ISSUANCE_FAILED}
+    ),
+    # signing stops issuance (cancelled), or the consent got there first and the order goes on
+    St.CANCELLATION_REQUESTED: frozenset({St.CANCELLED, St.CONTRACT_SIGNED, St.ISSUANCE_FAILED}),
+    St.ISSUANCE_FAILED: frozenset(),
+    St.CONTRACT_SIGNED: frozenset({St.PENDING_ACTIVATION, St.ISSUANCE_FAILED}),
     St.PENDING_ACTIVATION: frozenset({St.ACTIVE, St.REVOKED, St.EXPIRED}),
     # the certificate's life after activation; a resumption (suspended → active) is not a report of
     # a later stage but an undo, applied by :func:`resume` (one certificate's events arrive in order)
@@ -155,6 +172,8 @@ def _reachable(start: OrderStatus) -> frozenset[OrderStatus]:
 
 
 REACHABLE: dict[OrderStatus, frozenset[OrderStatus]] = {s: _reachable(s) for s in OrderStatus}
+SERVED = REACHABLE[St.CONTRACT_SIGNED] - {St.ISSUANCE_FAILED} | {St.CONTRACT_SIGNED}
+"""The contract was consented to: the order is served, whatever closing raced it."""
 
 
 def advance(current: OrderStatus, reported: OrderStatus) -> OrderStatus:
@@ -165,7 +184,9 @@ def advance(current: OrderStatus, reported: OrderStatus) -> OrderStatus:
     passed is absorbed (it stays in the timeline); a report that no path connects is illegal.
     """
     if current in CLOSED:
-        return current  # closed before payment: a payment that raced it is refunded, the order stays closed
+        if reported in SERVED:  # consent got there before the closing: signing serves the order
+            return reported
+        return current  # a payment that raced the closing is refunded, the order stays closed
     if reported in REACHABLE[current]:
         return reported
     if reported == current or current in REACHABLE[reported]:
@@ -194,6 +215,8 @@ STATUS_VI = {
     St.EXPIRED: "Đã hết hạn",
     St.CANCELLED: "Đã hủy",
     St.ORDER_EXPIRED: "Quá hạn thanh toán, đơn hàng đã đóng",
+    St.CANCELLATION_REQUESTED: "Đang hủy đơn hàng đã thanh toán",
+    St.ISSUANCE_FAILED: "Không thể cấp chứng thư số, đã hoàn tiền",
 }
 
 

@@ -92,7 +92,9 @@ def router(
 
     @r.post("/v1/orders/{order_id}/cancellation", tags=["orders"], responses=errors(401, 403, 404, 409, 422))
     async def cancel_order(order_id: Id, who: Principal = Depends(account)) -> OrderView:
-        """Cancel an order that waits for payment (``OrderCancelled``); 409 once it is paid or closed."""
+        """Cancel an order (``OrderCancelled``): one that waits for payment closes at once; a paid one whose
+        contract is not consented yet becomes ``cancellation_requested`` until signing stops issuance (then
+        ``cancelled``, and the payment is refunded). 409 once the contract is signed or the order closed."""
         return await orders.cancel(who, order_id)
 
     @r.get("/v1/orders/{order_id}", tags=["orders"], responses=errors(401, 403, 404, 422))

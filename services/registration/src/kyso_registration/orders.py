@@ -45,6 +45,8 @@ REFUND_VI = {
     "duplicate_payment": "Hoàn tiền: đơn hàng đã được thanh toán hai lần",
     "late_payment": "Hoàn tiền: thanh toán sau khi đơn hàng đã hủy hoặc hết hạn",
     "cancelled_after_payment": "Hoàn tiền: đơn hàng đã hủy sau khi thanh toán",
+    "issuance_failed": "Hoàn tiền: không thể cấp chứng thư số cho đơn hàng",
+    "operator": "Hoàn tiền theo quyết định của bộ phận hỗ trợ",
 }
 
 
@@ -271,29 +273,39 @@ class Orders:
         raise Conflict("busy", "Too many orders at once; try again", "Quá nhiều yêu cầu cùng lúc, vui lòng thử lại")
 
     async def cancel(self, who: Principal, order_id: str) -> OrderView:
-        """The subscriber cancels an order that waits for payment (the payment is closed; money paid in
-        a race with this is refunded)."""
+        """The subscriber cancels an order that waits for payment (it closes at once; money paid in a race
+        with this is refunded), or a paid one whose contract is not consented yet: then signing decides —
+        it stops issuance (``IssuanceStopped``; the order is cancelled and payment refunds) unless the
+        consent got there first (the order goes on)."""
         doc = await self.orders.get(order_id)
         if doc is None:
             raise not_found("order", "đơn hàng")
         ensure_may(who, doc["account_id"], "sign")
         t = self.clock.now()
-        cancelled = OrderCancelled(
-            order_id=order_id, account_id=doc["account_id"], amount_vnd=doc["amount_vnd"], cancelled_at=t
-        )
-        moved = await self.orders.update_and_get(
-            {"_id": order_id, "status": {"$in": [s.value for s in domain.OPEN]}},
-            {"$set": {"status": St.CANCELLED.value}, "$push": {"timeline": {"event": "cancelled", "at": t}}},
-            events=[cancelled],
-        )
-        if moved is None:
-            raise Conflict(
-                "order_not_cancellable",
-                "Only an order that waits for payment can be cancelled",
-                "Chỉ hủy được đơn hàng đang chờ thanh toán",
+        for before, after, paid in (
+            (domain.OPEN, St.CANCELLED, False),
+            (domain.PAID_NOT_CONSENTED, St.CANCELLATION_REQUESTED, True),
+        ):
+            cancelled = OrderCancelled(
+                order_id=order_id,
+                account_id=doc["account_id"],
+                amount_vnd=doc["amount_vnd"],
+                cancelled_at=t,
+                after_payment=paid,
             )
-        self.changes.notify(order_id)
-        return order_view(moved)
+            moved = await self.orders.update_and_get(
+                {"_id": order_id, "status": {"$in": [s.value for s in before]}},
+                {"$set": {"status": after.value}, "$push": {"timeline": {"event": after.value, "at": t}}},
+                events=[cancelled],
+            )
+            if moved is not None:
+                self.changes.notify(order_id)
+                return order_view(moved)
+        raise Conflict(
+            "order_not_cancellable",
+            "Only an order whose contract is not signed yet can be cancelled",
+            "Chỉ hủy được đơn hàng chưa ký hợp đồng dịch vụ",
+        )
 
     async def expire_unpaid(self) -> int:
         """Close the orders not paid within the payment window, each with ``OrderExpired``."""

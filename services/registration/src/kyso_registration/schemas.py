@@ -142,7 +142,10 @@ class TimelineEntry(BaseModel):
 
 class RefundEntry(BaseModel):
     amount_vnd: int
-    reason: str = Field(description="amount_mismatch · duplicate_payment · late_payment · cancelled_after_payment")
+    reason: str = Field(
+        description="amount_mismatch · duplicate_payment · late_payment · cancelled_after_payment · "
+        "issuance_failed · operator"
+    )
     reason_vi: str
     at: str
 
@@ -161,7 +164,7 @@ class OrderView(BaseModel):
     status: str = Field(
         description="awaiting_payment · payment_failed · paid · payment_amount_mismatch · "
         "consent_rejected · contract_signed · pending_activation · active · suspended · revoked · expired · "
-        "cancelled · order_expired"
+        "cancelled · order_expired · cancellation_requested · issuance_failed"
     )
     key_algorithm: KeyAlgorithm = "ecdsa-p256"
     renews_certificate_id: Id | None = None

@@ -15,6 +15,7 @@ from kyso_contracts import (
     CloudEvent,
     ConsentRejected,
     ContractSigned,
+    IssuanceStopped,
     PaymentAmountMismatch,
     PaymentConfirmed,
     PaymentFailed,
@@ -78,6 +79,12 @@ class OrderStatusView:
             self.changes.notify(d.order_id)
         elif await self.orders.get(d.order_id, {"status": 1}) is None:
             raise LookupError(f"order {d.order_id} not found for {event.type}")  # retried, then dead-lettered
+
+    async def when_issuance_stopped_close(self, event: CloudEvent[IssuanceStopped]) -> None:
+        """Signing will issue nothing: a cancellation it agreed to, or a failure (the payment is refunded)."""
+        d = event.data
+        reported = {"cancelled": St.CANCELLED, "order_expired": St.ORDER_EXPIRED}.get(d.reason, St.ISSUANCE_FAILED)
+        await self._report(event, d.order_id, reported)
 
     async def when_consent_rejected_ask_again(self, event: CloudEvent[ConsentRejected]) -> None:
         await self._report(event, event.data.order_id, St.CONSENT_REJECTED)

@@ -73,26 +73,34 @@ class Contracts:
         await self._prepare_if_ready(p.order_id, event.id)
 
     async def when_order_closed_stop(self, event: CloudEvent[OrderCancelled] | CloudEvent[OrderExpired]) -> None:
-        """The order was cancelled or expired before payment: nothing is drawn up or issued for it, even
-        if its payment raced the closing (payment refunds that money)."""
+        """The order was cancelled or expired: unless its contract was consented to already, nothing is drawn
+        up or issued for it (``IssuanceStopped``, on which payment closes the payment and refunds what was
+        paid, even a payment that raced the closing). After consent the order is served as consented."""
         o = event.data
+        reason: domain.StopReason = "cancelled" if isinstance(o, OrderCancelled) else "order_expired"
         for _ in range(8):
             doc = await self.certs.find_one({"order_id": o.order_id})
             if doc is None:  # closed before this service heard of the order: remember it closed
+                new = self._new()
+                ref = domain.Ref(certificate_id=new["_id"], order_id=o.order_id, account_id=o.account_id)
+                status, stop = domain.stopped(S.COLLECTING, ref, reason, self.clock.now())
                 await self.certs.update(
                     {"order_id": o.order_id},
                     {"$set": {"account_id": o.account_id, "closed": True}},
                     caused_by=event.id,
-                    upsert_with=self._new() | {"status": S.CANCELLED.value},
+                    upsert_with=new | {"status": status.value},
+                    events=[self.events(stop, causation_id=event.id)],
                 )
                 return
             if S(doc["status"]) not in domain.CANCELLABLE:
                 if S(doc["status"]) != S.CANCELLED:
                     log.warning("order closed after consent: served as consented", extra={"order_id": o.order_id})
                 return
-            status = domain.cancel(S(doc["status"]))
+            status, stop = domain.stopped(S(doc["status"]), _ref(doc), reason, self.clock.now())
             if await self.certs.update(
-                {"_id": doc["_id"], "status": doc["status"]}, {"$set": {"status": status.value, "closed": True}}
+                {"_id": doc["_id"], "status": doc["status"]},
+                {"$set": {"status": status.value, "closed": True}},
+                events=[self.events(stop, causation_id=event.id)],
             ):
                 self.changes.notify(o.order_id)
                 return

@@ -10,6 +10,8 @@
     suspended ──resume────────────▶ active               causes CertResumed
     pending_activation|active|suspended ──revoke──▶ revoked   causes CertRevoked (final; the key is destroyed)
     pending_activation|active|suspended ──expire──▶ expired   causes CertExpired (final)
+    collecting|awaiting_consent|amount_mismatch ──cancel──▶ cancelled   causes IssuanceStopped (order closed)
+    issuing ──fail────────────────▶ failed               causes IssuanceStopped (the CA refused; nothing signed)
 
 Anything else raises :class:`IllegalTransition`.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from kyso_contracts import (
     CertActivated,
@@ -29,6 +32,7 @@ from kyso_contracts import (
     CertSuspended,
     ConsentRejected,
     ContractSigned,
+    IssuanceStopped,
     Payload,
     PaymentAmountMismatch,
 )
@@ -46,6 +50,7 @@ class CertificateStatus(StrEnum):
     REVOKED = "revoked"
     EXPIRED = "expired"
     CANCELLED = "cancelled"  # the order was cancelled or expired before consent: nothing is issued
+    FAILED = "failed"  # issuance failed for good (the CA refused the subject): nothing is issued
 
 
 S = CertificateStatus
@@ -63,6 +68,7 @@ TRANSITIONS: dict[tuple[CertificateStatus, str], frozenset[CertificateStatus]] =
     **{(s, "revoke"): frozenset({S.REVOKED}) for s in ISSUED},
     **{(s, "expire"): frozenset({S.EXPIRED}) for s in ISSUED},
     **{(s, "cancel"): frozenset({S.CANCELLED}) for s in (S.COLLECTING, S.AWAITING_CONSENT, S.AMOUNT_MISMATCH)},
+    (S.ISSUING, "fail"): frozenset({S.FAILED}),
 }
 CANCELLABLE = frozenset({S.COLLECTING, S.AWAITING_CONSENT, S.AMOUNT_MISMATCH})
 """Before consent: the order can still close (its money, if any, is refunded by payment)."""
@@ -122,13 +128,26 @@ CAUSES: dict[tuple[CertificateStatus, str, CertificateStatus], tuple[type[Payloa
     (S.SUSPENDED, "resume", S.ACTIVE): (CertResumed,),
     **{(s, "revoke", S.REVOKED): (CertRevoked,) for s in ISSUED},
     **{(s, "expire", S.EXPIRED): (CertExpired,) for s in ISSUED},
-    **{(s, "cancel", S.CANCELLED): () for s in CANCELLABLE},
+    **{(s, "cancel", S.CANCELLED): (IssuanceStopped,) for s in CANCELLABLE},
+    (S.ISSUING, "fail", S.FAILED): (IssuanceStopped,),
 }
 
+StopReason = Literal["cancelled", "order_expired", "issuance_failed"]
 
-def cancel(status: CertificateStatus) -> CertificateStatus:
-    """The order closed before consent (registration says so): no contract is signed, nothing issued."""
-    return next_status(status, "cancel")
+
+def stopped(
+    status: CertificateStatus, ref: Ref, reason: StopReason, at: datetime
+) -> tuple[CertificateStatus, IssuanceStopped]:
+    """Nothing will be issued: the order closed before consent (registration says so), or issuance failed
+    for good. Payment refunds what was paid on the event."""
+    new = next_status(status, "fail" if reason == "issuance_failed" else "cancel")
+    return new, IssuanceStopped(
+        order_id=ref.order_id,
+        account_id=ref.account_id,
+        certificate_id=ref.certificate_id,
+        reason=reason,
+        stopped_at=at,
+    )
 
 
 def prepared(

@@ -8,6 +8,7 @@ too, so no public key is ever certified twice."""
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from .papers import Papers
 from .pki import KeyAlgorithm
 
 DRAWS = 5
+log = logging.getLogger(__name__)
 
 
 class Issuance:
@@ -101,17 +103,21 @@ class Issuance:
         order, reserved = doc["order"], doc["issuance"]
         serial = reserved["serial_number"]
         key = pki.key_from_der(self.box.open(doc["key"]["sealed"], aad=f"subscriber:{doc['_id']}"), keep=False)
-        cert = profiles.subscriber(
-            key.public_key(),
-            profiles.Subscriber.of_order(order),
-            int(serial, 16),
-            as_utc(reserved["not_before"]),
-            as_utc(reserved["not_after"]),
-            self.authority.ca_key,
-            self.authority.ca_certificate,
-            self.authority.urls,
-            self.authority.policy_oid,
-        )
+        try:
+            cert = profiles.subscriber(
+                key.public_key(),
+                profiles.Subscriber.of_order(order),
+                int(serial, 16),
+                as_utc(reserved["not_before"]),
+                as_utc(reserved["not_after"]),
+                self.authority.ca_key,
+                self.authority.ca_certificate,
+                self.authority.urls,
+                self.authority.policy_oid,
+            )
+        except (ValueError, KeyError) as exc:  # the profile refuses what the order names: no retry helps
+            await self._fail(doc, event, type(exc).__name__)
+            return
         info: dict[str, Any] = {
             "serial_number": serial,
             "subject_dn": cert.subject.rfc4514_string(),
@@ -156,6 +162,21 @@ class Issuance:
                 }
             },
             events=[signed, issued],
+        )
+
+    async def _fail(self, doc: Doc, event: CloudEvent[SmsOtpVerified], why: str) -> None:
+        """Issuance failed for good (nothing was signed with the reserved serial): the key is destroyed
+        and ``IssuanceStopped`` tells payment to refund and registration to show it."""
+        ref = domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
+        status, stop = domain.stopped(S(doc["status"]), ref, "issuance_failed", self.clock.now())
+        log.error("issuance failed for good", extra={"certificate_id": doc["_id"], "error": why})
+        await self.certs.update(
+            {"_id": doc["_id"], "status": S.ISSUING.value},
+            {
+                "$set": {"status": status.value, "failure": why, "key_destroyed_at": stop.stopped_at},
+                "$unset": {"key": ""},
+            },
+            events=[self.events(stop, causation_id=event.id)],
         )
 
 
