@@ -5,11 +5,14 @@ cannot act on an organisation they are not authorised for; bad input changes not
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from vneid_status_subscriber import StatusBook, follow
 
 from kyso_client import vneid
 from kyso_client.api import Endpoints, KysoApi, eventually
@@ -35,6 +38,9 @@ def organisation(**changes: Any) -> dict[str, Any]:
 async def test_an_agent_opens_and_the_authorised_person_ends_with_an_active_organisation_certificate(
     stack: Stack, endpoints: Endpoints, api: KysoApi, watcher: EventWatcher
 ) -> None:
+    # VNeID's own subscriber follows kyso's events from the start, knowing only the contracts
+    book, stop = StatusBook(), asyncio.Event()
+    follower = asyncio.create_task(follow(book, stack.kafka_bootstrap, f"vneid-{uuid.uuid4().hex}", stop))
     agent = await operator_console(stack, endpoints, ("sales_agent",))
     other_agent = await operator_console(stack, endpoints, ("sales_agent",))
     stranger = await new_citizen(KysoApi(endpoints))
@@ -107,11 +113,40 @@ async def test_an_agent_opens_and_the_authorised_person_ends_with_an_active_orga
         await expect("forbidden", 403, stranger.api.order(org_order))
         await expect("forbidden", 403, stranger.api.cancel_order(staff_order))
 
+        # VNeID's status query and VNeID's own subscriber show the same thing
+        shown = await api.vneid_status(vneid.sign(vneid.status_query(citizen_id)))
+        assert {(c["order_id"], c["status"]) for c in shown["certificates"]} == {
+            (org_order, "active"),
+            (staff_order, "awaiting_payment"),
+        }
+        served = next(c for c in shown["certificates"] if c["order_id"] == org_order)
+        assert (
+            served["serial_number"] == format(cert.serial_number, "x") and served["certificate_kind"] == "organisation"
+        )
+        expected = {(c["order_id"], c["status"], c["serial_number"]) for c in shown["certificates"]}
+        await eventually(lambda: _rows(book, citizen_id), lambda rows: rows == expected, timeout=30)
+        await expect(
+            "invalid_vneid_signature",
+            401,
+            api.vneid_status(
+                vneid.tampered(vneid.sign(vneid.status_query(citizen_id)), citizen_id=vneid.random_citizen_id())
+            ),
+        )
+        await expect(
+            "invalid_status_query", 422, api.vneid_status(vneid.sign(vneid.identity(citizen_id, "X", "1990-01-01")))
+        )
+
         kinds = {doc["type"] for _, key, doc in watcher.keyed_all() if key == reg_id.encode()}
         assert {
             "vn.kyso.registration.organisation_registration_opened.v1",
             "vn.kyso.registration.organisation_registration_confirmed.v1",
         } <= kinds
     finally:
+        stop.set()
+        await follower
         for client in (agent, other_agent, stranger.api, person):
             await client.aclose()
+
+
+async def _rows(book: StatusBook, citizen_id: str) -> set[tuple[str, str, str | None]]:
+    return {(r.order_id, r.status, r.serial_number) for r in book.of_citizen(citizen_id)}

@@ -29,6 +29,7 @@ from kyso_registration.identity import Identities
 from kyso_registration.orders import Orders
 from kyso_registration.organisations import Organisations
 from kyso_registration.status import OrderStatusView
+from kyso_registration.vneid_status import VneidStatus
 
 from .conftest import delivered
 
@@ -46,6 +47,7 @@ class Registration:
         self.orders = Orders(store, self.identities, clock, changes)
         self.status = OrderStatusView(store, changes)
         self.organisations = Organisations(store, self.orders, clock, changes)
+        self.vneid_status = VneidStatus(store, VneidVerifier(dev_ec_public_pem("vneid")), clock, 600)
 
     async def start(self) -> None:
         for init in (self.identities.init, self.accounts.init, self.orders.init, self.organisations.init):
@@ -340,3 +342,31 @@ async def test_concurrent_orders_for_one_package_give_one_open_order(
         upsert_with={"_id": f"{who.account_id}:PERSONAL_2Y"},
     )  # fmt: skip
     assert (await registration.orders.place(who, "PERSONAL_2Y")).status == "awaiting_payment"
+
+
+async def test_vneid_asks_for_a_citizens_status_with_a_fresh_signed_query(
+    registration: Registration, clock: FakeClock
+) -> None:
+    who = await registration.citizen()
+    acct = await registration.accounts.view(who, who.account_id)
+    citizen_id = (await registration.identities.get(acct.registration_id or ""))["identity"]["citizen_id"]
+    placed = await registration.orders.place(who, "PERSONAL_1Y")
+    closed = await registration.orders.place(who, "PERSONAL_2Y")
+    await registration.orders.cancel(who, closed.order_id)
+
+    def query(**changes: Any) -> str:
+        q = vneid.status_query(citizen_id)
+        q["issued_at"] = clock.now().isoformat()
+        return vneid.sign(q | changes)
+
+    shown = await registration.vneid_status.answer(query())
+    assert [(c.order_id, c.status) for c in shown.certificates] == [(placed.order_id, "awaiting_payment")]
+    assert (await registration.vneid_status.answer(query(citizen_id=vneid.random_citizen_id()))).certificates == []
+    with pytest.raises(Unauthenticated):
+        await registration.vneid_status.answer(vneid.tampered(query(), citizen_id=vneid.random_citizen_id()))
+    with pytest.raises(Rejected):
+        await registration.vneid_status.answer(query(issued_at=(clock.now() - timedelta(minutes=11)).isoformat()))
+    with pytest.raises(Invalid):  # an identity hand-over is not a status query
+        await registration.vneid_status.answer(registration.identity())
+    with pytest.raises(Invalid):
+        await registration.vneid_status.answer(query(query="everything"))

@@ -30,6 +30,7 @@ PUBLIC = {
     ("get", "/metrics"),  # Prometheus scrapes it from inside the deployment
     ("get", "/.well-known/jwks.json"),  # the token keys are public by design
     ("post", "/v1/vneid/registrations"),  # VNeID's signature is the credential
+    ("post", "/v1/vneid/status-queries"),  # VNeID's signature is the credential
     ("get", "/v1/registrations/{registration_id}"),  # before an account exists
     ("post", "/v1/registrations/{registration_id}/confirm"),
     ("post", "/v1/registrations/{registration_id}/account"),

@@ -79,6 +79,10 @@ class KysoApi:
             json={"assertion": assertion},
         )
 
+    async def vneid_status(self, assertion: str) -> Any:
+        """VNeID's view of a citizen's certificates (a VNeID-signed status query)."""
+        return await self.call("POST", f"{self.ep.registration}/v1/vneid/status-queries", json={"assertion": assertion})
+
     async def registration(self, reg_id: str, *, verified_phone: str | None = None, wait: float = 10) -> Any:
         """The registration; with ``verified_phone``, as soon as that phone shows as verified (long-poll)."""
         params = {"phone": verified_phone, "wait": wait} if verified_phone else None

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from kyso_contracts.vneid import JWS_ALGORITHM
+from kyso_contracts.vneid import JWS_ALGORITHM, STATUS_QUERY
 
 
 def sandbox_key() -> ec.EllipticCurvePrivateKey:
@@ -43,6 +43,16 @@ def identity(
         "eid_level": eid_level,
         **residence,
         "certificate_type": "PERSONAL",
+        "issued_at": datetime.now(UTC).isoformat(),
+        "nonce": secrets.token_urlsafe(18),
+    }
+
+
+def status_query(citizen_id: str) -> dict[str, Any]:
+    """What VNeID signs to ask for a citizen's certificate status."""
+    return {
+        "query": STATUS_QUERY,
+        "citizen_id": citizen_id,
         "issued_at": datetime.now(UTC).isoformat(),
         "nonce": secrets.token_urlsafe(18),
     }

@@ -42,6 +42,7 @@ from .orders import Orders
 from .organisations import Organisations
 from .settings import RegistrationSettings
 from .status import OrderStatusView
+from .vneid_status import VneidStatus
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Registration:
     accounts: Accounts
     orders: Orders
     organisations: Organisations
+    vneid_status: VneidStatus
     status: OrderStatusView
     tokens: TokenIssuer
 
@@ -58,9 +60,10 @@ def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registratio
     assert settings.vneid_public_key_pem and settings.auth_signing_key_pem
     tokens = TokenIssuer(settings.auth_signing_key_pem, settings.access_token_ttl_seconds, rt.clock)
     changes = Changes()
+    vneid = domain.VneidVerifier(settings.vneid_public_key_pem)
     identities = Identities(
         rt.store,
-        domain.VneidVerifier(settings.vneid_public_key_pem),
+        vneid,
         rt.clock,
         settings.identity_max_age_seconds,
         changes,
@@ -75,7 +78,10 @@ def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registratio
     )
     orders = Orders(rt.store, identities, rt.clock, changes, timedelta(hours=settings.order_payment_window_hours))
     organisations = Organisations(rt.store, orders, rt.clock, changes)
-    return Registration(identities, accounts, orders, organisations, OrderStatusView(rt.store, changes), tokens)
+    vneid_status = VneidStatus(rt.store, vneid, rt.clock, settings.identity_max_age_seconds)
+    return Registration(
+        identities, accounts, orders, organisations, vneid_status, OrderStatusView(rt.store, changes), tokens
+    )
 
 
 def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
@@ -93,7 +99,7 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
         ],
     )
     uc = use_cases(rt, settings)
-    for init in (uc.identities.init, uc.accounts.init, uc.orders.init, uc.organisations.init):
+    for init in (uc.identities.init, uc.accounts.init, uc.orders.init, uc.organisations.init, uc.vneid_status.init):
         rt.on_startup(init)
     rt.every(settings.order_expiry_every_seconds, uc.orders.expire_unpaid, "unpaid-order-expiry")
     on = rt.consumer.on
@@ -119,6 +125,7 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
             uc.accounts,
             uc.orders,
             uc.organisations,
+            uc.vneid_status,
             TokenVerifier(uc.tokens.jwks(), rt.clock),
             uc.tokens,
         )

@@ -28,7 +28,10 @@ from .schemas import (
     RegistrationView,
     SessionView,
     VneidRegistration,
+    VneidStatusRequest,
+    VneidStatusView,
 )
+from .vneid_status import VneidStatus
 
 
 def router(
@@ -36,6 +39,7 @@ def router(
     accounts: Accounts,
     orders: Orders,
     organisations: Organisations,
+    vneid_status: VneidStatus,
     verifier: TokenVerifier,
     issuer: TokenIssuer,
 ) -> APIRouter:
@@ -51,6 +55,11 @@ def router(
     async def vneid_registration(body: VneidRegistration) -> RegistrationView:
         """Step 1: VNeID hands over a signed level-2 identity (a JWS whose payload is a VneidIdentity)."""
         return await identities.accept(body.assertion)
+
+    @r.post("/v1/vneid/status-queries", tags=["vneid"], responses=errors(400, 401, 422))
+    async def vneid_status_query(body: VneidStatusRequest) -> VneidStatusView:
+        """VNeID asks what to show a citizen: their certificates and orders (a signed VneidStatusQuery)."""
+        return await vneid_status.answer(body.assertion)
 
     @r.get("/v1/registrations/{registration_id}", tags=["registration"], responses=errors(404, 422))
     async def get_registration(

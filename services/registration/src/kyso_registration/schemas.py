@@ -44,10 +44,56 @@ class VneidIdentity(Strict):
     nonce: Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
+class OrganisationSummary(BaseModel):
+    name: str
+    tax_code: str
+
+
+class VneidStatusQuery(Strict):
+    """The payload of VNeID's signed status query."""
+
+    query: Literal["certificate_status"]
+    citizen_id: CitizenId
+    issued_at: datetime
+    nonce: Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class VneidCertificateView(BaseModel):
+    order_id: Id
+    package_code: PackageCode
+    certificate_kind: CertificateKind
+    organisation: OrganisationSummary | None = None
+    status: str = Field(description="The order's status (see OrderView.status)")
+    status_vi: str
+    serial_number: str | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+    activated_at: str | None = None
+    revoked_at: str | None = None
+    refunded_vnd: int = Field(default=0, description="Money given back for this order")
+
+
+class VneidStatusView(BaseModel):
+    citizen_id: CitizenId
+    as_of: str = Field(description="Asia/Ho_Chi_Minh time of this answer")
+    certificates: list[VneidCertificateView] = Field(description="Newest first; orders closed unpaid are left out")
+
+
+_CompactJws = Annotated[
+    str, StringConstraints(max_length=8192, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+]
+
+
 class VneidRegistration(Strict):
-    assertion: Annotated[
-        str, StringConstraints(max_length=8192, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
-    ] = Field(description="VNeID's compact JWS (RFC 7515, ES256) whose payload is the identity (see VneidIdentity)")
+    assertion: _CompactJws = Field(
+        description="VNeID's compact JWS (RFC 7515, ES256) whose payload is the identity (see VneidIdentity)"
+    )
+
+
+class VneidStatusRequest(Strict):
+    assertion: _CompactJws = Field(
+        description="VNeID's compact JWS (RFC 7515, ES256) whose payload is the query (see VneidStatusQuery)"
+    )
 
 
 class AccountRequest(Strict):
@@ -148,11 +194,6 @@ class RefundEntry(BaseModel):
     )
     reason_vi: str
     at: str
-
-
-class OrganisationSummary(BaseModel):
-    name: str
-    tax_code: str
 
 
 class OrderView(BaseModel):
