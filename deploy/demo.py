@@ -1,4 +1,5 @@
-"""Bring the whole kyso system up on this machine and walk one citizen's journey end to end.
+"""Bring the whole kyso system up on this machine and walk one citizen's journey end to end (then an
+organisation's, opened by a sales agent).
 
 Starts a real Kafka broker and FerretDB (provisioned and cached on first use), the four services as
 separate processes, walks the journey over HTTP while printing every step and every event, checks
@@ -19,9 +20,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from kyso_client import vneid
-from kyso_client.api import Endpoints, KysoApi
+from kyso_client.api import Endpoints, KysoApi, eventually
 from kyso_client.integrator import register_integrator
-from kyso_client.journey import EventWatcher, JourneyResult, check_events, new_correlation_id, walk
+from kyso_client.journey import (
+    EventWatcher,
+    JourneyResult,
+    check_events,
+    new_correlation_id,
+    open_account,
+    pay_and_activate,
+    walk,
+)
 from kyso_client.pdf import validate_pdf
 from kyso_client.relying_party import revocation_status
 from kyso_contracts.transactions import DocumentsTransaction
@@ -115,6 +124,49 @@ async def lifecycle(endpoints: Endpoints, result: JourneyResult, cid: str) -> No
         await api.aclose()
 
 
+async def organisation(stack: Stack, endpoints: Endpoints) -> None:
+    """A sales agent opens an organisation registration; the authorised person, invited by SMS, proves
+    who they are through VNeID, confirms, pays for the organisation and activates its certificate."""
+    cid = new_correlation_id()
+    phone = vneid.random_phone()
+    await asyncio.to_thread(stack.create_operator, phone, PASSWORD, ("sales_agent",))
+    agent, person = KysoApi(endpoints, correlation_id=cid), KysoApi(endpoints, correlation_id=cid)
+    try:
+        await agent.login(phone, PASSWORD)
+        citizen_id, person_phone = vneid.random_citizen_id(), vneid.random_phone()
+        opened = await agent.open_organisation_registration(
+            {
+                "name": "Công ty TNHH Hóa đơn Sáng",
+                "tax_code": "0100109106",
+                "address": "1 Tràng Tiền, Hoàn Kiếm, Hà Nội",
+                "province": "Hà Nội",
+                "legal_representative": "Trần Văn Sáng",
+            },
+            {"full_name": "Đỗ Thị Lan", "citizen_id": citizen_id, "phone": person_phone},
+            ["ORGANISATION_1Y"],
+        )
+        reg_id = opened["organisation_registration_id"]
+        say(f"10. a sales agent opens an organisation registration {reg_id} (MST 0100109106, check digit valid)")
+        text = await eventually(lambda: person.dev_sms_text(person_phone, reg_id), lambda t: t is not None)
+        say(f"    the authorised person's phone receives: {text}")
+        acct = await open_account(
+            person, "Đỗ Thị Lan", PASSWORD, "1988-08-08", citizen_id=citizen_id, phone=person_phone
+        )
+        confirmed = await person.confirm_organisation_registration(reg_id)
+        order_id = confirmed["orders"][0]["order_id"]
+        say(f"    they prove who they are through VNeID, make an account and confirm: order {order_id}")
+        await eventually(lambda: person.otp_methods(acct.account_id), lambda m: m["methods"]["sms"]["available"])
+        bought = await pay_and_activate(
+            person, acct.account_id, person_phone, order_id, SIGNING_PIN, say=lambda line: say("   " + line)
+        )
+        cert = await person.certificate(bought.certificate_id)
+        subject = x509.load_pem_x509_certificate(cert["certificate_pem"].encode()).subject.rfc4514_string()
+        say(f"    the organisation certificate is active: {subject}")
+    finally:
+        await agent.aclose()
+        await person.aclose()
+
+
 async def run(stack: Stack) -> int:
     endpoints = Endpoints(*(stack.url(n) for n in ("registration", "payment", "signing", "otp")))
     cid = new_correlation_id()
@@ -126,6 +178,7 @@ async def run(stack: Stack) -> int:
         await papers(stack, endpoints, result, cid)
         await remote_signing(stack, endpoints, result, cid)
         await lifecycle(endpoints, result, cid)
+        await organisation(stack, endpoints)
         await asyncio.sleep(2.0)  # let the last events arrive in the printout
         counts = check_events(watcher, result.correlation_id)
     finally:

@@ -32,6 +32,7 @@ _BY_PATTERN = {
     r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$": "an@example.vn",
     r"^[0-9a-f]{64}$": "a" * 64,
     r"^[0-9a-f]{1,40}$": "1f2e3d",
+    r"^[0-9]{10}(-[0-9]{3})?$": "0100109106",  # a tax code: its check digit is checked too
 }
 
 
@@ -50,6 +51,8 @@ def sample(schema: dict[str, Any], defs: dict[str, Any], name: str, unique: str)
         return {k: sample(v, defs, k, unique) for k, v in schema.get("properties", {}).items()}
     if kind == "array":
         return [sample(schema["items"], defs, name, unique) for _ in range(max(1, schema.get("minItems", 1)))]
+    if kind == "boolean":
+        return True
     if kind == "integer":
         return max(1, schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
     if schema.get("format") == "date-time":
