@@ -3,6 +3,7 @@ recorded before signing, activation."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from datetime import timedelta
@@ -148,6 +149,22 @@ async def _prepared(signing: Signing) -> tuple[str, str]:
     await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(), signing.clock))
     contract = await c.for_order(ALICE, "order-1")
     return contract.contract_id, contract.sha256
+
+
+async def test_the_contract_pdf_is_drawn_up_once_when_first_opened(signing: Signing) -> None:
+    c = signing.contracts
+    await c.when_order_placed_remember_order(delivered(signing.order(), signing.clock))
+    await c.when_payment_confirmed_prepare_contract(delivered(signing.paid(), signing.clock))
+    doc = await c.certs.find_one({"order_id": "order-1"})
+    assert doc is not None and doc["status"] == "awaiting_consent" and "sha256" not in doc["contract"]
+    assert await signing.store.collection("documents").count({}) == 0  # a paid order renders nothing yet
+    views = await asyncio.gather(*(c.for_order(ALICE, "order-1") for _ in range(4)))
+    assert len({v.sha256 for v in views}) == 1 and views[0].text
+    assert await c.pdf(ALICE, views[0].contract_id, sealed=False) == await signing.papers.get(views[0].sha256)
+    # consent bound to what was shown issues; nothing else was ever pointed at
+    consent = delivered(signing.consent(views[0].contract_id, views[0].sha256), signing.clock)
+    await c.when_sms_otp_verified_sign_contract(consent)
+    assert (await c.certs.find_one({"order_id": "order-1"}) or {})["status"] == "pending_activation"
 
 
 async def test_a_consent_code_bound_to_another_hash_is_a_visible_rejection_the_user_can_retry(signing: Signing) -> None:

@@ -17,6 +17,7 @@ from kyso_contracts import (
 from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
+from kyso_kit.crypto import off_loop
 from kyso_kit.errors import not_found
 from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import local
@@ -127,15 +128,31 @@ class Contracts:
             )
             log.warning("paid amount differs from order amount", extra={"order_id": order_id, "cause": cause})
             return
+        # The contract's number and date are fixed now; its PDF is drawn up when the subscriber first opens
+        # it (a burst of payments renders nothing; the consent code binds to the hash of what they saw).
         contract_id = uuid.uuid4().hex
-        rendered = documents.service_contract(contract_id, self.papers.provider_name, doc["order"], t)
-        sha = await self.papers.put(rendered.pdf, "contract", doc["account_id"])  # stored before it is pointed at
-        contract = {"contract_id": contract_id, "text": rendered.text, "sha256": sha, "prepared_at": t}
+        contract = {"contract_id": contract_id, "prepared_at": t}
         # contract_id also at the top level: an indexed equality lookup when the consent code arrives
         await self.certs.update(
             guard, {"$set": {"status": status.value, "contract": contract, "contract_id": contract_id}}
         )
         self.changes.notify(order_id)
+
+    async def _drawn_up(self, doc: Doc) -> Doc:
+        """The certificate's record with its contract PDF drawn up and stored (once: the first to draw it up
+        wins, and every later reader gets those bytes)."""
+        c = doc["contract"]
+        if "sha256" in c:
+            return doc
+        rendered = await off_loop(
+            documents.service_contract, c["contract_id"], self.papers.provider_name, doc["order"], c["prepared_at"]
+        )
+        sha = await self.papers.put(rendered.pdf, "contract", doc["account_id"])  # stored before it is pointed at
+        after = await self.certs.update_and_get(
+            {"_id": doc["_id"], "contract.sha256": {"$exists": False}},
+            {"$set": {"contract.sha256": sha, "contract.text": rendered.text}},
+        )
+        return after or await self.certs.get(doc["_id"]) or doc
 
     async def for_order(self, who: Principal, order_id: str, wait_seconds: float = 0) -> ContractView:
         """The order's contract; it is drawn up once the order is paid, so a caller may wait up to
@@ -149,6 +166,10 @@ class Contracts:
         if doc is None or "contract" not in doc:
             raise not_found("contract", "hợp đồng")
         ensure_may(who, doc["account_id"], "read")
+        if "sha256" not in doc["contract"]:
+            if S(doc["status"]) != S.AWAITING_CONSENT:
+                raise not_found("contract", "hợp đồng")  # closed before anyone opened it: never drawn up
+            doc = await self._drawn_up(doc)
         c = doc["contract"]
         base = f"/v1/contracts/{c['contract_id']}/pdf"
         return ContractView(
@@ -173,7 +194,9 @@ class Contracts:
         if doc is None:
             raise not_found("contract", "hợp đồng")
         ensure_may(who, doc["account_id"], "read")
-        sha = doc["contract"].get("sealed_sha256") if sealed else doc["contract"]["sha256"]
+        if "sha256" not in doc["contract"] and S(doc["status"]) == S.AWAITING_CONSENT:
+            doc = await self._drawn_up(doc)
+        sha = doc["contract"].get("sealed_sha256") if sealed else doc["contract"].get("sha256")
         if not sha:
             raise not_found("sealed_contract", "hợp đồng đã đóng dấu")  # sealed once the subscriber consents
         return await self.papers.get(sha)
@@ -189,7 +212,7 @@ class Contracts:
             account_id=e.account_id or "",
             owner=doc["account_id"],
             binding=e.binding_sha256,
-            contract_sha256=doc["contract"]["sha256"],
+            contract_sha256=doc["contract"].get("sha256") or "",  # never opened: nothing to consent to
         )
         if problem is not None:
             await self._reject(doc, event, problem)

@@ -130,7 +130,9 @@ class Acceptance:
     async def draw_up(self, doc: Doc, at: datetime) -> tuple[bytes, dict[str, Any]]:
         """Render and store the record and its prepared (placeholder) version: the record's bytes, and
         what the certificate keeps."""
-        record = documents.acceptance_record(doc["_id"], doc["certificate"], self.papers.provider_name, at)
+        record = await off_loop(
+            documents.acceptance_record, doc["_id"], doc["certificate"], self.papers.provider_name, at
+        )
         await self.papers.put(record.pdf, "acceptance-record", doc["account_id"])
         prepared = await self.papers.prepare(
             record.pdf,
