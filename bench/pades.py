@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,17 +55,44 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return await asyncio.to_thread(measure, args)  # pyHanko runs event loops of its own
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    n = 10 if args.quick else 40
+@dataclass(frozen=True)
+class World:
+    """A fresh CA hierarchy, provider seal and TSA made with the service's own code (no database)."""
+
+    now: datetime
+    urls: profiles.Urls
+    ca_key: Any
+    ca: Any
+    seal_key: Any
+    seal: Any
+    tsa: TimestampAuthority
+    trust: pades.Trust
+
+
+def world() -> World:
     now = datetime.now(UTC)
     urls = profiles.Urls("http://127.0.0.1:8003")
     rk = pki.new_key(pki.KeyAlgorithm.ECDSA_P384)
     root = profiles.root_ca(rk, profiles.ca_name("Root", "kyso bench"), now)
     ck = pki.new_key()
     ca = profiles.issuing_ca(ck.public_key(), profiles.ca_name("Issuing", "kyso bench"), rk, root, urls, POLICY, now)
-    sk, tk, uk = pki.new_key(), pki.new_key(), pki.new_key()
+    sk, tk = pki.new_key(), pki.new_key()
     seal = profiles.provider_seal(sk.public_key(), "kyso bench", ck, ca, urls, POLICY, now, timedelta(days=90))
     tsa_cert = profiles.timestamp_authority(tk.public_key(), ck, ca, urls, POLICY, now, timedelta(days=90))
+    tsa = TimestampAuthority(POLICY, SystemClock())
+    tsa.use(tk, tsa_cert)
+    crls = tuple(
+        crl.build_crl([], 1, issuer, key, now - timedelta(minutes=1), timedelta(hours=24)).public_bytes(Encoding.DER)
+        for issuer, key in ((ca, ck), (root, rk))
+    )
+    return World(now, urls, ck, ca, sk, seal, tsa, pades.Trust(root, ca, crls))
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    n = 10 if args.quick else 40
+    w = world()
+    now, urls, ck, ca, sk, seal, tsa, trust = w.now, w.urls, w.ca_key, w.ca, w.seal_key, w.seal, w.tsa, w.trust
+    uk = pki.new_key()
     user = profiles.subscriber(
         uk.public_key(),
         profiles.Subscriber("Nguyễn Văn Bền", "001190000123", "Hà Nội", "Ba Đình"),
@@ -76,13 +104,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         urls,
         POLICY,
     )
-    tsa = TimestampAuthority(POLICY, SystemClock())
-    tsa.use(tk, tsa_cert)
-    crls = tuple(
-        crl.build_crl([], 1, issuer, key, now - timedelta(minutes=1), timedelta(hours=24)).public_bytes(Encoding.DER)
-        for issuer, key in ((ca, ck), (root, rk))
-    )
-    trust = pades.Trust(root, ca, crls)
     order = {
         "order_id": "bench",
         "package_code": "PERSONAL-1Y",

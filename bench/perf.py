@@ -105,31 +105,18 @@ def crypto_limit(reps: int) -> dict[str, Any]:
     acceptance record prepared and completed to B-LTA): work the product needs that is not cryptography."""
     from datetime import timedelta
 
-    from cryptography.hazmat.primitives.serialization import Encoding
+    from pades import POLICY, world
 
     from kyso_kit.auth import TokenIssuer, TokenVerifier
-    from kyso_kit.clock import SystemClock
     from kyso_kit.crypto import hash_secret, verify_secret
     from kyso_kit.devkeys import dev_ec_private_pem, dev_ec_public_pem
     from kyso_registration.domain import VneidVerifier
-    from kyso_signing import crl, documents, keywrap, pades, pki, profiles, signer
-    from kyso_signing.tsa import TimestampAuthority
+    from kyso_signing import documents, keywrap, pades, pki, profiles, signer
 
-    policy, now = "2.25.250634348.1.1", datetime.now(UTC)
-    urls = profiles.Urls("http://127.0.0.1:8003")
-    rk = pki.new_key(pki.KeyAlgorithm.ECDSA_P384)
-    root = profiles.root_ca(rk, profiles.ca_name("Root", "kyso bench"), now)
-    ck, sk, tk = pki.new_key(), pki.new_key(), pki.new_key()
-    ca = profiles.issuing_ca(ck.public_key(), profiles.ca_name("Issuing", "kyso bench"), rk, root, urls, policy, now)
-    seal = profiles.provider_seal(sk.public_key(), "kyso bench", ck, ca, urls, policy, now, timedelta(days=90))
-    tsa_cert = profiles.timestamp_authority(tk.public_key(), ck, ca, urls, policy, now, timedelta(days=90))
-    tsa = TimestampAuthority(policy, SystemClock())
-    tsa.use(tk, tsa_cert)
-    crls = tuple(
-        crl.build_crl([], 1, issuer, key, now - timedelta(minutes=1), timedelta(hours=24)).public_bytes(Encoding.DER)
-        for issuer, key in ((ca, ck), (root, rk))
-    )
-    trust = pades.Trust(root, ca, crls)
+    w = world()
+    policy, now, urls, ck, ca, sk, seal, tsa, trust = (
+        POLICY, w.now, w.urls, w.ca_key, w.ca, w.seal_key, w.seal, w.tsa, w.trust
+    )  # fmt: skip
     issuer = TokenIssuer(dev_ec_private_pem("auth"))
     verifier = TokenVerifier(issuer.jwks())
     vneid_check = VneidVerifier(dev_ec_public_pem("vneid"))
