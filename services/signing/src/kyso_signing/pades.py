@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from io import BytesIO
+from typing import Any
 
-from asn1crypto import algos, keys, tsp
+from asn1crypto import algos, core, keys, tsp
 from asn1crypto import cms as acms
+from asn1crypto import crl as acrl
 from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps import TimeStamper
@@ -277,22 +280,63 @@ def embed(prepared: Prepared, signature_cms: bytes) -> bytes:
     return out.getvalue()
 
 
+def _chain_of(signature_cms: bytes, trust: Trust) -> list[Any]:
+    """The certificates a validator needs for a signature we made: those in its CMS (the signer's), those in
+    its signature timestamp token (the TSA's), and the CA's two. We issued all of them, so the CA's CRLs
+    cover every one: the DSS is written from what we know, without re-validating our own chain."""
+    content = acms.ContentInfo.load(signature_cms)
+    certs: dict[bytes, Any] = {}
+    signed_data = content["content"]
+    for c in signed_data["certificates"]:
+        certs[c.chosen.dump()] = c.chosen
+    for info in signed_data["signer_infos"]:
+        unsigned = info["unsigned_attrs"]
+        for attr in [] if isinstance(unsigned, core.Void) else unsigned:
+            if attr["type"].native != "signature_time_stamp_token":
+                continue
+            for token in attr["values"]:
+                for c in token["content"]["certificates"]:
+                    certs[c.chosen.dump()] = c.chosen
+    for c in (trust.issuing, trust.root):
+        certs[pki.der(c)] = asn1(c)
+    return list(certs.values())
+
+
+TIMESTAMP_RESERVED_HEX = 8192
+"""Room for a document timestamp token, in hex digits: 4 KiB, three times what ours takes (1.4 KB)."""
+SEAL_RESERVED_HEX = 16384
+"""Room for the seal's CMS, in hex digits: 8 KiB, over twice what a P-256/P-384 chain with its timestamp
+token takes (3.7 KB measured)."""
+
+
 def finish(prepared: Prepared, signature_cms: bytes, trust: Trust, timestamper: TimeStamper | None = None) -> bytes:
     """Put the CMS into the placeholder, then add the validation data (DSS): PAdES B-LT; with a
     ``timestamper``, then a document timestamp over it all (and its own validation data): B-LTA."""
     signed = embed(prepared, signature_cms)
 
     async def run() -> bytes:
-        out = BytesIO(signed)
-        reader = PdfFileReader(out, strict=False)
-        lt = BytesIO()
-        await dss.async_add_validation_info(reader.embedded_signatures[-1], trust.context(), output=lt)
+        lt = BytesIO(signed)
+        dss.DocumentSecurityStore.add_dss(
+            lt, None, certs=_chain_of(signature_cms, trust), crls=[acrl.CertificateList.load(c) for c in trust.crls_der]
+        )
         if timestamper is None:
             return lt.getvalue()
-        lta = BytesIO()
-        await signers.PdfTimeStamper(timestamper).async_timestamp_pdf(
-            IncrementalPdfFileWriter(lt, strict=False), "sha256", validation_context=trust.context(), output=lta
-        )
+        stamper = signers.PdfTimeStamper(timestamper)
+        for reserved in (TIMESTAMP_RESERVED_HEX, None):  # a fixed room spares the dry run; else let it size
+            lta = BytesIO()
+            try:
+                await stamper.async_timestamp_pdf(
+                    IncrementalPdfFileWriter(BytesIO(lt.getvalue()), strict=False),
+                    "sha256",
+                    validation_context=trust.context(),
+                    bytes_reserved=reserved,
+                    output=lta,
+                )
+            except SigningError:
+                if reserved is None:
+                    raise
+                continue
+            break
         return lta.getvalue()
 
     return asyncio.run(run())
@@ -319,10 +363,15 @@ def seal(
         use_pades_lta=True,
     )
 
-    async def run() -> bytes:
+    async def run(reserved: int | None) -> bytes:
         w = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-        out = await signers.async_sign_pdf(w, meta, signer=simple, timestamper=LocalTimeStamper(tsa))
+        out = await signers.async_sign_pdf(
+            w, meta, signer=simple, timestamper=LocalTimeStamper(tsa), bytes_reserved=reserved
+        )
         assert isinstance(out, BytesIO)
         return out.getvalue()
 
-    return asyncio.run(run())
+    try:  # a fixed room spares pyHanko's dry run that sizes the signature (a quarter of the seal's cost)
+        return asyncio.run(run(SEAL_RESERVED_HEX))
+    except SigningError:  # a larger chain than ours (an RSA hierarchy, say): let pyHanko size it
+        return asyncio.run(run(None))
