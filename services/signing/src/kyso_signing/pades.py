@@ -26,7 +26,7 @@ from functools import lru_cache
 from io import BytesIO
 from typing import Any
 
-from asn1crypto import algos, core, keys, tsp
+from asn1crypto import algos, core, tsp
 from asn1crypto import cms as acms
 from asn1crypto import crl as acrl
 from asn1crypto import x509 as ax509
@@ -302,11 +302,9 @@ def _chain_of(signature_cms: bytes, trust: Trust) -> list[Any]:
     return list(certs.values())
 
 
+SEAL_FIELD = "KysoProviderSeal"
 TIMESTAMP_RESERVED_HEX = 8192
 """Room for a document timestamp token, in hex digits: 4 KiB, three times what ours takes (1.4 KB)."""
-SEAL_RESERVED_HEX = 16384
-"""Room for the seal's CMS, in hex digits: 8 KiB, over twice what a P-256/P-384 chain with its timestamp
-token takes (3.7 KB measured)."""
 
 
 def finish(prepared: Prepared, signature_cms: bytes, trust: Trust, timestamper: TimeStamper | None = None) -> bytes:
@@ -345,33 +343,9 @@ def finish(prepared: Prepared, signature_cms: bytes, trust: Trust, timestamper: 
 def seal(
     pdf: bytes, key: pki.PrivateKey, cert: x509.Certificate, trust: Trust, tsa: TimestampAuthority, reason: str
 ) -> bytes:
-    """The provider's seal: PAdES B-LTA — signature timestamp, validation data, document timestamp."""
-    simple = signers.SimpleSigner(
-        signing_cert=asn1(cert),
-        signing_key=keys.PrivateKeyInfo.load(pki.key_to_der(key)),
-        cert_registry=trust.registry(),
-        signature_mechanism=mechanism(cert),
-    )
-    meta = signers.PdfSignatureMetadata(
-        field_name="KysoProviderSeal",
-        subfilter=fields.SigSeedSubFilter.PADES,
-        md_algorithm="sha256",
-        reason=reason,
-        location=LOCATION,
-        embed_validation_info=True,
-        validation_context=trust.context(),
-        use_pades_lta=True,
-    )
-
-    async def run(reserved: int | None) -> bytes:
-        w = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-        out = await signers.async_sign_pdf(
-            w, meta, signer=simple, timestamper=LocalTimeStamper(tsa), bytes_reserved=reserved
-        )
-        assert isinstance(out, BytesIO)
-        return out.getvalue()
-
-    try:  # a fixed room spares pyHanko's dry run that sizes the signature (a quarter of the seal's cost)
-        return asyncio.run(run(SEAL_RESERVED_HEX))
-    except SigningError:  # a larger chain than ours (an RSA hierarchy, say): let pyHanko size it
-        return asyncio.run(run(None))
+    """The provider's seal: PAdES B-LTA — signature timestamp, validation data, document timestamp. The same
+    steps as a subscriber's remote signature (placeholder, signed attributes, CMS, DSS, document timestamp),
+    the key being the provider's own."""
+    prepared = prepare(pdf, cert, trust, SEAL_FIELD, reason)
+    signature = signer.sign_digest(key, to_be_signed(prepared.document_digest, cert), signer.HASHES["sha256"])
+    return complete(prepared, signature, cert, trust, LocalTimeStamper(tsa), "B-LTA")
