@@ -155,6 +155,32 @@ async def test_a_token_rejects_replays_and_locks_after_five_wrong_codes(
         await otp.smartotp.verify("someone-else", token.token_id, "123456")
 
 
+async def test_two_instances_never_accept_a_code_twice_nor_a_locked_token(
+    otp: Otp, clock: FakeClock, store: MemoryStore
+) -> None:
+    """Every verdict is recorded by a write guarded by the state it was computed from, whichever process
+    computed it."""
+    token = await otp.device()
+    other = SmartOtp(store, otp.settings, otp.sms, clock)  # a second instance of the service
+    code = token.code(PIN, clock.time())
+    assert (await otp.smartotp.verify(ACCOUNT, token.token_id, code))["valid"]  # remembered here
+    with pytest.raises(Rejected):
+        await other.verify(ACCOUNT, token.token_id, code)  # a replay on the other instance
+    clock.advance(seconds=30)
+    newer = token.code(PIN, clock.time())
+    assert (await other.verify(ACCOUNT, token.token_id, newer))["valid"]
+    with pytest.raises(Rejected):  # used on the other instance: a replay here
+        await otp.smartotp.verify(ACCOUNT, token.token_id, newer)
+    clock.advance(seconds=30)
+    for _ in range(5):  # locked through the other instance
+        with pytest.raises(Rejected):
+            await other.verify(ACCOUNT, token.token_id, "000000")
+    with pytest.raises(Rejected):
+        await otp.smartotp.verify(ACCOUNT, token.token_id, token.code(PIN, clock.time()))
+    doc = await store.collection("smartotp_tokens").get(token.token_id)
+    assert doc is not None and doc["failures"] == 5
+
+
 async def test_a_transaction_code_verifies_only_for_that_exact_set_of_documents(otp: Otp, clock: FakeClock) -> None:
     token = await otp.device()
     docs = DocumentsTransaction(document_hashes=["b" * 64, "c" * 64])
