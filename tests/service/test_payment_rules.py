@@ -11,7 +11,7 @@ import pytest
 from kyso_contracts import OrderPlaced, PaymentConfirmed, PaymentFailed, PaymentRefunded
 from kyso_kit.auth import Principal
 from kyso_kit.clock import FakeClock
-from kyso_kit.errors import Conflict, Forbidden, NotFound
+from kyso_kit.errors import Conflict, Forbidden, NotFound, Rejected
 from kyso_kit.store import MemoryStore
 from kyso_payment import sandbox_gateway, vnpay
 from kyso_payment.gateway import VnpayGateway
@@ -98,6 +98,11 @@ async def test_forged_and_unknown_notifications_change_nothing(
     unknown = {k: v for k, v in ipn.items() if k != "vnp_SecureHash"} | {"vnp_TxnRef": "nope"}
     unknown["vnp_SecureHash"] = vnpay.sign(unknown, SECRET)
     assert (await payments.notify(unknown))["RspCode"] == "01"
+    # a signature with characters outside ASCII (found by schema fuzzing: it used to be a 500)
+    garbled = {**ipn, "vnp_SecureHash": "8]\x87\xb4\x03\xf4"}
+    assert (await payments.notify(garbled))["RspCode"] == "97"
+    with pytest.raises(Rejected):
+        await payments.returned(garbled)
     assert store.published == [] and (await payments.for_order(ALICE, "order-1")).status == "pending"
 
 

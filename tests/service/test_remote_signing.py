@@ -193,6 +193,8 @@ async def test_a_batch_is_signed_once_after_a_bound_code_and_the_pin(world: Worl
         created["webhook_secret"], headers, body.replace(b"signed", b"SIGNED"), world.s.clock.time()
     )
     assert not webhooks.verify(created["webhook_secret"], headers, body, world.s.clock.time() + 3600)  # a replay
+    garbled = {**headers, "webhook-signature": "v1,Ä" + headers["webhook-signature"][4:]}
+    assert not webhooks.verify(created["webhook_secret"], garbled, body, world.s.clock.time())  # not a TypeError
     assert [s["signature"] for s in json.loads(body)["signatures"]] == done["signatures_b64"]
 
 

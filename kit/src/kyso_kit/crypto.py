@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,12 @@ async def off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 def cpu_pool_queue() -> int:
     """Calls waiting for or running in the CPU pool (a metric)."""
     return _queued
+
+
+def same_text(given: str, expected: str) -> bool:
+    """Constant-time equality of two texts. ``hmac.compare_digest`` refuses a ``str`` with any non-ASCII
+    character (TypeError) — and a forged signature may well carry one — so both are compared as UTF-8."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def hash_secret(secret: str) -> str:

@@ -11,6 +11,8 @@ import hmac
 from collections.abc import Mapping
 from urllib.parse import quote_plus, urlencode
 
+from kyso_kit.crypto import same_text
+
 HASH_FIELDS_EXCLUDED = {"vnp_SecureHash", "vnp_SecureHashType"}
 
 
@@ -27,7 +29,7 @@ def sign(params: Mapping[str, str], secret: str) -> str:
 
 def verify(params: Mapping[str, str], secret: str) -> bool:
     given = params.get("vnp_SecureHash", "")
-    return bool(given) and hmac.compare_digest(given.lower(), sign(params, secret))
+    return bool(given) and same_text(given.lower(), sign(params, secret))
 
 
 def signed_url(base: str, params: Mapping[str, str], secret: str) -> str:
@@ -77,4 +79,4 @@ def verify_api(body: Mapping[str, object], secret: str, *, response: bool = Fals
     given = str(body.get("vnp_SecureHash") or "")
     if (str(body.get("vnp_Command")), response) not in FIELDS or not given:
         return False
-    return hmac.compare_digest(given.lower(), sign_api(body, secret, response=response))
+    return same_text(given.lower(), sign_api(body, secret, response=response))

@@ -27,6 +27,7 @@ import httpx
 
 from kyso_contracts import CloudEvent, SignatureCompleted
 from kyso_kit.clock import Clock
+from kyso_kit.crypto import same_text
 from kyso_kit.store import Doc, DuplicateKey, Store
 from kyso_kit.timeutil import as_utc
 
@@ -56,7 +57,7 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: float, tolera
         return False
     if abs(now - ts) > tolerance:
         return False
-    return any(hmac.compare_digest(expected, s) for s in headers.get("webhook-signature", "").split())
+    return any(same_text(s, expected) for s in headers.get("webhook-signature", "").split())
 
 
 def payload(event: CloudEvent[Any]) -> dict[str, Any]:
