@@ -146,7 +146,11 @@ def test_rules_the_server_enforces_are_in_the_schemas() -> None:
     assert pin["pattern"] == "^[0-9]{6,8}$"
     registration = build_registration()[1].openapi()
     package = _schema(registration, "OrderRequest")["properties"]["package_code"]
-    assert package["pattern"] == "^[A-Z0-9_]+$"
+    assert package["enum"] == ["PERSONAL_1Y", "PERSONAL_2Y", "PERSONAL_3Y"]  # what the app sells
+    org = _schema(registration, "OrganisationRegistrationRequest")["properties"]["package_codes"]["items"]
+    assert set(org["enum"]) == {f"{k}_{n}Y" for k in ("ORGANISATION", "STAFF") for n in (1, 2, 3)}
+    tax = _schema(registration, "OrganisationRequest")["properties"]["tax_code"]
+    assert tax["pattern"] == "^[0-9]{10}(-[0-9]{3})?$"
     payment = build_payment()[1].openapi()
     ipn = payment["paths"]["/v1/payments/vnpay/ipn"]["get"]
     assert {"vnp_TxnRef", "vnp_Amount", "vnp_SecureHash", "vnp_ResponseCode"} <= {p["name"] for p in ipn["parameters"]}
@@ -158,6 +162,8 @@ def test_framework_errors_keep_the_error_body_in_both_languages() -> None:
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "GET"
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
     assert wrong_method.json()["error"]["message_vi"]
+    both = client.delete("/v1/organisation-registrations")  # a path with a route per method: both are named
+    assert both.status_code == 405 and both.headers["allow"] == "GET, POST"
     missing = client.get("/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"]["message_vi"]
     broken = client.post("/v1/sessions", content=b"{not json", headers={"content-type": "application/json"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -12,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kyso_contracts.types import FIELD_ERRORS
@@ -150,11 +152,17 @@ def install_conventions(
         return JSONResponse(err.body(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, en, vi = _FRAMEWORK.get(exc.status_code, ("http_error", str(exc.detail), "Lỗi yêu cầu HTTP"))
         err = DomainError(code, en, vi)
-        # Keep what the framework says in headers (405 → Allow).
-        return JSONResponse(err.body(), status_code=exc.status_code, headers=dict(exc.headers or {}))
+        # Keep what the framework says in headers; a 405's Allow names every method of the path (the router
+        # only names those of the first route it matched, and a path may have a route per method).
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = {m for rx, methods in _methods_by_path(app) if rx.match(request.url.path) for m in methods}
+            if allowed:
+                headers["Allow"] = ", ".join(sorted(allowed))
+        return JSONResponse(err.body(), status_code=exc.status_code, headers=headers)
 
     app.add_middleware(BodyLimitMiddleware, limits=body_limits)
     app.add_middleware(CorrelationIdMiddleware)
@@ -214,3 +222,17 @@ class CorrelationIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             correlation_id.reset(token)
+
+
+_METHODS: dict[int, list[tuple[re.Pattern[str], set[str]]]] = {}
+
+
+def _methods_by_path(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    """Each documented path's pattern and its methods, from the app's OpenAPI document (made once)."""
+    table = _METHODS.get(id(app))
+    if table is None:
+        table = [
+            (compile_path(path)[0], {m.upper() for m in ops}) for path, ops in app.openapi().get("paths", {}).items()
+        ]
+        _METHODS[id(app)] = table
+    return table

@@ -2,7 +2,8 @@
 
 Routes list the errors they answer with :func:`errors`; :func:`install` then makes the document
 consistent: FastAPI's own 422 schema is replaced by ours, every operation behind the bearer scheme
-documents 401, and every operation documents its framework answers.
+documents 401, every operation with a body documents 400, and every operation documents its framework
+answers.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def install(app: FastAPI) -> None:
                     responses["422"] = {"description": DESCRIPTIONS[422], "content": ref}
                 if op.get("security"):
                     responses.setdefault("401", {"description": DESCRIPTIONS[401], "content": ref})
+                if "requestBody" in op:  # a body that cannot even be decoded (not UTF-8) is refused before parsing
+                    responses.setdefault(
+                        "400", {"description": DESCRIPTIONS[400] + "; or an unreadable body", "content": ref}
+                    )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from kyso_contracts import CertificateKind, OrganisationFacts
 from kyso_contracts.types import (
@@ -20,6 +20,19 @@ from kyso_contracts.types import (
     ValidityYears,
     Vnd,
 )
+
+from . import domain
+
+
+def _package_codes(*kinds: str) -> WithJsonSchema:
+    codes = sorted(p.code for p in domain.PACKAGES.values() if p.kind in kinds)
+    return WithJsonSchema({"type": "string", "enum": codes})
+
+
+PersonalPackageCode = Annotated[PackageCode, _package_codes("personal")]
+"""A package a person buys in the app."""
+OrganisationPackageCode = Annotated[PackageCode, _package_codes("organisation", "staff")]
+"""A package a sales agent registers for an organisation (organisation or individual in an organisation)."""
 
 
 class Strict(BaseModel):
@@ -108,7 +121,7 @@ class LoginRequest(Strict):
 
 
 class OrderRequest(Strict):
-    package_code: PackageCode
+    package_code: PersonalPackageCode
     key_algorithm: KeyAlgorithm = Field(
         default="ecdsa-p256", description="ECDSA P-256 (default), P-384, or RSA-3072 used with PSS"
     )
@@ -238,7 +251,7 @@ class AuthorisedPersonRequest(Strict):
 class OrganisationRegistrationRequest(Strict):
     organisation: OrganisationRequest
     authorised_person: AuthorisedPersonRequest
-    package_codes: list[PackageCode] = Field(
+    package_codes: list[OrganisationPackageCode] = Field(
         min_length=1, max_length=10, description="Organisation and/or staff packages, each becomes an order"
     )
 
