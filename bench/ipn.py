@@ -83,18 +83,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = PaymentSettings(KYSO_PROFILE="development")  # type: ignore[call-arg]  # the stack's secret
         assert settings.vnpay_hash_secret
         gateway = sandbox_gateway.Gateway(settings.vnpay_tmn_code, settings.vnpay_hash_secret, "")
-        api: KysoApi = await subscriber(endpoints)
-        urls: list[str] = []
+        # One order waiting for payment per subscriber and package: each subscriber opens one per package.
+        packages = ("PERSONAL_1Y", "PERSONAL_2Y", "PERSONAL_3Y")
         sem = asyncio.Semaphore(8)
 
-        async def one() -> None:
+        async def buyer() -> KysoApi:
             async with sem:
-                order = await api.place_order("PERSONAL_1Y")
+                return await subscriber(endpoints)
+
+        buyers: list[KysoApi] = await asyncio.gather(*(buyer() for _ in range(-(-orders // len(packages)))))
+        urls: list[str] = []
+
+        async def one(api: KysoApi, package: str) -> None:
+            async with sem:
+                order = await api.place_order(package)
                 pay = await eventually(lambda: api.payment_for_order(order["order_id"], wait=20), timeout=60)
                 urls.append((await api.checkout(pay["payment_id"]))["payment_url"])
 
-        await asyncio.gather(*(one() for _ in range(orders)))
-        await api.aclose()
+        plan = [(b, p) for b in buyers for p in packages][:orders]
+        await asyncio.gather(*(one(b, p) for b, p in plan))
+        for b in buyers:
+            await b.aclose()
         ipns = [gateway.ipn_of(gateway.paid(u)) for u in urls]
         meter = CpuMeter.of(stack)
         ipn_url = f"{stack.url('payment')}/v1/payments/vnpay/ipn"
