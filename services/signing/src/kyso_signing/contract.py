@@ -1,4 +1,5 @@
-"""The service contract: drawn up once an order is paid, consented to with an OTP bound to its hash."""
+"""The service contract: numbered once an order is paid, its PDF drawn up when the subscriber first opens it,
+consented to with an OTP bound to that PDF's hash."""
 
 from __future__ import annotations
 
@@ -155,8 +156,8 @@ class Contracts:
         return after or await self.certs.get(doc["_id"]) or doc
 
     async def for_order(self, who: Principal, order_id: str, wait_seconds: float = 0) -> ContractView:
-        """The order's contract; it is drawn up once the order is paid, so a caller may wait up to
-        ``wait_seconds`` for it."""
+        """The order's contract (its PDF drawn up now if nobody opened it before); it exists once the order is
+        paid, so a caller may wait up to ``wait_seconds`` for it."""
         doc = await self.changes.read_when(
             order_id,
             lambda: self.certs.find_one({"order_id": order_id}),

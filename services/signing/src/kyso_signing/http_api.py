@@ -73,7 +73,7 @@ def router(
         who: Principal = Depends(account),
         wait: Annotated[float, Query(ge=0, le=30, description="Long-poll: wait this long for the contract")] = 0,
     ) -> ContractView:
-        """The service contract of an order (drawn up once the order is paid)."""
+        """The service contract of an order (it exists once the order is paid; its PDF is drawn up on first read)."""
         return await contracts.for_order(who, order_id, wait)
 
     @r.get("/certificates", tags=["certificates"], responses=errors(401, 403, 422))
