@@ -151,6 +151,8 @@ def install_conventions(
         err = DomainError(code, en, vi, details={"errors": details})
         return JSONResponse(err.body(), status_code=422)
 
+    paths: list[tuple[re.Pattern[str], set[str]]] = []
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, en, vi = _FRAMEWORK.get(exc.status_code, ("http_error", str(exc.detail), "Lỗi yêu cầu HTTP"))
@@ -159,7 +161,11 @@ def install_conventions(
         # only names those of the first route it matched, and a path may have a route per method).
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            allowed = {m for rx, methods in _methods_by_path(app) if rx.match(request.url.path) for m in methods}
+            if not paths:  # each documented path's pattern and methods, from the OpenAPI document (made once)
+                paths.extend(
+                    (compile_path(p)[0], {m.upper() for m in ops}) for p, ops in app.openapi()["paths"].items()
+                )
+            allowed = {m for rx, methods in paths if rx.match(request.url.path) for m in methods}
             if allowed:
                 headers["Allow"] = ", ".join(sorted(allowed))
         return JSONResponse(err.body(), status_code=exc.status_code, headers=headers)
@@ -222,17 +228,3 @@ class CorrelationIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             correlation_id.reset(token)
-
-
-_METHODS: dict[int, list[tuple[re.Pattern[str], set[str]]]] = {}
-
-
-def _methods_by_path(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
-    """Each documented path's pattern and its methods, from the app's OpenAPI document (made once)."""
-    table = _METHODS.get(id(app))
-    if table is None:
-        table = [
-            (compile_path(path)[0], {m.upper() for m in ops}) for path, ops in app.openapi().get("paths", {}).items()
-        ]
-        _METHODS[id(app)] = table
-    return table

@@ -13,6 +13,11 @@ from typing import Any
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 
+def mask_phone(phone: str) -> str:
+    """What may be shown or logged of a phone number: the country code and the last three digits."""
+    return phone[:4] + "*" * (len(phone) - 7) + phone[-3:]
+
+
 def current_correlation_id() -> str:
     """The journey's correlation id (from the HTTP request or the event being handled), or a new one."""
     return correlation_id.get() or str(uuid.uuid4())

@@ -14,6 +14,7 @@ from kyso_contracts import AccountCreated, CloudEvent, OtpPurpose, SmsOtpVerifie
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooMany, Upstream
+from kyso_kit.logs import mask_phone
 from kyso_kit.store import Store
 from kyso_kit.timeutil import as_utc
 
@@ -39,10 +40,6 @@ PURPOSE_VI = {
 
 
 ACCOUNT_WAIT_SECONDS = 5.0
-
-
-def mask(phone: str) -> str:
-    return phone[:4] + "*" * (len(phone) - 7) + phone[-3:]
 
 
 class SmsOtp:
@@ -138,7 +135,7 @@ class SmsOtp:
         return {
             "challenge_id": challenge_id,
             "expires_at": expires.isoformat(),
-            "phone_masked": mask(phone),
+            "phone_masked": mask_phone(phone),
             "ttl_seconds": self.s.sms_ttl_seconds,
             "resend_after_seconds": self.s.sms_resend_cooldown_seconds,
         }

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
+from pydantic import ValidationError
 
 from kyso_contracts import CertificateKind
 from kyso_contracts.vneid import JWS_ALGORITHM
 from kyso_kit.errors import IllegalTransition
+from kyso_kit.timeutil import as_utc
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,21 @@ def password_problems(password: str, phone: str, email: str) -> list[str]:
     if phone.lstrip("+") in password or phone[3:] in password or (len(local_part) >= 4 and local_part in lowered):
         problems.append("must not contain the phone number or email")
     return problems
+
+
+VNEID_CLOCK_SKEW_SECONDS = 60
+
+
+def vneid_fresh(issued_at: datetime, now: datetime, max_age_seconds: float) -> bool:
+    """Whether something VNeID signed at ``issued_at`` is recent enough (and not from the future beyond
+    the clock skew we allow)."""
+    age = (now - as_utc(issued_at)).total_seconds()
+    return -VNEID_CLOCK_SKEW_SECONDS <= age <= max_age_seconds
+
+
+def validation_details(exc: ValidationError) -> dict[str, Any]:
+    """Which fields of a signed payload were wrong, for the error's details."""
+    return {"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]}
 
 
 class VneidVerifier:

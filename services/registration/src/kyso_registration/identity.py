@@ -13,7 +13,6 @@ from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Forbidden, Invalid, Rejected, Unauthenticated, not_found
 from kyso_kit.store import Doc, DuplicateKey, Store
-from kyso_kit.timeutil import as_utc
 
 from . import domain
 from .schemas import IdentityView, RegistrationView, VneidIdentity
@@ -57,7 +56,7 @@ class Identities:
                 "invalid_identity",
                 "The signed identity is incomplete or malformed",
                 "Thông tin định danh không đầy đủ hoặc sai định dạng",
-                details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]},
+                details=domain.validation_details(exc),
             ) from None
         if identity.get("eid_level") != 2:
             raise Forbidden(
@@ -65,8 +64,9 @@ class Identities:
                 "A level-2 electronic identification account is required",
                 "Cần tài khoản định danh điện tử mức độ 2",
             )
-        age = (self.clock.now() - as_utc(datetime.fromisoformat(identity["issued_at"]))).total_seconds()
-        if age > self.max_age_seconds or age < -60:
+        if not domain.vneid_fresh(
+            datetime.fromisoformat(identity["issued_at"]), self.clock.now(), self.max_age_seconds
+        ):
             raise Rejected(
                 "identity_expired",
                 "The VNeID assertion is too old or from the future",

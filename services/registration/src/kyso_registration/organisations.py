@@ -26,6 +26,7 @@ from kyso_kit.auth import Principal, ensure_role
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Forbidden, Invalid, forbidden, not_found
+from kyso_kit.logs import mask_phone
 from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import local
 
@@ -39,10 +40,6 @@ from .schemas import (
     OrganisationRegistrationRequest,
     OrganisationRegistrationView,
 )
-
-
-def _mask(phone: str) -> str:
-    return phone[:4] + "*" * (len(phone) - 7) + phone[-3:]
 
 
 def not_authorised_person() -> Forbidden:
@@ -136,12 +133,8 @@ class Organisations:
         The orders' ids are fixed in the same write as ``OrganisationRegistrationConfirmed``; the orders
         are placed now and, should this process die first, by the handler of that event."""
         doc = await self._get(reg_id)
-        acct = await self.accounts.get(who.account_id, {"citizen_id": 1, "registration_id": 1})
-        if (
-            acct is None
-            or not acct.get("registration_id")
-            or acct.get("citizen_id") != doc["authorised_person"]["citizen_id"]
-        ):
+        citizen_id = await self._citizen_id(who.account_id)
+        if citizen_id is None or citizen_id != doc["authorised_person"]["citizen_id"]:
             raise not_authorised_person()
         status = OS(doc["status"])
         if status == OS.CONFIRMED and doc.get("account_id") == who.account_id:
@@ -159,7 +152,7 @@ class Organisations:
             organisation_registration_id=reg_id,
             organisation=OrganisationFacts.model_validate(doc["organisation"]),
             account_id=who.account_id,
-            citizen_id=acct["citizen_id"],
+            citizen_id=citizen_id,
             order_ids=order_ids,
             sales_agent_id=doc["sales_agent_id"],
             confirmed_at=t,
@@ -210,10 +203,10 @@ class Organisations:
         elif who.has("sales_agent"):
             query = {"sales_agent_id": who.account_id}
         else:
-            acct = await self.accounts.get(who.account_id, {"citizen_id": 1})
-            if acct is None or not acct.get("citizen_id"):
+            citizen_id = await self._citizen_id(who.account_id)
+            if citizen_id is None:
                 return OrganisationRegistrationList(registrations=[])
-            query = {"authorised_person.citizen_id": acct["citizen_id"]}
+            query = {"authorised_person.citizen_id": citizen_id}
         docs = await self.registrations.find(query, limit=limit, sort=("opened_at", -1))
         return OrganisationRegistrationList(registrations=[await self._view(d) for d in docs])
 
@@ -222,8 +215,13 @@ class Organisations:
             return True
         if who.has("sales_agent") and doc["sales_agent_id"] == who.account_id:
             return True
-        acct = await self.accounts.get(who.account_id, {"citizen_id": 1})
-        return acct is not None and acct.get("citizen_id") == doc["authorised_person"]["citizen_id"]
+        citizen_id = await self._citizen_id(who.account_id)
+        return citizen_id is not None and citizen_id == str(doc["authorised_person"]["citizen_id"])
+
+    async def _citizen_id(self, account_id: str) -> str | None:
+        """The citizen ID the account's VNeID identity carries; None for an account an admin made."""
+        acct = await self.accounts.get(account_id, {"citizen_id": 1, "registration_id": 1})
+        return str(acct["citizen_id"]) if acct and acct.get("registration_id") and acct.get("citizen_id") else None
 
     async def _get(self, reg_id: str) -> Doc:
         doc = await self.registrations.get(reg_id)
@@ -247,7 +245,7 @@ class Organisations:
             status_vi=domain.ORG_STATUS_VI[status],
             organisation=OrganisationFacts.model_validate(doc["organisation"]),
             authorised_person=AuthorisedPersonView(
-                full_name=person["full_name"], citizen_id=person["citizen_id"], phone=_mask(person["phone"])
+                full_name=person["full_name"], citizen_id=person["citizen_id"], phone=mask_phone(person["phone"])
             ),
             packages=[package_view(p) for p in packages],
             total_vnd=sum(p.price_vnd for p in packages),

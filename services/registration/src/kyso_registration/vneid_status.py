@@ -48,10 +48,9 @@ class VneidStatus:
                 "invalid_status_query",
                 "The signed payload is not a certificate status query",
                 "Nội dung đã ký không phải truy vấn trạng thái chứng thư số",
-                details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]},
+                details=domain.validation_details(exc),
             ) from None
-        age = (self.clock.now() - as_utc(query.issued_at)).total_seconds()
-        if age > self.max_age_seconds or age < -60:
+        if not domain.vneid_fresh(query.issued_at, self.clock.now(), self.max_age_seconds):
             raise Rejected(
                 "query_expired", "The VNeID query is too old or from the future", "Truy vấn từ VNeID đã hết hạn"
             )

@@ -80,7 +80,7 @@ class Activation:
         sig_b64 = base64.b64encode(signature).decode()
         status, activated = domain.activated(
             S(doc["status"]),
-            domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"]),
+            domain.Ref.of(doc),
             serial_number=doc["certificate"]["serial_number"],
             record_sha256=record_sha256,
             signature_b64=sig_b64,

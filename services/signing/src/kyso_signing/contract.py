@@ -32,10 +32,6 @@ from .schemas import ConsentRejection, ContractView
 log = logging.getLogger(__name__)
 
 
-def _ref(doc: Doc) -> domain.Ref:
-    return domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
-
-
 class Contracts:
     def __init__(
         self, store: Store, issuance: Issuance, clock: Clock, papers: Papers, changes: Changes | None = None
@@ -98,7 +94,7 @@ class Contracts:
                 if S(doc["status"]) != S.CANCELLED:
                     log.warning("order closed after consent: served as consented", extra={"order_id": o.order_id})
                 return
-            status, stop = domain.stopped(S(doc["status"]), _ref(doc), reason, self.clock.now())
+            status, stop = domain.stopped(S(doc["status"]), domain.Ref.of(doc), reason, self.clock.now())
             if await self.certs.update(
                 {"_id": doc["_id"], "status": doc["status"]},
                 {"$set": {"status": status.value, "closed": True}},
@@ -116,7 +112,7 @@ class Contracts:
         t = self.clock.now()
         status, events = domain.prepared(
             S(doc["status"]),
-            _ref(doc),
+            domain.Ref.of(doc),
             paid_vnd=doc["paid_amount_vnd"],
             order_vnd=doc["order"]["amount_vnd"],
             payment_id=doc["payment_id"],
@@ -141,9 +137,10 @@ class Contracts:
 
     async def _drawn_up(self, doc: Doc) -> Doc:
         """The certificate's record with its contract PDF drawn up and stored (once: the first to draw it up
-        wins, and every later reader gets those bytes)."""
+        wins, and every later reader gets those bytes). Only a contract that waits for consent is drawn up;
+        one closed before anyone opened it never is."""
         c = doc["contract"]
-        if "sha256" in c:
+        if "sha256" in c or S(doc["status"]) != S.AWAITING_CONSENT:
             return doc
         rendered = await off_loop(
             documents.service_contract, c["contract_id"], self.papers.provider_name, doc["order"], c["prepared_at"]
@@ -167,11 +164,10 @@ class Contracts:
         if doc is None or "contract" not in doc:
             raise not_found("contract", "hợp đồng")
         ensure_may(who, doc["account_id"], "read")
-        if "sha256" not in doc["contract"]:
-            if S(doc["status"]) != S.AWAITING_CONSENT:
-                raise not_found("contract", "hợp đồng")  # closed before anyone opened it: never drawn up
-            doc = await self._drawn_up(doc)
+        doc = await self._drawn_up(doc)
         c = doc["contract"]
+        if "sha256" not in c:
+            raise not_found("contract", "hợp đồng")  # closed before anyone opened it: never drawn up
         base = f"/v1/contracts/{c['contract_id']}/pdf"
         return ContractView(
             certificate_id=doc["_id"],
@@ -195,8 +191,7 @@ class Contracts:
         if doc is None:
             raise not_found("contract", "hợp đồng")
         ensure_may(who, doc["account_id"], "read")
-        if "sha256" not in doc["contract"] and S(doc["status"]) == S.AWAITING_CONSENT:
-            doc = await self._drawn_up(doc)
+        doc = await self._drawn_up(doc)
         sha = doc["contract"].get("sealed_sha256") if sealed else doc["contract"].get("sha256")
         if not sha:
             raise not_found("sealed_contract", "hợp đồng đã đóng dấu")  # sealed once the subscriber consents
@@ -227,7 +222,7 @@ class Contracts:
         t = self.clock.now()
         _, rejected = domain.consent_rejected(
             S(doc["status"]),
-            _ref(doc),
+            domain.Ref.of(doc),
             contract_id=event.data.subject,
             challenge_id=event.data.challenge_id,
             reason=reason,

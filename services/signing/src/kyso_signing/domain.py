@@ -18,10 +18,11 @@ Anything else raises :class:`IllegalTransition`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from kyso_contracts import (
     CertActivated,
@@ -114,6 +115,11 @@ class Ref:
     certificate_id: str
     order_id: str
     account_id: str
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any]) -> Ref:
+        """The reference of a certificate's record."""
+        return cls(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
 
 
 # The events each transition causes (property-tested against the functions below).

@@ -130,7 +130,7 @@ class Issuance:
         consented = f"Đã giao kết bằng OTP {c['consent_challenge_id']} lúc {local(c['signed_at'])} / consented by OTP"
         sealed = await self.papers.seal(await self.papers.get(c["sha256"]), consented)
         sealed_sha = await self.papers.put(sealed, "contract-sealed", doc["account_id"])
-        ref = domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
+        ref = domain.Ref.of(doc)
         status, signed_payload, issued_payload = domain.issued(
             S(doc["status"]),
             ref,
@@ -167,7 +167,7 @@ class Issuance:
     async def _fail(self, doc: Doc, event: CloudEvent[SmsOtpVerified], why: str) -> None:
         """Issuance failed for good (nothing was signed with the reserved serial): the key is destroyed
         and ``IssuanceStopped`` tells payment to refund and registration to show it."""
-        ref = domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
+        ref = domain.Ref.of(doc)
         status, stop = domain.stopped(S(doc["status"]), ref, "issuance_failed", self.clock.now())
         log.error("issuance failed for good", extra={"certificate_id": doc["_id"], "error": why})
         await self.certs.update(

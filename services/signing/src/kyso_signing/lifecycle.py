@@ -36,10 +36,6 @@ CHANGED_WHILE_READING = 5
 Refresh = Callable[[], Awaitable[Any]]
 
 
-def _ref(doc: Doc) -> domain.Ref:
-    return domain.Ref(certificate_id=doc["_id"], order_id=doc["order_id"], account_id=doc["account_id"])
-
-
 def already_revoked() -> Conflict:
     return Conflict("already_revoked", "The certificate is already revoked", "Chứng thư số đã bị thu hồi")
 
@@ -136,7 +132,7 @@ class Lifecycle:
             record["superseded_by"] = superseded_by
         moved = await self._change(
             doc,
-            lambda s: domain.revoked(s, _ref(doc), r),
+            lambda s: domain.revoked(s, domain.Ref.of(doc), r),
             {"revocation": record, "crl_listed": True, "key_destroyed_at": t},
             unset={"key": "", "suspension": ""},
             caused_by=caused_by,
@@ -149,7 +145,7 @@ class Lifecycle:
         t = self.clock.now()
         return await self._change(
             doc,
-            lambda s: domain.suspended(s, _ref(doc), serial_number=doc["serial_number"], at=t, by=by),
+            lambda s: domain.suspended(s, domain.Ref.of(doc), serial_number=doc["serial_number"], at=t, by=by),
             {"suspension": {"at": t, "by": by}, "crl_listed": True},
             caused_by=caused_by,
         )
@@ -158,7 +154,7 @@ class Lifecycle:
         t = self.clock.now()
         return await self._change(
             doc,
-            lambda s: domain.resumed(s, _ref(doc), serial_number=doc["serial_number"], at=t, by=by),
+            lambda s: domain.resumed(s, domain.Ref.of(doc), serial_number=doc["serial_number"], at=t, by=by),
             {"crl_listed": False, "resumed_at": t},
             unset={"suspension": ""},
             caused_by=caused_by,
@@ -324,7 +320,7 @@ class Lifecycle:
         at = as_utc(doc["certificate"]["not_after"])
 
         def build(s: S) -> tuple[S, Payload]:
-            return domain.expired(s, _ref(doc), serial_number=doc["serial_number"], at=at)
+            return domain.expired(s, domain.Ref.of(doc), serial_number=doc["serial_number"], at=at)
 
         return await self._change(doc, build, {"expired_at": at})
 
