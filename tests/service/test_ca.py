@@ -231,6 +231,37 @@ async def test_crls_are_published_at_once_lint_clean_and_their_numbers_only_grow
     assert not late and (await signing.crls.current(crl_module.ISSUING) or {}).get("der") == doc_now["der"]
 
 
+async def test_signatures_embed_the_published_crls_read_once_and_never_a_due_one(
+    signing: Signing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def listed(ders: tuple[bytes, ...], serial: str) -> bool:
+        issuing = x509.load_der_x509_crl(ders[0])
+        return issuing.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+
+    doc = await issue(signing)
+    first = await signing.crls.evidence()
+    assert len(first) == 2 and first[0] == (await signing.crls.current(crl_module.ISSUING) or {}).get("der")
+    calls = 0
+    real_get = signing.crls.crls.get
+
+    async def counting_get(doc_id: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await real_get(doc_id)
+
+    monkeypatch.setattr(signing.crls.crls, "get", counting_get)
+    assert await signing.crls.evidence() == first and calls == 0  # reused: no read per signature
+    # a revocation this process publishes is in the very next signature's evidence
+    await signing.lifecycle.operator_act(OPERATOR, doc["_id"], "revoke", "keyCompromise", None)
+    assert listed(await signing.crls.evidence(), doc["serial_number"])
+    # a CRL whose renewal is due is republished before it is embedded
+    number = crl_number(x509.load_der_x509_crl((await signing.crls.evidence())[0]))
+    signing.clock.advance(hours=17)
+    renewed = x509.load_der_x509_crl((await signing.crls.evidence())[0])
+    assert crl_number(renewed) > number
+    assert renewed.next_update_utc is not None and renewed.next_update_utc > signing.clock.now()
+
+
 # --------------------------------------------------------------------------- OCSP
 
 

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 ISSUING, ROOT = "issuing", "root"
 EXPIRED_GRACE = timedelta(hours=1)  # an expired revoked certificate stays listed this long (step-ca's default)
+# How long the CRLs embedded in signatures (PAdES DSS, CSC signatures' revocation values) are reused before
+# they are read again: any CRL is valid until its nextUpdate, a change this process publishes is seen at once,
+# and one another instance publishes within this time.
+EVIDENCE_REUSE = timedelta(seconds=5)
 
 REASONS = {
     "keyCompromise": x509.ReasonFlags.key_compromise,
@@ -91,6 +95,8 @@ class RevocationLists:
         self.authority = authority
         self.clock = clock
         self.validity = validity
+        self._evidence: tuple[bytes, ...] = ()
+        self._evidence_until: datetime | None = None
 
     async def init(self) -> None:
         for which in (ISSUING, ROOT):
@@ -116,6 +122,23 @@ class RevocationLists:
                 entries.append(e)
         return sorted(entries, key=lambda e: e.serial)
 
+    def _due(self, doc: Doc | None, now: datetime) -> bool:
+        return doc is None or "der" not in doc or as_utc(doc["next_update"]) - self.validity / 3 <= now
+
+    async def evidence(self) -> tuple[bytes, ...]:
+        """The issuing CA's CRL and the root's ARL (DER) to embed in a signature now: the published ones, read
+        at most every ``EVIDENCE_REUSE`` (never every signature), and published first when due."""
+        now = self.clock.now()
+        if self._evidence_until is not None and now < self._evidence_until:
+            return self._evidence
+        docs = [await self.crls.get(which) for which in (ISSUING, ROOT)]
+        if any(self._due(d, now) for d in docs):
+            await self.refresh()
+            docs = [await self.crls.get(which) for which in (ISSUING, ROOT)]
+        self._evidence = tuple(bytes(d["der"]) for d in docs if d is not None and "der" in d)
+        self._evidence_until = now + EVIDENCE_REUSE
+        return self._evidence
+
     async def refresh(self) -> int:
         """Publish each CRL whose content changed or whose nextUpdate draws near; how many were published."""
         published = 0
@@ -123,9 +146,7 @@ class RevocationLists:
             entries = await self._entries(which)
             content = hashlib.sha256("\n".join(e.line() for e in entries).encode()).hexdigest()
             doc = await self.crls.get(which)
-            now = self.clock.now()
-            due = doc is None or "der" not in doc or as_utc(doc["next_update"]) - self.validity / 3 <= now
-            if due or doc is None or doc.get("content") != content:
+            if self._due(doc, self.clock.now()) or doc is None or doc.get("content") != content:
                 published += await self._publish(which, entries, content)
         return published
 
@@ -140,6 +161,7 @@ class RevocationLists:
             which, number, crl.public_bytes(serialization.Encoding.DER), at, content, len(entries)
         )
         if stored:
+            self._evidence_until = None  # what this process publishes goes into the next signature
             log.info("CRL published", extra={"crl": which, "number": number, "entries": len(entries)})
         return int(stored)
 

@@ -68,10 +68,8 @@ class Papers:
         return bytes(doc["bytes"])
 
     async def trust(self) -> pades.Trust:
-        """The chain and the CRLs the CA serves right now (a due CRL is published first: never stale)."""
-        await self.crls.refresh()
-        got = [await self.crls.current(which) for which in ("issuing", "root")]
-        crls = tuple(bytes(g["der"]) for g in got if g is not None)
+        """The chain and the CRLs the CA publishes (a due CRL is published first: never one past its nextUpdate)."""
+        crls = await self.crls.evidence()
         return pades.Trust(self.authority.root_certificate, self.authority.ca_certificate, crls, self.clock.now())
 
     def timestamper(self) -> pades.LocalTimeStamper:
