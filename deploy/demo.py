@@ -88,7 +88,7 @@ async def papers(stack: Stack, endpoints: Endpoints, result: JourneyResult, cid:
     out.mkdir(parents=True, exist_ok=True)
     try:
         await api.login(result.phone, PASSWORD)
-        contract = await api.contract_for_order(result.order_id)
+        contract = await api.contract_for_order(result.order_id, wait=20, sealed=True)
         record = await api.acceptance_record(result.certificate_id)
         files = {
             "hop-dong-dich-vu.pdf": await api.download(contract["sealed_pdf_url"]),

@@ -60,7 +60,7 @@ async def test_the_subscriber_downloads_two_pdfs_that_validate_and_render(
     api = KysoApi(endpoints)
     try:
         await api.login(who.phone, PASSWORD)
-        contract = await api.contract_for_order(who.order_id)
+        contract = await api.contract_for_order(who.order_id, wait=20, sealed=True)
         record = await api.acceptance_record(who.certificate_id)
         assert contract["signed"] and contract["sealed_pdf_url"] and record["signed"] and record["signed_pdf_url"]
         files = {

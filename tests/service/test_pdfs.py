@@ -19,8 +19,9 @@ from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timesta
 from pyhanko.sign.validation.ades import AdESPassed
 
 from ades_check import ades_indications
-from kyso_contracts import AcceptanceRecordSigned, ContractSigned, SignatureCompleted
-from kyso_signing import pades
+from kyso_contracts import AcceptanceRecordSigned, ContractSealed, ContractSigned, SignatureCompleted
+from kyso_kit.errors import NotFound
+from kyso_signing import documents, pades
 from kyso_signing.papers import ACCEPTANCE_CLIENT
 
 from .test_ca import PIN, issue
@@ -80,15 +81,30 @@ def fails(pdf: bytes, trust: pades.Trust) -> bool:
         return True
 
 
+async def sealed_contract(s: Signing, cert: dict[str, Any]) -> bytes:
+    """The contract once the provider sealed it (on ContractSigned, after issuance)."""
+    [signed] = [e for e in s.store.of_type(ContractSigned) if e.data.certificate_id == cert["_id"]]
+    await s.contracts.when_contract_signed_seal(signed)
+    return await s.contracts.pdf(ALICE, cert["contract"]["contract_id"], sealed=True)
+
+
 async def test_the_contract_is_sealed_by_the_provider_as_pades_b_lta(world: World) -> None:
     doc = await issue(world.s)
     contract_id = doc["contract"]["contract_id"]
     consented = await world.s.contracts.pdf(ALICE, contract_id, sealed=False)
-    sealed = await world.s.contracts.pdf(ALICE, contract_id, sealed=True)
+    with pytest.raises(NotFound):  # issuance did not wait for the seal
+        await world.s.contracts.pdf(ALICE, contract_id, sealed=True)
+    sealed = await sealed_contract(world.s, doc)
     assert sealed.startswith(consented)  # an incremental update of exactly the bytes consented to
     [signed] = world.s.store.of_type(ContractSigned)
-    assert signed.data.contract_sha256 == doc["contract"]["sha256"]
-    assert signed.data.sealed_contract_sha256 == doc["contract"]["sealed_sha256"]
+    await world.s.contracts.when_contract_signed_seal(signed)  # delivered again: sealed once
+    [done] = world.s.store.of_type(ContractSealed)
+    after = await world.s.contracts.certs.get(doc["_id"])
+    assert after is not None and done.causationid == signed.id and done.data.level == "PAdES-B-LTA"
+    assert done.data.contract_sha256 == signed.data.contract_sha256 == doc["contract"]["sha256"]
+    assert done.data.sealed_contract_sha256 == after["contract"]["sealed_sha256"] == documents.sha256_hex(sealed)
+    view = await world.s.contracts.for_order(ALICE, doc["order_id"])
+    assert view.sealed_sha256 == done.data.sealed_contract_sha256 and view.sealed_pdf_url
     trust = await trust_of(world)
     seen = await asyncio.to_thread(validate, sealed, trust)
     assert seen["signatures"] == ["kyso test Contract Seal"] or seen["signatures"][0].endswith("Contract Seal")
@@ -159,7 +175,7 @@ def test_an_encrypted_pdf_is_refused() -> None:
 async def test_pdftoppm_renders_the_first_page_of_both_pdfs(world: World, tmp_path: Path) -> None:
     cert = await issue(world.s)
     files = {
-        "contract": await world.s.contracts.pdf(ALICE, cert["contract"]["contract_id"], sealed=True),
+        "contract": await sealed_contract(world.s, cert),
         "acceptance": await world.s.acceptance.file(ALICE, cert["_id"], signed=False),
     }
     for name, data in files.items():

@@ -191,9 +191,10 @@ class KysoApi:
         return await self.call("POST", f"{parts.scheme}://{parts.netloc}/sandbox/pay", json=body)
 
     # signing --------------------------------------------------------------
-    async def contract_for_order(self, order_id: str, wait: float = 0) -> Any:
-        """The order's contract; ``wait`` seconds of long-poll while it is not yet drawn up."""
-        params: dict[str, Any] = {"order_id": order_id, "wait": wait}
+    async def contract_for_order(self, order_id: str, wait: float = 0, *, sealed: bool = False) -> Any:
+        """The order's contract; ``wait`` seconds of long-poll while it is not yet drawn up (or, with ``sealed``,
+        not yet sealed by the provider: that follows the consent)."""
+        params: dict[str, Any] = {"order_id": order_id, "wait": wait, "until": "sealed" if sealed else "drawn_up"}
         return await self.call("GET", f"{self.ep.signing}/v1/contracts", auth=True, params=params)
 
     async def certificate(self, certificate_id: str) -> Any:

@@ -271,8 +271,30 @@ class ContractSigned(Payload):
     provider_signature_b64: str = Field(description="The provider's ECDSA signature over the contract")
     signed_at: UtcDateTime
     sealed_contract_sha256: Sha256Hex | None = Field(
-        default=None, description="SHA-256 of the contract PDF as sealed by the provider (PAdES B-LTA)"
+        default=None,
+        description="Deprecated, always null: the provider's seal follows the consent (ContractSealed carries "
+        "the sealed PDF's SHA-256)",
+        json_schema_extra={"deprecated": True},
     )
+
+
+class ContractSealed(Payload):
+    """The provider sealed the contract the subscriber consented to (PAdES B-LTA): the copy the subscriber
+    keeps, an incremental update of exactly the bytes the consent code was bound to. It follows
+    ContractSigned (its cause); issuance does not wait for it."""
+
+    event_type: ClassVar[str] = "vn.kyso.signing.contract_sealed.v1"
+    topic: ClassVar[str] = topics.SIGNING
+    key_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: Id
+    order_id: Id
+    account_id: Id
+    contract_id: Id
+    contract_sha256: Sha256Hex = Field(description="SHA-256 of the contract PDF consented to")
+    sealed_contract_sha256: Sha256Hex = Field(description="SHA-256 of the sealed PDF")
+    level: Literal["PAdES-B-LTA"] = Field(description="ETSI EN 319 142-1 baseline level")
+    sealed_at: UtcDateTime
 
 
 class CertIssued(Payload):
@@ -645,6 +667,7 @@ ALL_EVENTS: tuple[type[Payload], ...] = (
     PaymentFailed,
     PaymentRefunded,
     ContractSigned,
+    ContractSealed,
     IssuanceStopped,
     CertIssued,
     CertActivated,

@@ -16,6 +16,7 @@ from kyso_contracts import (
     CertSuspended,
     CloudEvent,
     ConsentRejected,
+    ContractSealed,
     ContractSigned,
     IssuanceStopped,
     OrderCancelled,
@@ -55,6 +56,7 @@ from .webhooks import Webhooks
 PUBLISHES: list[type[Payload]] = [
     AcceptanceRecordSigned,
     ContractSigned,
+    ContractSealed,
     CertIssued,
     CertActivated,
     IssuanceStopped,
@@ -149,6 +151,7 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     on(PaymentConfirmed)(contracts.when_payment_confirmed_prepare_contract)
     on(OrderCancelled)(contracts.when_order_closed_stop)
     on(OrderExpired)(contracts.when_order_closed_stop)
+    on(ContractSigned)(contracts.when_contract_signed_seal)
 
     @on(SmsOtpVerified)
     async def when_sms_otp_verified(event: CloudEvent[SmsOtpVerified]) -> None:

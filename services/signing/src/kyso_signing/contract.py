@@ -1,13 +1,16 @@
 """The service contract: numbered once an order is paid, its PDF drawn up when the subscriber first opens it,
-consented to with an OTP bound to that PDF's hash."""
+consented to with an OTP bound to that PDF's hash, sealed by the provider once consented to."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import asdict
 
 from kyso_contracts import (
     CloudEvent,
+    ContractSealed,
+    ContractSigned,
     OrderCancelled,
     OrderExpired,
     OrderPlaced,
@@ -152,13 +155,15 @@ class Contracts:
         )
         return after or await self.certs.get(doc["_id"]) or doc
 
-    async def for_order(self, who: Principal, order_id: str, wait_seconds: float = 0) -> ContractView:
+    async def for_order(
+        self, who: Principal, order_id: str, wait_seconds: float = 0, *, sealed: bool = False
+    ) -> ContractView:
         """The order's contract (its PDF drawn up now if nobody opened it before); it exists once the order is
-        paid, so a caller may wait up to ``wait_seconds`` for it."""
+        paid, so a caller may wait up to ``wait_seconds`` for it (or, with ``sealed``, for its sealed copy)."""
         doc = await self.changes.read_when(
             order_id,
             lambda: self.certs.find_one({"order_id": order_id}),
-            lambda d: d is not None and "contract" in d,
+            lambda d: d is not None and "contract" in d and (not sealed or "sealed_sha256" in d["contract"]),
             wait_seconds,
         )
         if doc is None or "contract" not in doc:
@@ -214,6 +219,33 @@ class Contracts:
             await self._reject(doc, event, problem)
             return
         await self.issuance.issue_on_consent(doc, event)
+
+    async def when_contract_signed_seal(self, event: CloudEvent[ContractSigned]) -> None:
+        """The provider's seal (PAdES B-LTA) over the contract consented to: the subscriber's copy, applied after
+        the certificate is issued (issuance does not wait ~25 ms of PDF work for it), once however often the
+        event comes. A crash before the seal is stored redelivers the event; sealing twice stores the first."""
+        doc = await self.certs.get(event.data.certificate_id)
+        if doc is None or "sealed_sha256" in doc["contract"]:
+            return
+        c = doc["contract"]
+        consented = f"Đã giao kết bằng OTP {c['consent_challenge_id']} lúc {local(c['signed_at'])} / consented by OTP"
+        sealed = await self.papers.seal(await self.papers.get(c["sha256"]), consented)
+        sha = await self.papers.put(sealed, "contract-sealed", doc["account_id"])  # stored before it is pointed at
+        t = self.clock.now()
+        done = ContractSealed(
+            **asdict(domain.Ref.of(doc)),
+            contract_id=c["contract_id"],
+            contract_sha256=c["sha256"],
+            sealed_contract_sha256=sha,
+            level="PAdES-B-LTA",
+            sealed_at=t,
+        )
+        if await self.certs.update(
+            {"_id": doc["_id"], "contract.sealed_sha256": {"$exists": False}},
+            {"$set": {"contract.sealed_sha256": sha, "contract.sealed_at": t}},
+            events=[self.events(done, causation_id=event.id)],
+        ):
+            self.changes.notify(doc["order_id"])
 
     async def _reject(self, doc: Doc, event: CloudEvent[SmsOtpVerified], reason: str) -> None:
         """The code authorised something else: a visible rejection, the contract still waits for consent."""

@@ -196,7 +196,6 @@ class Signed:
     not_before: datetime
     not_after: datetime
     certificate_pem: str
-    sealed_contract_sha256: str | None = None
 
 
 def issued(status: CertificateStatus, ref: Ref, s: Signed) -> tuple[CertificateStatus, ContractSigned, CertIssued]:
@@ -211,7 +210,6 @@ def issued(status: CertificateStatus, ref: Ref, s: Signed) -> tuple[CertificateS
             consent_challenge_id=s.consent_challenge_id,
             provider_signature_b64=s.provider_signature_b64,
             signed_at=s.signed_at,
-            sealed_contract_sha256=s.sealed_contract_sha256,
         ),
         CertIssued(
             **ids,

@@ -72,9 +72,14 @@ def router(
         order_id: Annotated[Id, Query(description="The order the contract is for")],
         who: Principal = Depends(account),
         wait: Annotated[float, Query(ge=0, le=30, description="Long-poll: wait this long for the contract")] = 0,
+        until: Annotated[
+            Literal["drawn_up", "sealed"],
+            Query(description="What the long-poll waits for: the contract, or its sealed copy (after consent)"),
+        ] = "drawn_up",
     ) -> ContractView:
-        """The service contract of an order (it exists once the order is paid; its PDF is drawn up on first read)."""
-        return await contracts.for_order(who, order_id, wait)
+        """The service contract of an order (it exists once the order is paid; its PDF is drawn up on first read;
+        the provider seals it just after the certificate is issued)."""
+        return await contracts.for_order(who, order_id, wait, sealed=until == "sealed")
 
     @r.get("/certificates", tags=["certificates"], responses=errors(401, 403, 422))
     async def my_certificates(

@@ -16,7 +16,7 @@ from kyso_contracts import CloudEvent, SmsOtpVerified
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox, off_loop
 from kyso_kit.store import Doc, DuplicateKey, Store
-from kyso_kit.timeutil import as_utc, local
+from kyso_kit.timeutil import as_utc
 
 from . import domain, pki, profiles
 from .authority import Authority
@@ -127,9 +127,6 @@ class Issuance:
             "key_algorithm": reserved.get("key_algorithm", KeyAlgorithm.ECDSA_P256.value),
         }
         c = doc["contract"]
-        consented = f"Đã giao kết bằng OTP {c['consent_challenge_id']} lúc {local(c['signed_at'])} / consented by OTP"
-        sealed = await self.papers.seal(await self.papers.get(c["sha256"]), consented)
-        sealed_sha = await self.papers.put(sealed, "contract-sealed", doc["account_id"])
         ref = domain.Ref.of(doc)
         status, signed_payload, issued_payload = domain.issued(
             S(doc["status"]),
@@ -145,7 +142,6 @@ class Issuance:
                 not_before=info["not_before"],
                 not_after=info["not_after"],
                 certificate_pem=info["certificate_pem"],
-                sealed_contract_sha256=sealed_sha,
             ),
         )
         signed = self.events(signed_payload, causation_id=event.id)
@@ -156,7 +152,6 @@ class Issuance:
                 "$set": {
                     "status": status.value,
                     "certificate": info,
-                    "contract.sealed_sha256": sealed_sha,
                     "expires_on": expiry_day(info["not_after"]),
                     "revision": 1,
                 }
