@@ -369,3 +369,27 @@ async def test_a_bad_pdf_is_refused_and_nothing_is_asked(
         )  # fmt: skip
     assert refused.value.code == code and refused.value.message_vi
     assert len(world.s.store.of_type(SignatureRequested)) == before  # the subscriber is asked nothing
+
+
+async def test_stored_files_are_read_back_from_memory_within_a_bound(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kyso_signing import papers as papers_module
+
+    monkeypatch.setattr(papers_module, "RECENT_FILES_BYTES", 2500)
+    p = world.s.papers
+    shas = [await p.put(bytes([i]) * 1000, "test", "acct") for i in range(3)]
+    reads = 0
+    real_get = p.files.get
+
+    async def counting_get(doc_id: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_get(doc_id)
+
+    monkeypatch.setattr(p.files, "get", counting_get)
+    assert await p.get(shas[2]) == bytes([2]) * 1000 and reads == 0  # just stored: from memory
+    assert await p.get(shas[0]) == bytes([0]) * 1000 and reads == 1  # evicted (2,500 bytes kept): stored copy
+    assert p._recent_bytes <= 2500
+    with pytest.raises(LookupError):
+        await p.get("0" * 64)

@@ -3,13 +3,16 @@ acceptance record (signed by the subscriber with the new certificate).
 
 Files are content-addressed: a file's ``_id`` is its SHA-256, so writing one twice is harmless, two
 deliveries racing each store their own bytes, and a record can only ever point at exactly the bytes
-whose hash it holds. A file is stored *before* any record points at it.
+whose hash it holds. A file is stored *before* any record points at it. Being immutable (and never
+deleted), the files this process stored or read lately are kept in memory too: each journey reads its
+contract and prepared record back (50–90 KB each) right after storing them.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +34,7 @@ from .tsa import TimestampAuthority
 ACCEPTANCE_CLIENT = Client("kyso-acceptance", "kyso — Biên bản nghiệm thu / acceptance record")
 ACCEPTANCE_FIELD = "KysoAcceptance"
 PDF = "application/pdf"
+RECENT_FILES_BYTES = 32 * 1024 * 1024
 
 
 class Papers:
@@ -49,6 +53,18 @@ class Papers:
         self.stamper = stamper
         self.clock = clock
         self.provider_name = provider_name
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_bytes = 0
+
+    def _remember(self, sha256: str, data: bytes) -> None:
+        if sha256 in self._recent:
+            self._recent.move_to_end(sha256)
+            return
+        self._recent[sha256] = data
+        self._recent_bytes += len(data)
+        while self._recent_bytes > RECENT_FILES_BYTES:
+            _, dropped = self._recent.popitem(last=False)
+            self._recent_bytes -= len(dropped)
 
     async def put(self, pdf: bytes, kind: str, account_id: str) -> str:
         sha = documents.sha256_hex(pdf)
@@ -59,13 +75,19 @@ class Papers:
             )  # fmt: skip
         except DuplicateKey:
             pass  # the very same bytes are stored already
+        self._remember(sha, pdf)  # only once stored: a cached file is always a stored one
         return sha
 
     async def get(self, sha256: str) -> bytes:
+        if (data := self._recent.get(sha256)) is not None:
+            self._recent.move_to_end(sha256)
+            return data
         doc = await self.files.get(sha256)
         if doc is None:
             raise LookupError(f"file {sha256} is not stored")  # a record never points at a missing file
-        return bytes(doc["bytes"])
+        data = bytes(doc["bytes"])
+        self._remember(sha256, data)
+        return data
 
     async def trust(self) -> pades.Trust:
         """The chain and the CRLs the CA publishes (a due CRL is published first: never one past its nextUpdate)."""
