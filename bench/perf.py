@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -270,6 +271,35 @@ async def event_hops(bootstrap: str, since_ms: int) -> dict[str, Any]:
     return {pair: {"n": len(v), "p50_ms": ms(pct(v, 50)), "p99_ms": ms(pct(v, 99))} for pair, v in sorted(hops.items())}
 
 
+HANDLING = re.compile(
+    r'^kyso_event_handling_seconds_(sum|count)\{event_type="([^"]+)",outcome="handled"\} ([0-9.e+-]+)$', re.M
+)
+
+
+async def handling_totals(stack: Stack) -> dict[tuple[str, str], list[float]]:
+    """Each service's event handling time so far (its /metrics histogram): (service, type) → [seconds, count]."""
+    totals: dict[tuple[str, str], list[float]] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in ("registration", "payment", "signing", "otp"):
+            text = (await http.get(f"{stack.url(name)}/metrics")).text
+            for kind, etype, value in HANDLING.findall(text):
+                totals.setdefault((name, etype), [0.0, 0.0])[kind == "count"] = float(value)
+    return totals
+
+
+def handling_between(
+    before: dict[tuple[str, str], list[float]], after: dict[tuple[str, str], list[float]]
+) -> list[dict[str, Any]]:
+    """Mean handling time per (service, event type) between two readings: the consumer's own share of a hop."""
+    rows = []
+    for (service, etype), (total, count) in sorted(after.items()):
+        t0, n0 = before.get((service, etype), [0.0, 0.0])
+        if count > n0:
+            rows.append({"service": service, "event": etype.split(".")[-2], "n": int(count - n0),
+                         "mean_ms": round(1000 * (total - t0) / (count - n0), 1)})  # fmt: skip
+    return rows
+
+
 # --------------------------------------------------------------------------- 4. lookups
 
 
@@ -483,6 +513,15 @@ def report(results: dict[str, Any], out: Path) -> str:
         lines += [f"| {p} | {h['n']} | {h['p50_ms']} | {h['p99_ms']} |" for p, h in hops.items()]
         lines.append("")
     lines += [
+        "Each consumer's own share of a hop — the mean time from an event's arrival to its handling done "
+        "(duplicate check, handler, remembering it), read from each service's `/metrics`:",
+        "",
+    ]
+    for label, rows in results.get("handling", {}).items():
+        lines += [f"{label}:", "", "| service | event | n | mean ms |", "|---|---|---|---|"]
+        lines += [f"| {r['service']} | {r['event']} | {r['n']} | {r['mean_ms']} |" for r in rows]
+        lines.append("")
+    lines += [
         "## Indexed lookups and guarded updates (FerretDB build of this project)",
         "",
         "| documents | lookup p50 ms | lookup p99 ms | update p50 ms | update p99 ms |",
@@ -653,10 +692,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for concurrency, count in plan:
             print(f"journeys at {concurrency}…", file=sys.stderr)
             since = int(time.time() * 1000)
+            handled = await handling_totals(stack)
             results["journeys"].append(await journeys(endpoints, meter, concurrency, count))
             if concurrency in (1, 16):
                 label = "one journey at a time" if concurrency == 1 else "16 concurrent journeys"
                 results["hops"][label] = await event_hops(stack.kafka_bootstrap, since)
+                results.setdefault("handling", {})[label] = handling_between(handled, await handling_totals(stack))
 
         print("OTP verification…", file=sys.stderr)
         results["otp"] = await otp_verification(stack, meter, 8 if quick else 20, 16)

@@ -156,10 +156,10 @@ class EventConsumer:
                 # Partitions in parallel (one consumer each), each partition in order: one
                 # aggregate's events (one key, one partition) are never handled out of order.
                 max_workers=self._settings.consumer_workers,
-                # An idle consumer's fetch waits this long at the broker (the default 500 ms made each of
-                # 16 subscribers poll twice a second); one arriving event answers it at once, so latency is
-                # unchanged. Idle CPU of the whole stack 0.096 → 0.065 cores, Kafka's 0.046 → 0.027.
-                fetch_max_wait_ms=5000,
+                # fetch_max_wait_ms stays at aiokafka's 500 ms: its fetcher sends no new fetch to a broker
+                # while one is in flight, so a partition whose records were still buffered when a fetch left
+                # waits for that fetch to end. At 5 s the idle stack used 0.03 cores less, but a journey
+                # stalled for 4.3 s (bench/perf.py, one journey at a time).
                 decoder=_raw,
                 title=f"{topic}:{self._settings.service_name}",
                 description="Handles: " + ", ".join(p.__name__ for p in payloads),
