@@ -98,3 +98,32 @@ async def test_a_handler_continues_the_trace_of_the_event_it_handles(spans: InMe
     handled = next(s for s in spans.get_finished_spans() if s.name == f"handle {incoming.type}")
     assert handled.kind == trace.SpanKind.CONSUMER and handled.parent is not None
     assert format(handled.parent.span_id, "016x") == "00f067aa0ba902b7"
+
+
+class CountingInbox(FakeInbox):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def seen(self, event_id: str) -> bool:
+        self.calls += 1
+        return False
+
+    async def remember(self, event_id: str, event_type: str) -> None:
+        self.calls += 1
+
+
+async def test_events_a_handler_does_not_want_cost_no_inbox_round_trip() -> None:
+    factory = EventFactory("/kyso/test", FakeClock())
+    settings = ServiceSettings(service_name="wantstest")  # type: ignore[call-arg]
+    inbox = CountingInbox()
+    consumer = EventConsumer(settings, None, inbox, Metrics("wantstest"))  # type: ignore[arg-type]
+    handled: list[str] = []
+
+    @consumer.on(OtpMethodChanged, wants=lambda p: p.method == "smartotp")
+    async def handle(event: CloudEvent[Any]) -> None:
+        handled.append(event.data.method)
+
+    for method in ("sms", "smartotp"):
+        event = factory(changed().model_copy(update={"method": method}))
+        await consumer.handle(SimpleNamespace(raw_message=None, body=event.model_dump_json().encode()))  # type: ignore[arg-type]
+    assert handled == ["smartotp"] and inbox.calls == 2  # the unwanted one: not even a duplicate check

@@ -108,15 +108,21 @@ class EventConsumer:
         self._metrics = metrics
         self._uncommitted: dict[Any, dict[TopicPartition, int]] = {}
         self._handlers: dict[str, Handler] = {}
+        self._wants: dict[str, Callable[[Any], bool]] = {}
         self._payloads: dict[str, list[type[Payload]]] = {}
         self.dead_lettered = 0
         self._installed = False
 
-    def on(self, payload: type[Payload]) -> Callable[[Handler], Handler]:
+    def on(self, payload: type[Payload], wants: Callable[[Any], bool] | None = None) -> Callable[[Handler], Handler]:
+        """Handle events of ``payload``'s type; with ``wants``, only those whose payload it accepts — the others
+        (say, an SMS code verified for a purpose another service acts on) cost no database round trip."""
+
         def register(fn: Handler) -> Handler:
             if payload.event_type in self._handlers:
                 raise ValueError(f"{payload.event_type} already has a handler")
             self._handlers[payload.event_type] = fn
+            if wants is not None:
+                self._wants[payload.event_type] = wants
             self._payloads.setdefault(payload.topic, []).append(payload)
             return fn
 
@@ -208,6 +214,9 @@ class EventConsumer:
         handler = self._handlers.get(event.type)
         if handler is None:
             return
+        wants = self._wants.get(event.type)
+        if wants is not None and not wants(event.data):
+            return  # not one this service acts on: no duplicate check, nothing to remember
         token = correlation_id.set(event.correlationid)
         started = time.perf_counter()
         outcome = "handled"

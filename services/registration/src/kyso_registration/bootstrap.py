@@ -24,6 +24,7 @@ from kyso_contracts import (
     OrganisationRegistrationConfirmed,
     OrganisationRegistrationOpened,
     OrganisationRegistrationWithdrawn,
+    OtpPurpose,
     PaymentAmountMismatch,
     PaymentConfirmed,
     PaymentFailed,
@@ -103,7 +104,9 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
         rt.on_startup(init)
     rt.every(settings.order_expiry_every_seconds, uc.orders.expire_unpaid, "unpaid-order-expiry")
     on = rt.consumer.on
-    on(SmsOtpVerified)(uc.identities.when_sms_otp_verified_mark_phone)
+    on(SmsOtpVerified, wants=lambda e: e.purpose == OtpPurpose.PHONE_VERIFICATION)(
+        uc.identities.when_sms_otp_verified_mark_phone
+    )
     on(OrganisationRegistrationConfirmed)(uc.organisations.when_confirmed_place_orders)
     on(PaymentConfirmed)(uc.status.when_payment_confirmed_mark_paid)
     on(PaymentFailed)(uc.status.when_payment_failed_mark_failed)

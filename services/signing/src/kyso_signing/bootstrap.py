@@ -22,6 +22,7 @@ from kyso_contracts import (
     OrderCancelled,
     OrderExpired,
     OrderPlaced,
+    OtpPurpose,
     Payload,
     PaymentAmountMismatch,
     PaymentConfirmed,
@@ -153,7 +154,14 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     on(OrderExpired)(contracts.when_order_closed_stop)
     on(ContractSigned)(contracts.when_contract_signed_seal)
 
-    @on(SmsOtpVerified)
+    signing_purposes = {
+        OtpPurpose.CONTRACT_CONSENT,
+        OtpPurpose.CERTIFICATE_REVOCATION,
+        OtpPurpose.SIGNATURE_CONFIRMATION,
+        OtpPurpose.UNLOCK,
+    }
+
+    @on(SmsOtpVerified, wants=lambda e: e.purpose in signing_purposes)
     async def when_sms_otp_verified(event: CloudEvent[SmsOtpVerified]) -> None:
         # each use case ignores the purposes that are not its own
         await contracts.when_sms_otp_verified_sign_contract(event)
