@@ -313,6 +313,7 @@ REQUIRED_EVENTS = (
     "vn.kyso.registration.order_placed.v1",
     "vn.kyso.payment.confirmed.v1",
     "vn.kyso.signing.contract_signed.v1",
+    "vn.kyso.signing.contract_sealed.v1",
     "vn.kyso.signing.cert_issued.v1",
     "vn.kyso.signing.cert_activated.v1",
     "vn.kyso.signing.acceptance_record_signed.v1",
