@@ -393,3 +393,23 @@ async def test_stored_files_are_read_back_from_memory_within_a_bound(
     assert p._recent_bytes <= 2500
     with pytest.raises(LookupError):
         await p.get("0" * 64)
+
+
+@pytest.mark.parametrize("name", ["Nguyễn Thị Ánh Tuyết", "Công ty TNHH Thương mại Dịch vụ Số Hóa Đơn Điện Tử"])
+async def test_the_running_line_widths_lay_out_byte_identical_pdfs(world: World, name: str) -> None:
+    from datetime import UTC, datetime
+
+    cert = await issue(world.s)
+    order = {**cert["order"], "subscriber": {**cert["order"]["subscriber"], "full_name": name}}
+    at = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+    made = {}
+    try:
+        for fast in (True, False):
+            documents.fast_line_widths(fast)
+            made[fast] = (
+                documents.service_contract("c" * 32, "kyso", order, at).pdf,
+                documents.acceptance_record(cert["_id"], cert["certificate"], "kyso", at).pdf,
+            )
+    finally:
+        documents.fast_line_widths(True)
+    assert made[True] == made[False]
