@@ -24,7 +24,6 @@ from kyso_contracts import (
     OrganisationRegistrationConfirmed,
     OrganisationRegistrationOpened,
     OrganisationRegistrationWithdrawn,
-    OtpPurpose,
     PaymentAmountMismatch,
     PaymentConfirmed,
     PaymentFailed,
@@ -104,7 +103,7 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
         rt.on_startup(init)
     rt.every(settings.order_expiry_every_seconds, uc.orders.expire_unpaid, "unpaid-order-expiry")
     on = rt.consumer.on
-    on(SmsOtpVerified, wants=lambda e: e.purpose == OtpPurpose.PHONE_VERIFICATION)(
+    on(SmsOtpVerified, wants=lambda e: e.purpose == uc.identities.SMS_PURPOSE)(
         uc.identities.when_sms_otp_verified_mark_phone
     )
     on(OrganisationRegistrationConfirmed)(uc.organisations.when_confirmed_place_orders)

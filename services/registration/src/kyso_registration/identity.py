@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import ClassVar
 
 from pydantic import ValidationError
 
@@ -29,6 +30,8 @@ def registration_view(doc: Doc) -> RegistrationView:
 
 
 class Identities:
+    SMS_PURPOSE: ClassVar[OtpPurpose] = OtpPurpose.PHONE_VERIFICATION  # the SMS codes this use case acts on
+
     def __init__(
         self, store: Store, vneid: domain.VneidVerifier, clock: Clock, max_age_seconds: int, changes: Changes
     ) -> None:
@@ -129,7 +132,7 @@ class Identities:
 
     async def when_sms_otp_verified_mark_phone(self, event: CloudEvent[SmsOtpVerified]) -> None:
         e = event.data
-        if e.purpose != OtpPurpose.PHONE_VERIFICATION:
+        if e.purpose != self.SMS_PURPOSE:
             return
         await self.registrations.update(
             {"_id": e.subject},

@@ -22,7 +22,6 @@ from kyso_contracts import (
     OrderCancelled,
     OrderExpired,
     OrderPlaced,
-    OtpPurpose,
     Payload,
     PaymentAmountMismatch,
     PaymentConfirmed,
@@ -154,12 +153,7 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     on(OrderExpired)(contracts.when_order_closed_stop)
     on(ContractSigned)(contracts.when_contract_signed_seal)
 
-    signing_purposes = {
-        OtpPurpose.CONTRACT_CONSENT,
-        OtpPurpose.CERTIFICATE_REVOCATION,
-        OtpPurpose.SIGNATURE_CONFIRMATION,
-        OtpPurpose.UNLOCK,
-    }
+    signing_purposes = {uc.SMS_PURPOSE for uc in (contracts, lifecycle, remote, pin)}
 
     @on(SmsOtpVerified, wants=lambda e: e.purpose in signing_purposes)
     async def when_sms_otp_verified(event: CloudEvent[SmsOtpVerified]) -> None:

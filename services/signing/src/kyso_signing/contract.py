@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import asdict
+from typing import ClassVar
 
 from kyso_contracts import (
     CloudEvent,
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 
 class Contracts:
+    SMS_PURPOSE: ClassVar[OtpPurpose] = OtpPurpose.CONTRACT_CONSENT  # the SMS codes this use case acts on
+
     def __init__(
         self, store: Store, issuance: Issuance, clock: Clock, papers: Papers, changes: Changes | None = None
     ) -> None:
@@ -204,7 +207,7 @@ class Contracts:
 
     async def when_sms_otp_verified_sign_contract(self, event: CloudEvent[SmsOtpVerified]) -> None:
         e = event.data
-        if e.purpose != OtpPurpose.CONTRACT_CONSENT:
+        if e.purpose != self.SMS_PURPOSE:
             return
         doc = await self.certs.find_one({"contract_id": e.subject})
         if doc is None:

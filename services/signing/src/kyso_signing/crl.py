@@ -131,11 +131,11 @@ class RevocationLists:
         now = self.clock.now()
         if self._evidence_until is not None and now < self._evidence_until:
             return self._evidence
-        docs = [await self.crls.get(which) for which in (ISSUING, ROOT)]
+        docs = [await self.current(which) for which in (ISSUING, ROOT)]
         if any(self._due(d, now) for d in docs):
             await self.refresh()
-            docs = [await self.crls.get(which) for which in (ISSUING, ROOT)]
-        self._evidence = tuple(bytes(d["der"]) for d in docs if d is not None and "der" in d)
+            docs = [await self.current(which) for which in (ISSUING, ROOT)]
+        self._evidence = tuple(bytes(d["der"]) for d in docs if d is not None)
         self._evidence_until = now + EVIDENCE_REUSE
         return self._evidence
 
@@ -146,7 +146,7 @@ class RevocationLists:
             entries = await self._entries(which)
             content = hashlib.sha256("\n".join(e.line() for e in entries).encode()).hexdigest()
             doc = await self.crls.get(which)
-            if self._due(doc, self.clock.now()) or doc is None or doc.get("content") != content:
+            if doc is None or self._due(doc, self.clock.now()) or doc.get("content") != content:
                 published += await self._publish(which, entries, content)
         return published
 

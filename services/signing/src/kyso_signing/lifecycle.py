@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from kyso_contracts import CertActivated, CloudEvent, OtpPurpose, Payload, SmsOtpVerified
 from kyso_kit.auth import Principal, ensure_may, ensure_role
@@ -72,6 +72,8 @@ def request_statement(doc: Doc, request_id: str, action: str, reason: str, at: d
 
 
 class Lifecycle:
+    SMS_PURPOSE: ClassVar[OtpPurpose] = OtpPurpose.CERTIFICATE_REVOCATION  # the SMS codes this use case acts on
+
     def __init__(self, store: Store, clock: Clock) -> None:
         self.certs = store.collection("certificates", events=True)
         self.state = store.collection("pki_state")
@@ -239,12 +241,12 @@ class Lifecycle:
             statement=statement.decode(),
             sha256=digest,
             expires_at=(t + REQUEST_TTL).isoformat(),
-            otp=OtpToAsk(purpose=OtpPurpose.CERTIFICATE_REVOCATION.value, subject=request_id, binding_sha256=digest),
+            otp=OtpToAsk(purpose=self.SMS_PURPOSE.value, subject=request_id, binding_sha256=digest),
         )
 
     async def when_sms_otp_verified_apply_request(self, event: CloudEvent[SmsOtpVerified]) -> None:
         e = event.data
-        if e.purpose != OtpPurpose.CERTIFICATE_REVOCATION:
+        if e.purpose != self.SMS_PURPOSE:
             return
         doc = await self.certs.find_one({"revocation_request_id": e.subject})
         if doc is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from typing import ClassVar
 
 from cryptography.exceptions import InvalidTag
 
@@ -31,6 +32,8 @@ PROOF_TTL = timedelta(minutes=10)
 
 
 class PinUnlock:
+    SMS_PURPOSE: ClassVar[OtpPurpose] = OtpPurpose.UNLOCK  # the SMS codes this use case acts on
+
     def __init__(self, store: Store, master_key_b64: str, clock: Clock) -> None:
         self.certs = store.collection("certificates", events=True)
         self.master_key = base64.b64decode(master_key_b64)
@@ -38,7 +41,7 @@ class PinUnlock:
 
     async def when_sms_otp_verified_allow_unlock(self, event: CloudEvent[SmsOtpVerified]) -> None:
         e = event.data
-        if e.purpose != OtpPurpose.UNLOCK:
+        if e.purpose != self.SMS_PURPOSE:
             return
         cert = await self.certs.get(e.subject)
         if cert is None or cert["account_id"] != e.account_id:

@@ -28,7 +28,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidTag
 
@@ -127,6 +127,8 @@ def pin_locked() -> Forbidden:
 
 
 class RemoteSigning:
+    SMS_PURPOSE: ClassVar[OtpPurpose] = OtpPurpose.SIGNATURE_CONFIRMATION  # the SMS codes this use case acts on
+
     def __init__(
         self,
         store: Store,
@@ -257,7 +259,7 @@ class RemoteSigning:
 
     async def when_sms_otp_verified_record(self, event: CloudEvent[SmsOtpVerified]) -> None:
         e = event.data
-        if e.purpose != OtpPurpose.SIGNATURE_CONFIRMATION:
+        if e.purpose != self.SMS_PURPOSE:
             return
         doc = await self.requests.get(e.subject)
         if doc is None or doc["account_id"] != e.account_id or e.binding_sha256 != doc["documents_digest"]:
