@@ -1,6 +1,6 @@
 """Payment notifications (VNPay IPN) over HTTP against the real database and broker.
 
-    uv run python bench/ipn.py [--quick] [--out bench/results]
+    uv run python bench/ipn.py [--quick | --smoke] [--out bench/results]
 
 Starts Kafka + FerretDB, the four services and the sandbox gateway; one account places N orders and
 opens each checkout; then, at 16 concurrent clients:
@@ -31,12 +31,11 @@ sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from perf import CpuMeter, bench_main, ms, pct, subscriber  # noqa: E402
+from harness import CpuMeter, bench_main, ms, pct, running_stack, sized, subscriber  # noqa: E402
 
 from kyso_client.api import Endpoints, KysoApi, eventually  # noqa: E402
 from kyso_payment import sandbox_gateway  # noqa: E402
 from kyso_payment.settings import PaymentSettings  # noqa: E402
-from stack import Stack  # noqa: E402
 
 CONCURRENCY = 16
 
@@ -75,10 +74,8 @@ async def hammer(url: str, params: list[dict[str, str] | None], meter: CpuMeter)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    orders = 100 if args.quick else 400
-    stack = Stack()
-    stack.start()
-    try:
+    orders = sized(args, 400, 100, 6)
+    with running_stack() as stack:
         endpoints = Endpoints(*(stack.url(n) for n in ("registration", "payment", "signing", "otp")))
         settings = PaymentSettings(KYSO_PROFILE="development")  # type: ignore[call-arg]  # the stack's secret
         assert settings.vnpay_hash_secret
@@ -109,7 +106,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ipn_url = f"{stack.url('payment')}/v1/payments/vnpay/ipn"
         floor = await hammer(f"{stack.url('payment')}/health", [None] * (orders * 2), meter)
         distinct = await hammer(ipn_url, list(ipns), meter)
-        duplicates = await hammer(ipn_url, [ipns[0]] * 1000, meter)
+        duplicates = await hammer(ipn_url, [ipns[0]] * sized(args, 1000, 1000, 50), meter)
         return {
             "orders": orders,
             "concurrency": CONCURRENCY,
@@ -117,8 +114,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "distinct": distinct,
             "duplicates": duplicates,
         }
-    finally:
-        stack.stop()
 
 
 def report(r: dict[str, Any]) -> str:
@@ -147,4 +142,4 @@ def report(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    bench_main(__doc__, run, report, "ipn", "100 payments instead of 400")
+    bench_main(__doc__ or "", run, report, "ipn", "100 payments instead of 400")

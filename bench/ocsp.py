@@ -1,6 +1,6 @@
 """OCSP responder throughput and latency over HTTP against the real database.
 
-    uv run python bench/ocsp.py [--quick] [--out bench/results]
+    uv run python bench/ocsp.py [--quick | --smoke] [--out bench/results]
 
 Starts Kafka + FerretDB and the four services, issues one real certificate through the journey, then
 adds synthetic certificate records to the signing service's database (so lookups run against a
@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from perf import CpuMeter, bench_main, ms, pct  # noqa: E402
+from harness import CpuMeter, bench_main, ms, pct, running_stack, sized  # noqa: E402
 
 from kyso_client.api import Endpoints  # noqa: E402
 from kyso_client.journey import walk  # noqa: E402
-from stack import SERVICES, Stack  # noqa: E402
+from stack import SERVICES  # noqa: E402
 
 CONCURRENCY = 16
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
@@ -195,12 +195,10 @@ def report(results: dict[str, Any]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    seconds = 5.0 if args.quick else 15.0
-    records = 10_000 if args.quick else 100_000
+    seconds = sized(args, 15.0, 5.0, 1.0)
+    records = sized(args, 100_000, 10_000, 300)
     results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "records": records}
-    stack = Stack()
-    stack.start()
-    try:
+    with running_stack() as stack:
         meter = CpuMeter.of(stack)
         endpoints = Endpoints(*(stack.url(n) for n in SERVICES))
         journey = await walk(endpoints, say=lambda _: None)
@@ -222,9 +220,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print("nonce…", file=sys.stderr)
         nonced = [request_der(ca, s, os.urandom(16)) for s in [real.serial_number, *serials[:99]]]
         results["nonce"] = await load(url, nonced, seconds, meter, cycle=True)
-    finally:
-        stack.stop()
-    results["ceiling"] = sign_ceiling(ca, 2000)
+    results["ceiling"] = sign_ceiling(ca, sized(args, 2000, 2000, 200))
     return results
 
 

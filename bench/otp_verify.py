@@ -1,11 +1,13 @@
 """Benchmark: SmartOTP code verification over HTTP against the real database.
 
-Starts Kafka + FerretDB (or uses KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL) and the otp service as its
-own process, provisions N active tokens directly in the otp database (the enrolment path is not what
+Starts Kafka + FerretDB (or uses KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL) and the otp service alone as
+its own process, provisions N active tokens directly in the otp database (the enrolment path is not what
 is measured), then drives verifications of valid current codes — each token once, because a code is
-accepted only once — and of wrong codes, with C concurrent clients. Prints throughput and latency.
+accepted only once — and of wrong codes, with C concurrent clients. Prints throughput and latency, and
+beside them the limit measured in the same run: the same number of ``GET /health`` requests from the
+same clients (the bare HTTP floor of this machine and server; python driver).
 
-    uv run python bench/otp_verify.py [--tokens 2000] [--concurrency 32]
+    uv run python bench/otp_verify.py [--tokens 2000] [--concurrency 32] [--smoke]
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deploy"))
 
-import localinfra
 from kyso_contracts import otp_algorithms
 from kyso_kit import devkeys
 from kyso_kit.auth import TokenIssuer
@@ -124,6 +125,33 @@ async def drive(url: str, tokens: list[tuple[str, str, bytes]], concurrency: int
     }
 
 
+async def health_floor(url: str, n: int, concurrency: int) -> dict[str, float]:
+    """``n`` GETs of /health from ``concurrency`` clients: the HTTP path with no work behind it."""
+    latencies: list[float] = []
+    left = n
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            t0 = time.perf_counter()
+            resp = await client.get(f"{url}/health")
+            latencies.append(time.perf_counter() - t0)
+            resp.raise_for_status()
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+    }
+
+
 def drive_wrk(
     url: str, tokens: list[tuple[str, str, bytes]], concurrency: int, valid: bool, seconds: int
 ) -> dict[str, float]:
@@ -172,26 +200,53 @@ async def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--driver", choices=["wrk", "python"], default=None)
     ap.add_argument("--seconds", type=int, default=15, help="length of each phase (wrk driver)")
+    ap.add_argument(
+        "--smoke", action="store_true", help="40 tokens per phase, 4 clients, python driver: does it still run?"
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.tokens, args.concurrency, args.driver = 40, 4, "python"
     driver = args.driver or ("wrk" if shutil.which("wrk") else "python")
     stack = Stack()
-    stack.start_infra()
     try:
-        sp = stack.start_service("otp", localinfra.free_port(), {"payment": 0})
-        await asyncio.to_thread(stack.wait_ready, sp)
+        # the otp service alone (Kafka + FerretDB from the environment, or started here)
+        await asyncio.to_thread(stack.start, 90.0, ("otp",))
+        url = stack.url("otp")
         # wrk runs for a fixed time, so it gets a generous supply of tokens (each is used once).
         n = args.tokens if driver == "python" else max(args.tokens, args.seconds * 1000)
         tokens = await provision(stack.mongodb_url, f"kyso_otp_{stack.run_id}", 2 * n + 50)
-        await drive(sp.url, tokens[:50], 8, valid=False)  # warm up connections and code paths
+        await drive(url, tokens[:50], 8, valid=False)  # warm up connections and code paths
         phases = {"valid_codes": (tokens[50 : 50 + n], True), "wrong_codes": (tokens[50 + n :], False)}
         results: dict[str, dict[str, float]] = {}
         for name, (batch, valid) in phases.items():
             if driver == "wrk":
-                results[name] = await asyncio.to_thread(drive_wrk, sp.url, batch, args.concurrency, valid, args.seconds)
+                results[name] = await asyncio.to_thread(drive_wrk, url, batch, args.concurrency, valid, args.seconds)
             else:
-                results[name] = await drive(sp.url, batch, args.concurrency, valid=valid)
-        report = {"bench": "smartotp verify over HTTP", "driver": driver, "concurrency": args.concurrency, **results}
+                results[name] = await drive(url, batch, args.concurrency, valid=valid)
+        floor = await health_floor(url, n, args.concurrency)
+        report = {
+            "bench": "smartotp verify over HTTP",
+            "mode": "smoke" if args.smoke else "full",
+            "driver": driver,
+            "concurrency": args.concurrency,
+            **results,
+            "health_floor": floor,
+        }
         print(json.dumps(report, indent=2))
+        if args.smoke:
+            print("SMOKE RUN (tiny sizes: checks the benchmark runs; the figures mean nothing)")
+        v = results["valid_codes"]
+        print(
+            f"valid codes: {v['per_second']}/s, p99 {v['p99_ms']} ms — "
+            f"{100 * v['per_second'] / floor['per_second']:.0f}% of the /health floor measured in this run "
+            f"({floor['per_second']}/s, python driver, {args.concurrency} clients)"
+        )
+        bad = sum(int(r.get("errors", 0)) + int(r.get("other", 0)) for r in results.values())
+        if bad or v["accepted"] == 0 or results["wrong_codes"]["accepted"]:
+            raise SystemExit(
+                f"unexpected answers: {bad} errors, {v['accepted']} valid codes accepted, "
+                f"{results['wrong_codes']['accepted']} wrong codes accepted"
+            )
     finally:
         stack.stop()
 

@@ -1,6 +1,6 @@
 """PDF costs in process: what each step of the two documents a subscriber keeps costs on one core.
 
-    uv run python bench/pades.py [--quick] [--out bench/results]
+    uv run python bench/pades.py [--quick | --smoke] [--out bench/results]
 
 With a fresh CA, seal and TSA (the service's own code, no database), times: rendering the contract
 PDF (fpdf2 + the embedded font), the provider's seal to PAdES B-LTA, adding a signature placeholder
@@ -13,83 +13,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
-from perf import bench_main  # noqa: E402
+from harness import POLICY, bench_main, sized, timed, world
 
-from kyso_kit.clock import SystemClock  # noqa: E402
-from kyso_signing import crl, documents, pades, pki, profiles, signer  # noqa: E402
-from kyso_signing.tsa import TimestampAuthority  # noqa: E402
-
-POLICY = "2.25.250634348.1.1"
-
-
-def timed(fn: Callable[[], Any], n: int) -> dict[str, float]:
-    fn()  # warm
-    samples = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    samples.sort()
-    return {
-        "n": n,
-        "p50_ms": round(statistics.median(samples) * 1000, 2),
-        "p95_ms": round(samples[int(0.95 * (n - 1))] * 1000, 2),
-        "per_second": round(n / sum(samples), 1),
-    }
+from kyso_signing import documents, pades, pki, profiles, signer
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     return await asyncio.to_thread(measure, args)  # pyHanko runs event loops of its own
 
 
-@dataclass(frozen=True)
-class World:
-    """A fresh CA hierarchy, provider seal and TSA made with the service's own code (no database)."""
-
-    now: datetime
-    urls: profiles.Urls
-    ca_key: Any
-    ca: Any
-    seal_key: Any
-    seal: Any
-    tsa: TimestampAuthority
-    trust: pades.Trust
-
-
-def world() -> World:
-    now = datetime.now(UTC)
-    urls = profiles.Urls("http://127.0.0.1:8003")
-    rk = pki.new_key(pki.KeyAlgorithm.ECDSA_P384)
-    root = profiles.root_ca(rk, profiles.ca_name("Root", "kyso bench"), now)
-    ck = pki.new_key()
-    ca = profiles.issuing_ca(ck.public_key(), profiles.ca_name("Issuing", "kyso bench"), rk, root, urls, POLICY, now)
-    sk, tk = pki.new_key(), pki.new_key()
-    seal = profiles.provider_seal(sk.public_key(), "kyso bench", ck, ca, urls, POLICY, now, timedelta(days=90))
-    tsa_cert = profiles.timestamp_authority(tk.public_key(), ck, ca, urls, POLICY, now, timedelta(days=90))
-    tsa = TimestampAuthority(POLICY, SystemClock())
-    tsa.use(tk, tsa_cert)
-    crls = tuple(
-        crl.build_crl([], 1, issuer, key, now - timedelta(minutes=1), timedelta(hours=24)).public_bytes(Encoding.DER)
-        for issuer, key in ((ca, ck), (root, rk))
-    )
-    return World(now, urls, ck, ca, sk, seal, tsa, pades.Trust(root, ca, crls))
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    n = 10 if args.quick else 40
+    n = sized(args, 40, 10, 2)
     w = world()
     now, urls, ck, ca, sk, seal, tsa, trust = w.now, w.urls, w.ca_key, w.ca, w.seal_key, w.seal, w.tsa, w.trust
     uk = pki.new_key()
@@ -154,4 +95,4 @@ def report(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    bench_main(__doc__, run, report, "pades", "10 samples per step instead of 40")
+    bench_main(__doc__ or "", run, report, "pades", "10 samples per step instead of 40")

@@ -1,6 +1,6 @@
 """The performance harness: one command, every figure beside its limit.
 
-    uv run python bench/perf.py [--quick] [--out bench/results]
+    uv run python bench/perf.py [--quick | --smoke] [--out bench/results]
 
 Starts Kafka + FerretDB (or uses KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL) and the four services as
 separate processes, then measures, on this machine, in one run:
@@ -33,7 +33,6 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,59 +41,30 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy"))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kyso_client import vneid  # noqa: E402
-from kyso_client.api import Endpoints, KysoApi  # noqa: E402
-from kyso_client.journey import open_account, walk  # noqa: E402
-from kyso_contracts import topics  # noqa: E402
-from stack import SERVICES, Stack  # noqa: E402
+from harness import (
+    CORES,
+    PASSWORD,
+    POLICY,
+    CpuMeter,
+    mode,
+    ms,
+    parser,
+    pct,
+    running_stack,
+    sized,
+    subscriber,
+    world,
+)
 
-TICKS = os.sysconf("SC_CLK_TCK")
-CORES = os.cpu_count() or 1
-PASSWORD = "Ky-so an toan 2025!"
+from kyso_client import vneid
+from kyso_client.api import Endpoints, KysoApi
+from kyso_client.journey import walk
+from kyso_contracts import topics
+from stack import SERVICES, Stack
 
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
-
-
-class CpuMeter:
-    """CPU seconds used by the server processes (services, FerretDB, Kafka) between two readings."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-
-    @classmethod
-    def of(cls, stack: Stack) -> CpuMeter:
-        """The four services of ``stack`` and, when it started them, FerretDB and Kafka."""
-        pids = {name: stack.services[name].proc.pid for name in SERVICES}
-        if stack.infra is not None:
-            pids |= {"ferretdb": stack.infra.ferretdb_pid, "kafka": stack.infra.kafka_pid}
-        return cls(pids)
-
-    def read(self) -> dict[str, float]:
-        out = {}
-        for name, pid in self.pids.items():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                out[name] = (int(fields[11]) + int(fields[12])) / TICKS
-            except (OSError, IndexError, ValueError):
-                out[name] = 0.0
-        return out
-
-    @staticmethod
-    def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        return {k: round(after[k] - before[k], 3) for k in before}
+ONE = "one journey at a time"  # the hop label of the journeys at concurrency 1
 
 
 # --------------------------------------------------------------------------- 1. crypto-bound limit
@@ -105,8 +75,6 @@ def crypto_limit(reps: int) -> dict[str, Any]:
     documents the journey draws up (two PDFs rendered, the contract sealed to PAdES B-LTA, the
     acceptance record prepared and completed to B-LTA): work the product needs that is not cryptography."""
     from datetime import timedelta
-
-    from pades import POLICY, world
 
     from kyso_kit.auth import TokenIssuer, TokenVerifier
     from kyso_kit.crypto import hash_secret, verify_secret
@@ -404,18 +372,11 @@ async def otp_verification(stack: Stack, meter: CpuMeter, seconds: float, concur
 # --------------------------------------------------------------------------- 6. a burst of orders
 
 
-async def subscriber(endpoints: Endpoints) -> KysoApi:
-    """A citizen with an account (the steps before ordering)."""
-    api = KysoApi(endpoints)
-    await open_account(api, "Burst Test", PASSWORD)
-    return api
-
-
 async def burst(endpoints: Endpoints, stack: Stack, orders: int, idle_journey: float) -> dict[str, Any]:
     # One order waiting for payment per subscriber and package: each of 32 buyers (the concurrency) places
     # its next order once registration has seen the last one paid — awaited with the order's long-poll, as
     # an app would (retrying the order every 50 ms instead sent ~20 refused orders per order under load).
-    buyers = [await subscriber(endpoints) for _ in range(32)]
+    buyers = [await subscriber(endpoints) for _ in range(min(32, orders))]
     locks = {id(api): asyncio.Lock() for api in buyers}
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url)
     certs = client[f"kyso_signing_{stack.run_id}"]["certificates"]
@@ -481,7 +442,7 @@ def report(results: dict[str, Any], out: Path) -> str:
         "# kyso performance",
         "",
         f"Machine: {CORES} cores; run at {results['started_at']}; "
-        f"command: `uv run python bench/perf.py{' --quick' if results['quick'] else ''}`.",
+        f"command: `uv run python bench/perf.py{'' if results['mode'] == 'full' else ' --' + results['mode']}`.",
         "",
         "## Journeys (complete, over HTTP, four services + FerretDB + Kafka on this machine)",
         "",
@@ -589,7 +550,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "met": j16["journeys_per_second"] >= limit / 2,
         }
     )
-    for label, limit50, limit99 in (("one journey at a time", 10, 50), ("16 concurrent journeys", None, 250)):
+    loaded = [label for label in results["hops"] if label != ONE]  # the highest concurrency of the run
+    for label, limit50, limit99 in ((ONE, 10, 50), *((label, None, 250) for label in loaded)):
         for pair, h in results["hops"].get(label, {}).items():
             if limit50 is not None:
                 out.append(
@@ -657,7 +619,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     for label, hops in results["hops"].items():
         for pair, h in hops.items():
             cause, effect = pair.split(" → ")
-            labels.append(f"{cause} → {effect} ({'1' if label.startswith('one') else '16'})")
+            labels.append(f"{cause} → {effect} ({'1' if label == ONE else label.split()[0]})")
             p50s.append(max(h["p50_ms"], 0.5))
             p99s.append(max(h["p99_ms"], 0.5))
     ys = range(len(labels))
@@ -678,13 +640,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    quick = args.quick
-    results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick}
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick, "mode": mode(args),
+    }  # fmt: skip
     print("crypto-bound limit…", file=sys.stderr)
-    results["crypto"] = await asyncio.to_thread(crypto_limit, 5 if quick else 20)  # pyHanko runs its own loops
-    stack = Stack()
-    stack.start()
-    try:
+    reps = sized(args, 20, 5, 1)
+    results["crypto"] = await asyncio.to_thread(crypto_limit, reps)  # pyHanko runs its own loops
+    with running_stack() as stack:
         meter = CpuMeter.of(stack)
         endpoints = Endpoints(*(stack.url(n) for n in SERVICES))
         # The SmartOTP PIN's key derivation runs on the user's phone (timed above, reported apart);
@@ -694,61 +656,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         results["journeys"] = []
         results["hops"] = {}
-        plan = [(1, 3 if quick else 8), (4, 8 if quick else 24), (16, 16 if quick else 64)]
+        plan = sized(args, [(1, 8), (4, 24), (16, 64)], [(1, 3), (4, 8), (16, 16)], [(1, 1), (4, 4)])
         for concurrency, count in plan:
             print(f"journeys at {concurrency}…", file=sys.stderr)
             since = int(time.time() * 1000)
             handled = await handling_totals(stack)
             results["journeys"].append(await journeys(endpoints, meter, concurrency, count))
-            if concurrency in (1, 16):
-                label = "one journey at a time" if concurrency == 1 else "16 concurrent journeys"
+            if concurrency == 1 or (concurrency, count) == plan[-1]:
+                label = ONE if concurrency == 1 else f"{concurrency} concurrent journeys"
                 results["hops"][label] = await event_hops(stack.kafka_bootstrap, since)
                 results.setdefault("handling", {})[label] = handling_between(handled, await handling_totals(stack))
 
         print("OTP verification…", file=sys.stderr)
-        results["otp"] = await otp_verification(stack, meter, 8 if quick else 20, 16)
+        results["otp"] = await otp_verification(stack, meter, sized(args, 20, 8, 2), sized(args, 16, 16, 4))
 
         print("burst…", file=sys.stderr)
         idle = results["journeys"][0]["p50_seconds"]
-        results["burst"] = await burst(endpoints, stack, 200 if quick else 1000, idle)
+        results["burst"] = await burst(endpoints, stack, sized(args, 1000, 200, 8), idle)
 
         print("lookups…", file=sys.stderr)
-        sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
-        results["lookups"] = await lookups(stack.mongodb_url, sizes, 200 if quick else 500)
-    finally:
-        stack.stop()
+        sizes = sized(args, [1_000, 10_000, 100_000], [1_000, 10_000], [200, 2_000])
+        results["lookups"] = await lookups(stack.mongodb_url, sizes, sized(args, 500, 200, 30))
     results["targets"] = targets(results)
     return results
 
 
-def bench_main(
-    doc: str,
-    run_: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]],
-    report_: Callable[[dict[str, Any]], str],
-    name: str,
-    quick_help: str,
-) -> None:
-    """The command line every smaller benchmark shares: ``--quick``, ``--out``; <name>.md and .json."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = asyncio.run(run_(args))
-    text = report_(results)
-    (args.out / f"{name}.md").write_text(text + "\n")
-    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(text)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer journeys, a smaller burst, up to 10,000 docs")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    args = parser.parse_args()
+    args = parser(__doc__ or "", "fewer journeys, a smaller burst, up to 10,000 docs").parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(run(args))
-    print(report(results, args.out))
+    text = report(results, args.out)
+    if args.smoke:
+        print("SMOKE RUN (tiny sizes: checks the benchmark runs; the figures mean nothing)\n")
+    print(text)
     print(f"written: {args.out / 'perf.md'}, {args.out / 'perf.json'}, {args.out / 'perf.png'}")
 
 

@@ -1,6 +1,6 @@
 """Remote signing throughput: CSC ``signatures/signHash`` over HTTP against the real database.
 
-    uv run python bench/signhash.py [--quick] [--out bench/results]
+    uv run python bench/signhash.py [--quick | --smoke] [--out bench/results]
 
 Starts Kafka + FerretDB and the four services, walks one citizen to an active certificate, registers
 an integrator, then for batches of 1, 10 and 50 digests:
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from perf import bench_main, ms, pct  # noqa: E402
+from harness import bench_main, ms, pct, running_stack, sized  # noqa: E402
 
 from kyso_client.api import Endpoints, KysoApi  # noqa: E402
 from kyso_client.integrator import Integrator  # noqa: E402
@@ -107,17 +107,17 @@ async def spend(rp: Integrator, who: Any, prepared: list[tuple[str, list[bytes]]
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    results["ecdsa"] = ecdsa_limit()
-    os.environ["OTP_SMS_PER_PHONE_PER_HOUR"] = "100000"  # one subscriber confirms many batches here
-    stack = Stack()
-    stack.start()
-    try:
+    results["ecdsa"] = ecdsa_limit(sized(args, 2.0, 2.0, 0.3))
+    # One subscriber confirms many batches here (a stack shared through KYSO_BENCH_STACK keeps its limits:
+    # the smoke run's three batches stay within them).
+    sms = {"OTP_SMS_PER_PHONE_PER_HOUR": "100000", "OTP_SMS_PER_ACCOUNT_PER_HOUR": "100000"}
+    with running_stack(sms) as stack:
         endpoints = Endpoints(*(stack.url(n) for n in SERVICES))
         who = await walk(endpoints, say=lambda _: None)
         rp = await operator_integrator(stack, endpoints)
         api = KysoApi(endpoints)
         await api.login(who.phone, PASSWORD)
-        plan = {1: 10, 10: 10, 50: 10} if args.quick else {1: 40, 10: 30, 50: 30}
+        plan = sized(args, {1: 40, 10: 30, 50: 30}, {1: 10, 10: 10, 50: 10}, {1: 1, 10: 1, 50: 1})
         for batch, count in plan.items():
             print(f"batches of {batch}: authorising {count}…", file=sys.stderr)
             prepared, t0 = [], time.perf_counter()
@@ -134,8 +134,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {row}", file=sys.stderr)
         await rp.aclose()
         await api.aclose()
-    finally:
-        stack.stop()
     return results
 
 

@@ -4,6 +4,9 @@
 * ``contracts/asyncapi.json`` — AsyncAPI 3.0 of the four services (FastStream renders it from their
   real subscribers and publishers).
 
+Both are the reader's contract: objects allow additional properties (readers ignore fields and extension
+attributes they do not know), and the description says an event may come twice (deduplicate on ``id``).
+
     uv run python deploy/contract_docs.py          # rewrite both
 Tests fail when the committed files drift from what this renders.
 """
@@ -17,6 +20,7 @@ from typing import Any
 from faststream.specification import AsyncAPI
 
 from kyso_contracts import schemas
+from kyso_contracts.envelope import DELIVERED_MORE_THAN_ONCE, READERS_IGNORE_UNKNOWN
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "contracts" / "schemas"
@@ -53,7 +57,8 @@ def asyncapi_document() -> dict[str, Any]:
         title="kyso events",
         version="1.0.0",
         description="Events of the kyso remote-signing services. Every message is a CloudEvents 1.0 envelope "
-        "(structured JSON mode) keyed by its aggregate id; see contracts/schemas for each event's JSON Schema.",
+        "(structured JSON mode) keyed by its aggregate id; see contracts/schemas for each event's JSON Schema. "
+        f"{READERS_IGNORE_UNKNOWN} {DELIVERED_MORE_THAN_ONCE}",
         schema_version="3.0.0",
     )
     doc: dict[str, Any] = spec.to_specification().to_jsonable()

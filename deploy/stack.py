@@ -6,6 +6,7 @@ Used by the demo (`deploy/demo.py`) and the end-to-end tests.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,8 +29,15 @@ PEERS = {"gateway": "kyso_payment.sandbox_gateway"}
 class ServiceProcess:
     name: str
     port: int
-    proc: subprocess.Popen[bytes]
+    # None when the process belongs to another Stack this one attached to (``Stack.attach``): it is used,
+    # never stopped or restarted from here.
+    proc: subprocess.Popen[bytes] | None
     log_path: Path
+    pid: int = 0
+
+    def __post_init__(self) -> None:
+        if self.proc is not None:
+            self.pid = self.proc.pid
 
     @property
     def url(self) -> str:
@@ -57,6 +65,10 @@ class Stack:
         self.kafka_bootstrap, self.mongodb_url = self.infra.kafka_bootstrap, self.infra.mongodb_url
 
     def service_env(self, name: str, port: int, ports: dict[str, int]) -> dict[str, str]:
+        """The environment of service ``name`` listening on ``port``; ``ports`` holds the processes started
+        beside it. A peer missing from ``ports`` (a service started alone, as bench/otp_verify.py does) gets
+        no address here, so the service keeps its own development default for it — the addresses of peers
+        that are not running would only point at nothing (this used to fail with ``KeyError: 'gateway'``)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KYSO_", "HTTP_", "MONGODB_DATABASE"))}
         env.update(
             KAFKA_BOOTSTRAP_SERVERS=self.kafka_bootstrap,
@@ -67,17 +79,22 @@ class Stack:
             HTTP_PORT=str(port),
             KYSO_PROFILE="development",
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
-            VNPAY_PAY_URL=f"http://127.0.0.1:{ports['gateway']}/sandbox/pay",
-            VNPAY_API_URL=f"http://127.0.0.1:{ports['gateway']}/merchant_webapi/api/transaction",
-            VNPAY_IPN_URL=f"http://127.0.0.1:{ports['payment']}/v1/payments/vnpay/ipn",
             # a payment whose IPN never comes is asked about after 3 s here (5 minutes by default)
             RECONCILE_AFTER_SECONDS="3",
             RECONCILE_EVERY_SECONDS="1",
-            # every service reads the access-token keys registration publishes (rotation without redeploys)
-            AUTH_JWKS_URL=f"http://127.0.0.1:{ports['registration']}/.well-known/jwks.json",
-            # where relying parties fetch CRLs, CA certificates and OCSP answers (written into certificates)
-            PKI_BASE_URL=f"http://127.0.0.1:{ports['signing']}",
         )
+        peer = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
+        if "gateway" in peer:
+            env["VNPAY_PAY_URL"] = f"{peer['gateway']}/sandbox/pay"
+            env["VNPAY_API_URL"] = f"{peer['gateway']}/merchant_webapi/api/transaction"
+        if "payment" in peer:
+            env["VNPAY_IPN_URL"] = f"{peer['payment']}/v1/payments/vnpay/ipn"
+        if "registration" in peer:
+            # every service reads the access-token keys registration publishes (rotation without redeploys)
+            env["AUTH_JWKS_URL"] = f"{peer['registration']}/.well-known/jwks.json"
+        if "signing" in peer:
+            # where relying parties fetch CRLs, CA certificates and OCSP answers (written into certificates)
+            env["PKI_BASE_URL"] = peer["signing"]
         return env
 
     def start_service(self, name: str, port: int, ports: dict[str, int]) -> ServiceProcess:
@@ -95,21 +112,51 @@ class Stack:
         self.services[name] = sp
         return sp
 
-    def start(self, timeout: float = 90.0) -> Stack:
+    def start(self, timeout: float = 90.0, only: tuple[str, ...] | None = None) -> Stack:
+        """Start the infrastructure (unless given) and the services with their peers; ``only``: just these
+        (e.g. ``("otp",)``), each told the addresses of the others started with it and no more."""
+        names = tuple(n for n in (*PEERS, *SERVICES) if only is None or n in only)
+        unknown = set(only or ()) - set(names)
+        if unknown:
+            raise ValueError(f"unknown services: {sorted(unknown)}")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.start_infra()
-        names = (*SERVICES, *PEERS)
         ports = dict(zip(names, localinfra.free_ports(len(names)), strict=True))
-        for name in (*PEERS, *SERVICES):
+        for name in names:
             self.start_service(name, ports[name], ports)
         for sp in self.services.values():
             self.wait_ready(sp, timeout)
         return self
 
+    def describe(self) -> str:
+        """What another process needs to use this running stack (``Stack.attach``): JSON."""
+        return json.dumps(
+            {
+                "run_id": self.run_id,
+                "kafka_bootstrap": self.kafka_bootstrap,
+                "mongodb_url": self.mongodb_url,
+                "run_dir": str(self.run_dir),
+                "services": {n: {"port": sp.port, "pid": sp.pid} for n, sp in self.services.items()},
+            }
+        )
+
+    @classmethod
+    def attach(cls, description: str) -> Stack:
+        """A running stack started by another process (its ``describe()``), to use without owning it:
+        ``stop()`` leaves its services running; ``kill_service``/``restart_service`` refuse. Lets several
+        benchmarks in a row share one stack (bench/harness.py, ``KYSO_BENCH_STACK``)."""
+        d = json.loads(description)
+        run_dir = Path(d["run_dir"])
+        stack = cls(run_dir=run_dir, kafka_bootstrap=d["kafka_bootstrap"], mongodb_url=d["mongodb_url"])
+        stack.run_id = d["run_id"]
+        for name, s in d["services"].items():
+            stack.services[name] = ServiceProcess(name, int(s["port"]), None, run_dir / f"{name}.log", int(s["pid"]))
+        return stack
+
     def wait_ready(self, sp: ServiceProcess, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if sp.proc.poll() is not None:
+            if sp.proc is not None and sp.proc.poll() is not None:
                 raise RuntimeError(f"{sp.name} exited with {sp.proc.returncode}:\n{self.tail(sp.name)}")
             try:
                 with urllib.request.urlopen(f"{sp.url}/ready", timeout=2) as resp:
@@ -150,33 +197,41 @@ class Stack:
     def url(self, name: str) -> str:
         return self.services[name].url
 
+    def _owned(self, name: str) -> subprocess.Popen[bytes]:
+        proc = self.services[name].proc
+        if proc is None:
+            raise RuntimeError(f"{name} belongs to the stack this one attached to: not stopped from here")
+        return proc
+
     def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
-        sp = self.services[name]
+        proc = self._owned(name)
         try:
-            os.killpg(sp.proc.pid, sig)
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
-        sp.proc.wait(timeout=30)
+        proc.wait(timeout=30)
 
     def restart_service(self, name: str) -> None:
         sp = self.services[name]
+        self._owned(name)
         ports = {n: s.port for n, s in self.services.items()}
         self.start_service(name, sp.port, ports)
         self.wait_ready(self.services[name])
 
     def stop(self) -> None:
-        for sp in self.services.values():
-            if sp.proc.poll() is None:
+        owned = [sp.proc for sp in self.services.values() if sp.proc is not None]
+        for proc in owned:
+            if proc.poll() is None:
                 try:
-                    os.killpg(sp.proc.pid, signal.SIGTERM)
+                    os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     continue
-        for sp in self.services.values():
+        for proc in owned:
             try:
-                sp.proc.wait(timeout=20)
+                proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(sp.proc.pid, signal.SIGKILL)
-                sp.proc.wait(timeout=10)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
         if self.infra is not None:
             localinfra.stop(self.infra)
             self.infra = None

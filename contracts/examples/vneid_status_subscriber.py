@@ -11,6 +11,15 @@ Events come from several topics, so they may arrive in any order: a status only 
 order's path (a suspension and its resumption follow each other on one certificate, in order); every
 event is applied once (its id is remembered in the same transaction); offsets are committed after the
 events are stored, so a crash re-reads and re-applies nothing twice.
+
+It is a tolerant reader and never loses a record silently. Fields and CloudEvents extension attributes
+it does not know are ignored (``parse_event``), so kyso's next release does not break it. A kyso event
+type it does not know at all is none of its business and is passed over. Anything else it cannot handle —
+a record that is not a CloudEvent, a known event that fails validation, a new version of an event it
+folds, an event it fails to apply — is *parked*: stored whole (value, key, topic, partition, offset,
+reason) in the ``parked`` table of its SQLite, in a committed transaction, and logged at ERROR with its
+coordinates, before the Kafka offset is committed past it. ``--parked`` lists them and
+``--retry-parked`` applies again those that now read (after upgrading ``kyso-contracts``, say).
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sqlite3
-import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kyso_contracts import (
@@ -43,6 +53,8 @@ from kyso_contracts import (
     parse_event,
     topics,
 )
+
+log = logging.getLogger("vneid_status_subscriber")
 
 # How far along its path each status is. A report of a stage below the current one is late news.
 # Closed (cancelled, expired unpaid, nothing issued) sits above payment and below consent: a payment
@@ -78,7 +90,47 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_by_citizen ON orders (citizen_id);
 CREATE TABLE IF NOT EXISTS applied (event_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS parked (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    key BLOB,
+    value BLOB,
+    reason TEXT NOT NULL,
+    parked_at TEXT NOT NULL,
+    PRIMARY KEY (topic, partition, "offset")
+);
 """
+
+FOLDED = (
+    OrderPlaced,
+    PaymentConfirmed,
+    PaymentFailed,
+    OrderCancelled,
+    OrderExpired,
+    IssuanceStopped,
+    ContractSigned,
+    CertIssued,
+    CertActivated,
+    CertSuspended,
+    CertResumed,
+    CertRevoked,
+    CertExpired,
+    PaymentRefunded,
+)
+"""The events that move what VNeID shows. Another version of one of these is not "none of our business":
+it may carry a revocation, so it is parked until this subscriber is upgraded, never passed over."""
+
+_FOLDED_NAMES = {e.event_type.rsplit(".", 1)[0] for e in FOLDED}
+
+
+@dataclass(frozen=True)
+class Parked:
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    parked_at: str
 
 
 @dataclass(frozen=True)
@@ -109,6 +161,77 @@ class StatusBook:
             changed = self._fold(event.data)
             self.db.execute("INSERT INTO applied (event_id) VALUES (?)", (event.id,))
             return changed
+
+    def receive(self, topic: str, partition: int, offset: int, value: bytes | None, key: bytes | None = None) -> str:
+        """Take one Kafka record: ``"stored"`` (applied, or already applied, or not about a status),
+        ``"ignored"`` (a kyso event type this subscriber does not know: not its business) or ``"parked"``.
+
+        Whatever the record holds, it is either stored or parked before this returns, so the caller may
+        commit the offset past it. Only a failure of this subscriber's own database raises — then nothing
+        is committed and the record is read again after a restart."""
+        outcome, reason = self._take(value)
+        if outcome == "parked":
+            self._park(topic, partition, offset, key, value, reason)
+        return outcome
+
+    def _take(self, value: bytes | None) -> tuple[str, str]:
+        try:
+            event = parse_event(value or b"")
+        except UnknownEventType:
+            why = _unknown_type(value or b"")
+            return ("ignored", "") if why is None else ("parked", why)
+        except Exception as exc:  # anything a record's content can make the parser raise
+            return "parked", f"not a valid kyso event: {exc}"
+        try:
+            self.apply(event)
+        except sqlite3.Error:
+            raise  # our own database: not the record's fault, so stop without committing
+        except Exception as exc:
+            return "parked", f"{event.type} {event.id} could not be applied: {exc!r}"
+        return "stored", ""
+
+    def _park(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, why: str) -> None:
+        with self.db:
+            self.db.execute(
+                'INSERT OR REPLACE INTO parked (topic, partition, "offset", key, value, reason, parked_at)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (topic, partition, offset, key, value, why[:2000], datetime.now(UTC).isoformat()),
+            )
+        log.error(
+            "PARKED record %s[%d]@%d (key %r), not applied: %s — it is in the parked table; fix and --retry-parked",
+            topic,
+            partition,
+            offset,
+            key,
+            why,
+            extra={"topic": topic, "partition": partition, "offset": offset},
+        )
+
+    def parked(self) -> list[Parked]:
+        rows = self.db.execute(
+            'SELECT topic, partition, "offset", reason, parked_at FROM parked ORDER BY topic, partition, "offset"'
+        ).fetchall()
+        return [Parked(*r) for r in rows]
+
+    def retry_parked(self) -> int:
+        """Apply again every parked record that now reads (say, after an upgrade); return how many left the
+        table. A record leaves it only after it was stored, so a crash in between loses nothing."""
+        rows = self.db.execute('SELECT topic, partition, "offset", value FROM parked').fetchall()
+        released = 0
+        for topic, partition, offset, value in rows:
+            outcome, reason = self._take(value)
+            with self.db:
+                if outcome == "parked":
+                    self.db.execute(
+                        'UPDATE parked SET reason = ? WHERE topic = ? AND partition = ? AND "offset" = ?',
+                        (reason[:2000], topic, partition, offset),
+                    )
+                    continue
+                self.db.execute(
+                    'DELETE FROM parked WHERE topic = ? AND partition = ? AND "offset" = ?', (topic, partition, offset)
+                )
+            released += 1
+        return released
 
     def _ensure(self, order_id: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO orders (order_id, status) VALUES (?, 'awaiting_payment')", (order_id,))
@@ -187,31 +310,50 @@ class StatusBook:
 SUBSCRIBED = (topics.REGISTRATION, topics.PAYMENT, topics.SIGNING)
 
 
-async def follow(book: StatusBook, bootstrap: str, group_id: str, stop: asyncio.Event | None = None) -> None:
-    """Read kyso's topics into ``book`` until ``stop`` is set; offsets are committed after each batch is stored."""
-    from aiokafka import AIOKafkaConsumer
+def _unknown_type(value: bytes) -> str | None:
+    """Why a record of an unknown type must be parked; None when it is simply another kyso event."""
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return "not JSON"
+    required = ("id", "source", "type")
+    cloudevent = isinstance(doc, dict) and doc.get("specversion") == "1.0"
+    if not (cloudevent and all(isinstance(doc.get(a), str) and doc[a] for a in required)):
+        return "not a CloudEvents 1.0 event (specversion, id, source and type are required)"
+    name = doc["type"].rsplit(".", 1)[0]
+    if name in _FOLDED_NAMES:
+        return f"{doc['type']}: a version this subscriber does not know of an event it folds (upgrade it)"
+    return None
 
-    consumer = AIOKafkaConsumer(
-        *SUBSCRIBED,
-        bootstrap_servers=bootstrap,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+
+SUBSCRIBED = (topics.REGISTRATION, topics.PAYMENT, topics.SIGNING)
+
+
+async def follow(
+    book: StatusBook, bootstrap: str, group_id: str, stop: asyncio.Event | None = None, *, consumer: Any = None
+) -> None:
+    """Read kyso's topics into ``book`` until ``stop`` is set.
+
+    Offsets are committed after each batch, once every record of it is stored or parked (durably, in
+    SQLite): the committed offset never passes a record that is neither. ``consumer`` (an
+    ``AIOKafkaConsumer`` or anything with its start/getmany/commit/stop) replaces the one made here."""
+    if consumer is None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            *SUBSCRIBED,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
     await consumer.start()
     try:
         while stop is None or not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for rec in records:
-                    try:
-                        event = parse_event(rec.value)
-                    except UnknownEventType:
-                        continue  # a newer kyso event this subscriber does not know: not its business
-                    except ValueError as exc:
-                        print(f"skipping a malformed record at {rec.topic}:{rec.offset}: {exc}", file=sys.stderr)
-                        continue
-                    book.apply(event)
+                    book.receive(rec.topic, rec.partition, rec.offset, rec.value, rec.key)
             if batches:
                 await consumer.commit()
     finally:
@@ -224,10 +366,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", default="localhost:9092")
     parser.add_argument("--group", default="vneid-status")
     parser.add_argument("--show", metavar="CITIZEN_ID", help="print a citizen's certificates and exit")
+    parser.add_argument("--parked", action="store_true", help="list the records parked as unreadable and exit")
+    parser.add_argument("--retry-parked", action="store_true", help="apply parked records that now read, and exit")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     book = StatusBook(args.db)
     if args.show:
         print(json.dumps([r.__dict__ for r in book.of_citizen(args.show)], ensure_ascii=False, indent=2))
+        return 0
+    if args.parked:
+        print(json.dumps([p.__dict__ for p in book.parked()], ensure_ascii=False, indent=2))
+        return 0
+    if args.retry_parked:
+        released = book.retry_parked()
+        print(f"{released} parked record(s) applied, {len(book.parked())} still parked")
         return 0
     try:
         asyncio.run(follow(book, args.bootstrap, args.group))

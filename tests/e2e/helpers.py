@@ -53,8 +53,11 @@ async def sms_verified(c: Citizen, purpose: str, subject: str | None = None) -> 
     return str(ch["challenge_id"])
 
 
-async def activate_device(c: Citizen, activation_code: str) -> None:
-    device = await c.api.smartotp_activate(activation_code, f"dev-{uuid.uuid4().hex[:10]}")
+async def activate_device(c: Citizen, enrolment: dict[str, Any]) -> None:
+    """``enrolment``: the answer of the enrolment (or PIN reset): its ``token_id`` and ``activation_code``."""
+    device = await c.api.smartotp_activate(
+        enrolment["token_id"], enrolment["activation_code"], f"dev-{uuid.uuid4().hex[:10]}"
+    )
     c.token_id = device["token_id"]
     c.device = SoftToken.from_activation(device, SMARTOTP_PIN, SMARTOTP_PIN)
 
@@ -64,7 +67,7 @@ async def enrolled_citizen(api: KysoApi) -> Citizen:
     ch = await sms_verified(c, "smartotp_enrolment")
     terms = await api.smartotp_terms()
     enrol = await api.smartotp_enrol(c.account_id, ch, terms["version"])
-    await activate_device(c, enrol["activation_code"])
+    await activate_device(c, enrol)
     # Enrol with the previous step's code (still inside the window), so tests have the current and
     # the next step's codes to use without waiting for the clock.
     # The device adds the clock offset it learned at activation (server time minus its own, which under

@@ -75,9 +75,9 @@ class Pki:
         path.write_text(pem_text)
         return path
 
-    def verify(self, leaf: Path) -> str:
+    def verify(self, leaf: Path, *extra: str) -> str:
         return openssl(
-            "verify", "-x509_strict", "-crl_check_all", "-CAfile", self.tmp / "root.pem",
+            "verify", "-x509_strict", "-crl_check_all", *extra, "-CAfile", self.tmp / "root.pem",
             "-untrusted", self.tmp / "issuing.pem", "-CRLfile", self.tmp / "crls.pem", leaf,
         )  # fmt: skip
 
@@ -304,3 +304,32 @@ async def test_the_timestamp_authority_answers_openssl_over_http(endpoints: Endp
         "-CAfile", tmp_path / "root.pem", "-untrusted", tmp_path / "issuing.pem",
     )  # fmt: skip
     assert "Verification: OK" in verified, verified
+
+
+async def test_the_provider_certificates_are_served_and_share_one_policy_tree_with_subscribers(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    """What a relying party checks with OpenSSL alone: the seal, TSA and OCSP-responder certificates served
+    under /pki/provider/, and a subscriber's, all verify under ``-explicit_policy`` for the CA's policy."""
+    from kyso_signing.settings import DEV_POLICY_OID
+
+    result = await walk(endpoints, lambda _: None)
+    pki = Pki(endpoints, tmp_path)
+    await pki.fetch()
+    leaves = {"subscriber": pki.leaf(result.certificate_pem)}
+    async with httpx.AsyncClient() as http:
+        for name in ("seal", "tsa", "ocsp-responder"):
+            r = await http.get(f"{endpoints.signing}/pki/provider/{name}.cer")
+            assert r.status_code == 200 and r.headers["content-type"] == "application/pkix-cert", name
+            assert certificate_findings(r.content) == "", name
+            cert = x509.load_der_x509_certificate(r.content)
+            leaves[name] = pki.leaf(cert.public_bytes(serialization.Encoding.PEM).decode(), name)
+            if name == "seal":
+                subject = cert.subject
+                assert subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATION_IDENTIFIER)[0].value.startswith(
+                    "NTRVN-"
+                )
+                assert str(subject.get_attributes_for_oid(x509.oid.NameOID.USER_ID)[0].value).startswith("MST:")
+    for name, leaf in leaves.items():
+        out = pki.verify(leaf, "-explicit_policy", "-policy", DEV_POLICY_OID)
+        assert "OK" in out.splitlines()[-1], (name, out)

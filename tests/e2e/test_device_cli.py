@@ -35,6 +35,8 @@ async def test_activate_show_codes_change_pin_and_sync_from_the_command_line(
         c.account_id, await sms_verified(c, "smartotp_enrolment"), (await api.smartotp_terms())["version"]
     )
     token_file = tmp_path / "token.json"
+    activate = ["activate", "--otp-url", endpoints.otp, "--token-id", enrol["token_id"]]
+    activate += ["--activation-code", enrol["activation_code"]]
     base = ["--token-file", str(token_file), "--pin-stdin"]
 
     def cli_call(args: list[str], pins: list[str]) -> tuple[int, str]:
@@ -42,14 +44,14 @@ async def test_activate_show_codes_change_pin_and_sync_from_the_command_line(
 
     rc, _ = await asyncio.to_thread(
         cli_call,
-        ["activate", "--otp-url", endpoints.otp, "--activation-code", enrol["activation_code"]],
+        activate,
         ["123456", "123456"],
     )
     assert rc == 2 and not token_file.exists()  # a trivial PIN is refused before anything is stored
     # The PIN is chosen before the server is called, so the refused attempt did not use the code up.
     rc, out = await asyncio.to_thread(
         cli_call,
-        ["activate", "--otp-url", endpoints.otp, "--activation-code", enrol["activation_code"]],
+        activate,
         ["730514", "730514"],
     )
     assert rc == 0, out

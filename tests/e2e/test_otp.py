@@ -70,7 +70,7 @@ async def test_enrolment_as_in_the_guide_publishes_otp_enrolled_once(api: KysoAp
     await expect("terms_outdated", 409, api.smartotp_enrol(c.account_id, ch, "1999-01"))
     enrol = await api.smartotp_enrol(c.account_id, ch, terms["version"])
     assert len(enrol["activation_code"]) == 10
-    await activate_device(c, enrol["activation_code"])
+    await activate_device(c, enrol)
     status = await api.smartotp_status(c.token_id)
     assert status["status"] == "pending_first_code"  # not active until the first code verifies
     assert (await api.smartotp_verify(c.token_id, c.code()))["status"] == "active"
@@ -99,17 +99,19 @@ async def test_activation_code_is_single_use_single_device_and_expires(api: Kyso
     c = await new_citizen(api)
     terms = (await api.smartotp_terms())["version"]
     enrol = await api.smartotp_enrol(c.account_id, await sms_verified(c, "smartotp_enrolment"), terms)
-    await expect("invalid_activation_code_format", 422, api.smartotp_activate("12345", "dev1"))
-    await expect("invalid_activation_code_format", 422, api.smartotp_activate("12345abcde", "dev1"))
+    token = enrol["token_id"]
+    await expect("invalid_activation_code_format", 422, api.smartotp_activate(token, "12345", "dev1"))
+    await expect("invalid_activation_code_format", 422, api.smartotp_activate(token, "12345abcde", "dev1"))
     wrong = f"{(int(enrol['activation_code']) + 1) % 10**10:010d}"
-    await expect("invalid_activation_code", 400, api.smartotp_activate(wrong, "dev1"))
+    refused = await expect("invalid_activation_code", 400, api.smartotp_activate(token, wrong, "dev1"))
+    assert refused.body["error"]["details"] == {"attempts_left": 4}  # the enrolment counts its wrong codes
     first, second = await asyncio.gather(
-        api.smartotp_activate(enrol["activation_code"], "phone-a"),
-        api.smartotp_activate(enrol["activation_code"], "phone-b"),
+        api.smartotp_activate(token, enrol["activation_code"], "phone-a"),
+        api.smartotp_activate(token, enrol["activation_code"], "phone-b"),
         return_exceptions=True,
     )
     assert [isinstance(x, dict) for x in (first, second)].count(True) == 1  # exactly one device wins
-    await expect("invalid_activation_code", 400, api.smartotp_activate(enrol["activation_code"], "phone-c"))
+    await expect("invalid_activation_code", 400, api.smartotp_activate(token, enrol["activation_code"], "phone-c"))
 
     # An expired activation code fails like any other wrong one.
     c2 = await new_citizen(api)
@@ -119,7 +121,9 @@ async def test_activation_code_is_single_use_single_device_and_expires(api: Kyso
     await otp_db["smartotp_tokens"].update_one(  # type: ignore[index]
         {"_id": late["token_id"]}, {"$set": {"activation_expires_at": datetime.now(UTC) - timedelta(seconds=1)}}
     )
-    await expect("invalid_activation_code", 400, api.smartotp_activate(late["activation_code"], "phone-d"))
+    await expect(
+        "invalid_activation_code", 400, api.smartotp_activate(late["token_id"], late["activation_code"], "phone-d")
+    )
 
 
 async def test_seed_is_stored_encrypted_and_at_least_160_bits(api: KysoApi, otp_db: object) -> None:
@@ -263,11 +267,9 @@ async def test_method_change_needs_a_fresh_credential_and_emits_an_event(api: Ky
     await expect("method_unavailable", 409, api.set_preferred_method(c.account_id, "smartotp"))
     await activate_device(
         c,
-        (
-            await api.smartotp_enrol(
-                c.account_id, await sms_verified(c, "smartotp_enrolment"), (await api.smartotp_terms())["version"]
-            )
-        )["activation_code"],
+        await api.smartotp_enrol(
+            c.account_id, await sms_verified(c, "smartotp_enrolment"), (await api.smartotp_terms())["version"]
+        ),
     )
     await api.smartotp_verify(c.token_id, c.code())
     session = api.token
@@ -316,7 +318,7 @@ async def test_forgotten_pin_revokes_the_old_token_and_enrols_again(api: KysoApi
     assert out["revoked_token_ids"] == [old_token]
     assert await events_of(watcher, "vn.kyso.otp.token_revoked.v1", old_token)
     await expect("invalid_otp", 400, api.smartotp_verify(old_token, old_device.code(SMARTOTP_PIN, time.time() + 30)))
-    await activate_device(c, out["activation_code"])
+    await activate_device(c, out)
     assert (await api.smartotp_verify(c.token_id, c.code()))["valid"]
     assert len(await events_of(watcher, "vn.kyso.otp.enrolled.v1", c.token_id)) == 1
 

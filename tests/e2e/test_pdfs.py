@@ -1,7 +1,9 @@
 """The PDFs a subscriber receives, over real HTTP from the running services: the sealed contract and the
 signed acceptance record, downloaded as the app does, accepted by pyHanko's validators with only the
 chain and CRLs kyso serves (and AdES-LTA validation with local data only), rendered by pdftoppm; one
-changed byte is caught; nobody else can download them. And CSC ``signatures/signDoc`` end to end."""
+changed byte is caught; nobody else can download them. And CSC ``signatures/signDoc`` end to end.
+Every long-term PDF also carries revocation data issued after the certificates it covers, and the EU DSS
+library (offline, the kyso root as the only trust anchor) rates it TOTAL_PASSED."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pyhanko.sign.validation.ades import AdESPassed
 
-from ades_check import ades_indications
+from ades_check import ades_indications, dss_reports, revinfo
 from kyso_client.api import Endpoints, KysoApi, KysoError
 from kyso_client.journey import JourneyResult, walk
 from kyso_client.pdf import validate_pdf
@@ -47,6 +49,18 @@ async def served(endpoints: Endpoints) -> dict[str, bytes]:
 def ades(pdf: bytes, pki: dict[str, bytes]) -> list[Any]:
     crls = [pki["/pki/crl/issuing.crl"], pki["/pki/crl/root.crl"]]
     return ades_indications(pdf, pki["/pki/ca/root.cer"], pki["/pki/ca/issuing.cer"], crls)
+
+
+def long_term_ok(files: dict[str, bytes], root_der: bytes, workdir: Path) -> None:
+    """Each revocation answer in each PDF issued no earlier than the certificate it covers (read with
+    asn1crypto), and each signature TOTAL_PASSED, each timestamp PASSED by the EU DSS library."""
+    for name, data in files.items():
+        info = revinfo(data)
+        assert info.ocsps and not info.issued_before_certificate(), (name, info.issued_before_certificate())
+    for name, report in dss_reports(files, root_der, None, workdir).items():
+        assert report["signatures"], name
+        for token in report["signatures"] + report["timestamps"]:
+            assert token["indication"] in ("TOTAL_PASSED", "PASSED"), (name, token)
 
 
 def one_byte_changed(pdf: bytes) -> bytes:
@@ -83,6 +97,7 @@ async def test_the_subscriber_downloads_two_pdfs_that_validate_and_render(
         subscriber = x509.load_pem_x509_certificate(who.certificate_pem.encode())
         [cn] = subscriber.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         assert (await validate_pdf(files["acceptance"], endpoints.signing)).signers == [cn.value]
+        await asyncio.to_thread(long_term_ok, files, pki["/pki/ca/root.cer"], tmp_path)
         assert shutil.which("pdftoppm"), "poppler-utils missing: deploy/bootstrap.sh installs it"
         for name, data in files.items():
             (tmp_path / f"{name}.pdf").write_bytes(data)
@@ -175,7 +190,7 @@ async def test_csc_sign_doc_over_http_gives_a_pades_signature_pyhanko_accepts(
 
 
 async def test_a_portal_sends_a_pdf_the_subscriber_signs_and_the_portal_downloads_it_signed(
-    stack: Stack, endpoints: Endpoints, who: JourneyResult
+    stack: Stack, endpoints: Endpoints, who: JourneyResult, tmp_path: Path
 ) -> None:
     from pyhanko.pdf_utils.writer import PdfFileWriter
 
@@ -227,7 +242,9 @@ async def test_a_portal_sends_a_pdf_the_subscriber_signs_and_the_portal_download
         assert signed.startswith(minimal_pdf())
         check = await validate_pdf(signed, endpoints.signing)
         assert check.level == "PAdES B-LTA"
-        assert await asyncio.to_thread(ades, signed, await served(endpoints)) == [AdESPassed.OK]
+        pki = await served(endpoints)
+        assert await asyncio.to_thread(ades, signed, pki) == [AdESPassed.OK]
+        await asyncio.to_thread(long_term_ok, {"portal": signed}, pki["/pki/ca/root.cer"], tmp_path)
     finally:
         await rp.aclose()
         await api.aclose()

@@ -30,12 +30,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from standardwebhooks.webhooks import Webhook
 
 from kyso_client.api import Endpoints, KysoApi
-from kyso_client.integrator import CscError, Integrator
+from kyso_client.integrator import CscError, Integrator, register_integrator
 from kyso_client.journey import JourneyResult, walk
 from kyso_contracts.transactions import DocumentsTransaction
 from stack import Stack
 
-from .helpers import PASSWORD, expect, registered_integrator
+from .helpers import PASSWORD, expect, operator_console, registered_integrator
 
 PIN = "482915"  # what walk() activates the certificate with
 SMARTOTP_PIN = "730514"
@@ -144,7 +144,9 @@ async def test_a_batch_confirmed_with_smartotp_and_the_pin_is_signed_and_the_web
         while not any(json.loads(b).get("request_id") == created["request_id"] for _, b in Receiver.got):
             assert time.monotonic() < deadline, "no webhook"
             await asyncio.sleep(0.2)
-        headers, body = next((h, b) for h, b in Receiver.got if json.loads(b)["request_id"] == created["request_id"])
+        headers, body = next(
+            (h, b) for h, b in Receiver.got if json.loads(b).get("request_id") == created["request_id"]
+        )
         payload = Webhook(webhook_secret).verify(body, headers)
         assert payload["status"] == "signed" and len(payload["signatures"]) == 10
         # the evidence, exported with the real CLI and verified offline; one altered byte is found
@@ -284,6 +286,111 @@ async def test_csc_async_mode_and_the_specs_errors_for_misuse(
     finally:
         await rp.aclose()
         await api.aclose()
+
+
+async def webhook_of(request_id: str, timeout: float = 10) -> tuple[dict[str, str], bytes]:
+    deadline = time.monotonic() + timeout
+    while True:
+        hit = [(h, b) for h, b in Receiver.got if json.loads(b).get("request_id") == request_id]
+        if hit:
+            return hit[0]
+        assert time.monotonic() < deadline, "no webhook"
+        await asyncio.sleep(0.2)
+
+
+async def test_csc_signatures_leave_only_through_sign_hash_and_kyso_calls_only_registered_origins(
+    stack: Stack, endpoints: Endpoints, receiver: str
+) -> None:
+    """Issue 18 points 1–2 over HTTP: the request's status and its webhook carry the outcome only; a
+    ``response_uri`` off the relying party's registered origins is ``invalid_request`` (the SAD is not
+    spent); a SAD issued before a suspension does not sign after the resumption."""
+    who = await walk(endpoints, lambda _: None)
+    op = await operator_console(stack, endpoints)
+    origin = receiver.rsplit("/", 1)[0]  # http://127.0.0.1:<port> (development allows loopback)
+    rp, webhook_secret = await register_integrator(op, endpoints.signing, "Cổng hợp đồng", receiver, None, [origin])
+    api = await app_of(endpoints, who)
+    try:
+        digests = [hashlib.sha256(b"trang 1").digest(), hashlib.sha256(b"trang 2").digest()]
+        handle = await rp.authorize(who.certificate_id, digests, "Hợp đồng mua bán")
+        await sms_confirm(api, who, handle)
+        sad = await rp.wait_for_sad(handle)
+        status = await rp.request(handle)  # the SmartCA-style status of the same request
+        assert status["status"] == "signed" and [e["signature"] for e in status["signatures"]] == [None, None]
+        headers, body = await webhook_of(handle)
+        outcome = Webhook(webhook_secret).verify(body, headers)
+        assert outcome["status"] == "signed" and "signatures" not in outcome
+        # a response_uri kyso will not call: the spec's invalid_request, nothing spent
+        for uri in (f"http://127.0.0.1:{int(origin.rsplit(':', 1)[1]) + 1}/csc", "ftp://127.0.0.1/csc",
+                    "http://169.254.169.254/latest/meta-data"):  # fmt: skip
+            with pytest.raises(CscError) as refused:
+                await rp.sign_hash(who.certificate_id, sad, digests, "1.2.840.10045.4.3.2", asynchronous=True,
+                                   response_uri=uri)  # fmt: skip
+            assert (refused.value.status, refused.value.error) == (400, "invalid_request")
+        sigs = await rp.sign_hash(
+            who.certificate_id, sad, digests, "1.2.840.10045.4.3.2", asynchronous=True, response_uri=origin + "/csc"
+        )
+        for sig, d in zip(sigs, digests, strict=True):
+            verify(who.certificate_pem, sig, d)
+        deadline = time.monotonic() + 10
+        while not any(json.loads(b).keys() == {"responseID"} for _, b in Receiver.got):
+            assert time.monotonic() < deadline, "no response_uri notification"
+            await asyncio.sleep(0.2)
+        # a SAD issued before a suspension does not sign after the resumption, within its 300 s
+        more = [hashlib.sha256(b"trang 3").digest()]
+        handle2 = await rp.authorize(who.certificate_id, more, "Phụ lục")
+        await sms_confirm(api, who, handle2)
+        sad2 = await rp.wait_for_sad(handle2)
+        await op.operator_lifecycle(who.certificate_id, "suspend")
+        await op.operator_lifecycle(who.certificate_id, "resume")
+        with pytest.raises(CscError) as ended:
+            await rp.sign_hash(who.certificate_id, sad2, more, "1.2.840.10045.4.3.2")
+        assert (ended.value.status, ended.value.error) == (400, "invalid_request")
+        assert "no longer valid" in ended.value.description
+    finally:
+        await rp.aclose()
+        await api.aclose()
+        await op.aclose()
+
+
+async def test_oauth_follows_rfc_6749_and_6750_and_a_generic_client_finds_the_token_endpoint(
+    stack: Stack, endpoints: Endpoints
+) -> None:
+    """Issue 18 point 3 over HTTP; the token is fetched by Authlib (an independent OAuth 2.0 client)
+    from the endpoint CSC ``info`` names."""
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+    rp, _ = await integrator(stack, endpoints, None)
+    token_url = f"{endpoints.signing}/v1/oauth2/token"
+    try:
+        async with httpx.AsyncClient() as http:
+            basic = (rp.client_id, rp.client_secret)
+            for form, auth, error in (
+                ({}, basic, "invalid_request"),  # no grant_type
+                ({"grant_type": "client_credentials", "client_id": rp.client_id, "client_secret": rp.client_secret},
+                 basic, "invalid_request"),  # Basic and form credentials at once
+                ({"grant_type": "authorization_code"}, basic, "unsupported_grant_type"),
+            ):  # fmt: skip
+                r = await http.post(token_url, data=form, auth=auth)
+                assert (r.status_code, r.json()["error"]) == (400, error)
+                assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
+            for path, body in (("/v1/signing-requests/" + "0" * 32, None), ("/csc/v2/credentials/list", {})):
+                method = "GET" if body is None else "POST"
+                bare = await http.request(method, endpoints.signing + path, json=body)
+                assert bare.status_code == 401 and bare.headers["www-authenticate"] == "Bearer"
+                bad = await http.request(
+                    method, endpoints.signing + path, json=body, headers={"Authorization": "Bearer x"}
+                )
+                assert bad.status_code == 401 and bad.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+            info = (await http.post(f"{endpoints.signing}/csc/v2/info", json={})).json()
+        discovered = info["oauth2"] + "oauth2/token"
+        assert discovered == await rp.token_endpoint()
+        async with AsyncOAuth2Client(rp.client_id, rp.client_secret) as oauth:
+            token = await oauth.fetch_token(discovered, grant_type="client_credentials")
+            assert token["token_type"] == "Bearer" and token["expires_in"] > 0
+            r = await oauth.post(f"{endpoints.signing}/csc/v2/credentials/list", json={"userID": "nobody"})
+            assert r.status_code == 200 and r.json()["credentialIDs"] == []
+    finally:
+        await rp.aclose()
 
 
 def base64_of(b: bytes) -> str:

@@ -3,7 +3,8 @@
 Each event type goes the real way — a store write, the outbox relay, the Kafka producer — and the
 raw Kafka record is handed to the SDK's ``from_kafka``, which picks the content mode by itself (any
 ``ce_`` header means binary). Every event must come back as a structured-mode CloudEvent equal to
-what was written.
+what was written, and pass kyso's *strict* (writer's) check: the producers emit nothing the version does
+not declare. (What the SDK writes, kyso's readers read: tests/unit/test_readers_sdk.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,56 +19,12 @@ from aiokafka import AIOKafkaConsumer
 from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka
 from cloudevents.core.formats.json import JSONFormat
 
-from kyso_contracts import ALL_EVENTS, CONTENT_TYPE, Payload, topics
+from kyso_contracts import ALL_EVENTS, CONTENT_TYPE, Payload, parse_event, topics
 from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.settings import ServiceSettings
 
 from ..conftest import Servers
-
-_BY_PATTERN = {
-    r"^[A-Za-z0-9_-]+$": "x1",
-    r"^\d{12}$": "001099012345",
-    r"^\+84[1-9]\d{8}$": "+84912345678",
-    r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$": "an@example.vn",
-    r"^[0-9a-f]{64}$": "a" * 64,
-    r"^[0-9a-f]{1,40}$": "1f2e3d",
-    r"^[0-9]{10}(-[0-9]{3})?$": "0100109106",  # a tax code: its check digit is checked too
-}
-
-
-def sample(schema: dict[str, Any], defs: dict[str, Any], name: str, unique: str) -> Any:
-    """A valid value for a JSON Schema property (enough for the shapes our payloads use)."""
-    if "$ref" in schema:
-        return sample(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, name, unique)
-    if "anyOf" in schema:
-        return sample(next(s for s in schema["anyOf"] if s.get("type") != "null"), defs, name, unique)
-    if "const" in schema:
-        return schema["const"]
-    if "enum" in schema:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if kind == "object":
-        return {k: sample(v, defs, k, unique) for k, v in schema.get("properties", {}).items()}
-    if kind == "array":
-        return [sample(schema["items"], defs, name, unique) for _ in range(max(1, schema.get("minItems", 1)))]
-    if kind == "boolean":
-        return True
-    if kind == "integer":
-        return max(1, schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
-    if schema.get("format") == "date-time":
-        return datetime.now(UTC).isoformat()
-    if schema.get("format") == "date":
-        return "1990-01-02"
-    if name.endswith("_id") and schema.get("pattern") == "^[A-Za-z0-9_-]+$":
-        return f"{unique}-{name}"
-    if "pattern" in schema:
-        return _BY_PATTERN[schema["pattern"]]
-    return f"sample {name}"[: schema.get("maxLength", 100)]
-
-
-def payload_of(model: type[Payload], unique: str) -> Payload:
-    schema = model.model_json_schema()
-    return model.model_validate(sample(schema, schema.get("$defs", {}), model.__name__, unique))
+from ..unit.test_readers_events import payload_of
 
 
 async def test_every_event_type_reads_with_the_official_sdk(servers: Servers, unique: str) -> None:
@@ -105,6 +61,7 @@ async def test_every_event_type_reads_with_the_official_sdk(servers: Servers, un
         assert read.get_extension("correlationid") == ours.correlationid
         assert read.get_extension("causationid") == f"cause-{unique}"
         assert read.get_data() == json.loads(ours.data.model_dump_json())
+        assert parse_event(record.value, strict=True) == ours  # writers strict: nothing undeclared went out
     assert {r.topic for r in records.values()} <= {topics.REGISTRATION, topics.PAYMENT, topics.SIGNING, topics.OTP}
 
 

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from kyso_contracts import CloudEvent, OrderPlaced, SubscriberIdentity, topics, wrap
 from kyso_kit.broker import publish_entry
-from kyso_kit.outbox import OutboxRelay
+from kyso_kit.outbox import LEASES, OutboxRelay
 from kyso_kit.runtime import ServiceRuntime
 from kyso_kit.settings import ServiceSettings
 from kyso_kit.store import MongoStore
@@ -125,11 +125,15 @@ async def test_relay_killed_between_publish_and_mark_duplicates_but_the_effect_h
         await publish_entry(probe.rt.broker, entry)
         raise RuntimeError("process killed after publish, before marking the event sent")
 
+    killed = OutboxRelay([coll], publish_then_die)
     with pytest.raises(RuntimeError):
-        await OutboxRelay([coll], publish_then_die).drain_once()
+        await killed.drain_once()
     assert len((await coll.find_one({"_id": oid}))["outbox"]) == 1  # still pending: nothing lost
 
     restarted = OutboxRelay([coll], lambda e: publish_entry(probe.rt.broker, e))
+    assert await restarted.drain_once() == 0  # the killed relay's lease has not run out yet: not ours
+    # The killed process renews nothing: its lease runs out (here at once, instead of lease_seconds later).
+    await coll.database[LEASES].update_one({"_id": killed.owner}, {"$set": {"until": datetime.now(UTC)}})
     assert await restarted.drain_once() == 1
     assert (await coll.find_one({"_id": oid}))["outbox"] == []
 

@@ -134,7 +134,8 @@ async def test_every_certificate_kind_is_lint_clean_and_chains(signing: Signing,
     assert country.value == "VN" and country._type.name == "PrintableString"
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
     assert ku.critical and ku.value.digital_signature and ku.value.content_commitment and not ku.value.key_cert_sign
-    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [profiles.DOCUMENT_SIGNING]
+    ekus = list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    assert ekus == [ExtendedKeyUsageOID.EMAIL_PROTECTION, profiles.DOCUMENT_SIGNING]  # NSS and Acrobat accept it
     bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert bc.critical and not bc.value.ca
     [policy] = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
@@ -144,7 +145,8 @@ async def test_every_certificate_kind_is_lint_clean_and_chains(signing: Signing,
     access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     aia = {d.access_method._name: d.access_location.value for d in access}
     assert aia == {"OCSP": a.urls.ocsp, "caIssuers": a.urls.issuing_certificate}
-    assert cert.not_valid_after_utc == pki.add_years(cert.not_valid_before_utc, 2)
+    # RFC 5280 §4.1.2.5 counts notAfter as valid: two years end one second before the anniversary
+    assert cert.not_valid_after_utc == pki.add_years(cert.not_valid_before_utc, 2) - timedelta(seconds=1)
     assert pki.algorithm_of(pki.public_key_of(cert)) == KeyAlgorithm(algorithm)
     assert doc["certificate"]["key_algorithm"] == algorithm
     # the responder is a delegated one (RFC 6960 §4.2.2.2)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -25,9 +27,9 @@ PIN = "730514"
 
 
 class Otp:
-    def __init__(self, store: MemoryStore, clock: FakeClock) -> None:
+    def __init__(self, store: MemoryStore, clock: FakeClock, **settings: Any) -> None:
         self.clock = clock
-        self.settings = OtpSettings()
+        self.settings = OtpSettings(**settings)
         self.sender = FakeSms()
         self.sms = SmsOtp(store, self.settings, self.sender, clock)
         self.smartotp = SmartOtp(store, self.settings, self.sms, clock)
@@ -35,21 +37,34 @@ class Otp:
     async def start(self) -> None:
         await self.sms.init_indexes()
         await self.smartotp.init_indexes()
+        await self.account(ACCOUNT, PHONE)
+
+    async def account(self, account_id: str, phone: str) -> None:
         created = AccountCreated(
-            account_id=ACCOUNT, registration_id="r1", citizen_id="001099012345", phone=PHONE, email="a@b.vn",
+            account_id=account_id, registration_id="r1", citizen_id="001099012345", phone=phone, email="a@b.vn",
             created_at=self.clock.now(),
         )  # fmt: skip
         await self.sms.when_account_created_remember_phone(delivered(created, self.clock))
 
-    async def challenge(self, purpose: OtpPurpose = OtpPurpose.CONTRACT_CONSENT, subject: str = "k1") -> str:
-        ch = await self.sms.create(purpose, subject, None, ACCOUNT, "a" * 64)
+    async def challenge(
+        self, purpose: OtpPurpose = OtpPurpose.CONTRACT_CONSENT, subject: str = "k1", account: str = ACCOUNT
+    ) -> str:
+        ch = await self.sms.create(purpose, subject, None, account, "a" * 64)
         return str(ch["challenge_id"])
+
+    async def enrolment(self, account: str = ACCOUNT) -> dict[str, Any]:
+        """A SmartOTP enrolment as the guide has it: an SMS code, then the activation code."""
+        ch = await self.challenge(OtpPurpose.SMARTOTP_ENROLMENT, account, account)
+        await self.sms.verify(ch, self.sender.last_code(ch))
+        return await self.smartotp.enrol(account, self.settings.terms_version, ch)
 
     async def device(self) -> SoftToken:
         ch = await self.challenge(OtpPurpose.SMARTOTP_ENROLMENT, ACCOUNT)
         await self.sms.verify(ch, self.sender.last_code(ch))
         enrolment = await self.smartotp.enrol(ACCOUNT, self.settings.terms_version, ch)
-        activation = await self.smartotp.activate(enrolment["activation_code"], "device-1", client="198.51.100.7")
+        activation = await self.smartotp.activate(
+            enrolment["token_id"], enrolment["activation_code"], "device-1", client="198.51.100.7"
+        )
         token = SoftToken.from_activation(activation, PIN, PIN)
         token.clock_offset = 0  # the device is handed the fake clock's time directly below
         await self.smartotp.verify(ACCOUNT, token.token_id, token.code(PIN, self.clock.time()))
@@ -131,7 +146,9 @@ async def test_an_activation_code_expires_and_is_single_device(otp: Otp, clock: 
         await otp.smartotp.enrol(ACCOUNT, otp.settings.terms_version, ch)
     clock.advance(seconds=otp.settings.activation_ttl_seconds + 1)
     with pytest.raises(Rejected):
-        await otp.smartotp.activate(enrolment["activation_code"], "device-1", client="198.51.100.7")
+        await otp.smartotp.activate(
+            enrolment["token_id"], enrolment["activation_code"], "device-1", client="198.51.100.7"
+        )
 
 
 async def test_a_token_rejects_replays_and_locks_after_five_wrong_codes(
@@ -211,3 +228,90 @@ async def test_a_code_for_an_account_otp_is_still_learning_of_waits_for_it(otp: 
     await otp.sms.when_account_created_remember_phone(delivered(created, clock))
     challenge = await asyncio.wait_for(waiting, 1)
     assert challenge["phone_masked"].endswith("699")
+
+
+# ------------------------------------------------------------------ limits bind to what is guessed
+
+NAT = "203.0.113.10"  # a carrier-grade NAT: a guesser and a citizen share this address
+
+
+def wrong_code(right: str) -> str:
+    return f"{(int(right) + 1) % 10**10:010d}"
+
+
+async def test_five_wrong_activation_codes_void_that_enrolment_and_only_that_one(otp: Otp) -> None:
+    await otp.account("acct-2", "+84987654321")
+    mine, theirs = await otp.enrolment(), await otp.enrolment("acct-2")
+    for left in (4, 3, 2, 1, 0):
+        with pytest.raises(Rejected) as err:
+            await otp.smartotp.activate(mine["token_id"], wrong_code(mine["activation_code"]), "d", client=NAT)
+        assert err.value.details == {"attempts_left": left}
+    with pytest.raises(Rejected):  # void: now even the right code fails
+        await otp.smartotp.activate(mine["token_id"], mine["activation_code"], "d", client=NAT)
+    assert (await otp.smartotp.tokens.get(mine["token_id"]) or {})["status"] == "voided"
+    # Another enrolment behind the same address is untouched, and activates at once.
+    assert await otp.smartotp.activate(theirs["token_id"], theirs["activation_code"], "d2", client=NAT)
+    # The voided one's subscriber starts again with a fresh SMS-verified enrolment.
+    again = await otp.enrolment()
+    assert await otp.smartotp.activate(again["token_id"], again["activation_code"], "d", client=NAT)
+
+
+async def test_a_guesser_spraying_from_a_nat_does_not_stop_a_citizen_behind_it(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    otp = Otp(store, clock, OTP_ACTIVATION_FAILURES_PER_ADDRESS_PER_HOUR=10)
+    await otp.start()
+    await otp.account("acct-2", "+84987654321")
+    clock.advance(minutes=50)  # 02:50
+    sprayed = [uuid.uuid4().hex for _ in range(10)]  # enrolment ids it does not have: wrong, counted
+    for token_id in sprayed:
+        with pytest.raises(Rejected):
+            await otp.smartotp.activate(token_id, "0123456789", "g", client=NAT)
+    with pytest.raises(TooMany) as err:  # the address-wide backstop is reached...
+        await otp.smartotp.activate(sprayed[0], "0123456789", "g", client=NAT)
+    assert err.value.retry_after == 3600  # all ten a moment ago; a clock-hour window would say 600
+    # ...and a citizen behind the same address activates their own device at once.
+    citizen = await otp.enrolment("acct-2")
+    assert await otp.smartotp.activate(citizen["token_id"], citizen["activation_code"], "d", client=NAT)
+    # An enrolment that already saw a wrong code is not tried further from the spraying address, also
+    # at 03:05 (a new clock hour: the window slides, it does not reset).
+    clock.advance(minutes=15)
+    other = await otp.enrolment()
+    with pytest.raises(Rejected):  # the first try at an untouched enrolment is answered
+        await otp.smartotp.activate(other["token_id"], wrong_code(other["activation_code"]), "g", client=NAT)
+    with pytest.raises(TooMany):
+        await otp.smartotp.activate(other["token_id"], other["activation_code"], "g", client=NAT)
+    clock.advance(minutes=46)  # 03:51: the sprayed codes are an hour old and no longer count
+    last = await otp.enrolment()
+    with pytest.raises(Rejected):
+        await otp.smartotp.activate(last["token_id"], wrong_code(last["activation_code"]), "d", client=NAT)
+    assert await otp.smartotp.activate(last["token_id"], last["activation_code"], "d", client=NAT)
+
+
+async def test_whoever_fills_a_phones_cap_anonymously_never_stops_its_accounts_codes(
+    otp: Otp, clock: FakeClock
+) -> None:
+    clock.advance(minutes=50)
+    for i in range(10):  # phone verification needs no account: anyone may ask for the number
+        await otp.sms.create(OtpPurpose.PHONE_VERIFICATION, f"reg-{i}", PHONE, ACCOUNT, None)
+    with pytest.raises(TooMany):
+        await otp.sms.create(OtpPurpose.PHONE_VERIFICATION, "reg-x", PHONE, None, None)
+    clock.advance(minutes=15)  # a new clock hour: the cap slides, it does not reset
+    with pytest.raises(TooMany):
+        await otp.sms.create(OtpPurpose.PHONE_VERIFICATION, "reg-y", PHONE, None, None)
+    # The account owning that phone (naming it in those bodies changed nothing) still gets its codes.
+    ch = await otp.challenge(OtpPurpose.CONTRACT_CONSENT, "contract-1")
+    assert (await otp.sms.verify(ch, otp.sender.last_code(ch)))["verified"]
+
+
+async def test_an_sms_code_guesser_kills_only_its_own_challenge(otp: Otp) -> None:
+    await otp.account("acct-2", "+84987654321")
+    guessed = await otp.challenge(subject="k-guessed")
+    citizens = await otp.challenge(subject="k-own", account="acct-2")
+    right = otp.sender.last_code(guessed)
+    for _ in range(5):
+        with pytest.raises(Rejected):
+            await otp.sms.verify(guessed, "000000" if right != "000000" else "111111")
+    with pytest.raises(Rejected):
+        await otp.sms.verify(guessed, right)
+    assert (await otp.sms.verify(citizens, otp.sender.last_code(citizens)))["verified"]

@@ -133,6 +133,70 @@ async def test_login_locks_after_consecutive_failures_and_unlocks_when_the_time_
     assert (await accounts.login(PHONE, PASSWORD)).roles == ["subscriber"]
 
 
+GUESSER, OWNER, NAT = "198.51.100.1", "203.0.113.5", "192.0.2.77"
+
+
+async def test_a_password_guesser_locks_out_its_own_address_not_the_account(
+    registration: Registration, clock: FakeClock
+) -> None:
+    await registration.citizen()
+    accounts = registration.accounts
+    clock.advance(minutes=50)  # 02:50: the guesses straddle the clock hour
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            await accounts.login(PHONE, "wrong password!!", GUESSER)
+    with pytest.raises(Unauthenticated):  # the guessing address: even the right password answers like wrong
+        await accounts.login(PHONE, PASSWORD, GUESSER)
+    assert (await accounts.login(PHONE, PASSWORD, OWNER)).roles == ["subscriber"]  # the owner: at once
+    clock.advance(minutes=14)  # 03:04, a new clock hour: still inside the 15-minute window
+    with pytest.raises(Unauthenticated):
+        await accounts.login(PHONE, PASSWORD, GUESSER)
+    clock.advance(minutes=1, seconds=1)
+    assert await accounts.login(PHONE, PASSWORD, GUESSER)
+
+
+async def test_an_address_spraying_accounts_still_lets_a_citizen_behind_it_sign_in(
+    registration: Registration,
+) -> None:
+    await registration.citizen(phone="+84911111111")
+    await registration.citizen(phone="+84922222222")
+    accounts = registration.accounts
+    accounts.per_address = 4
+    for phone in ("+84911111111", "+84933333333", "+84944444444", "+84955555555"):
+        with pytest.raises(Unauthenticated):  # one wrong guess each: unknown phones count too
+            await accounts.login(phone, "wrong password!!", NAT)
+    # The address is over its bound: an account it got wrong is no longer tried from there...
+    with pytest.raises(Unauthenticated):
+        await accounts.login("+84911111111", PASSWORD, NAT)
+    assert await accounts.limits.count("login-address", NAT, 3600) == 4  # ...and the refusal was not hashed
+    # ...while a citizen behind the same address, whose account it never guessed, signs in at once.
+    assert await accounts.login("+84922222222", PASSWORD, NAT)
+    assert await accounts.login("+84911111111", PASSWORD, OWNER)
+
+
+async def test_an_account_guessed_from_everywhere_still_opens_from_its_usual_address(
+    registration: Registration,
+) -> None:
+    await registration.citizen()
+    accounts = registration.accounts
+    accounts.per_account = 4
+    await accounts.login(PHONE, PASSWORD, OWNER)  # the owner's usual address
+    for i in range(4):
+        with pytest.raises(Unauthenticated):
+            await accounts.login(PHONE, "wrong password!!", f"198.51.100.{10 + i}")
+    with pytest.raises(Unauthenticated):  # a new address may not try it while it is guessed from everywhere
+        await accounts.login(PHONE, PASSWORD, "198.51.100.99")
+    assert await accounts.login(PHONE, PASSWORD, OWNER)
+    # IPv6: one /64 is one address for these bounds (a host may use any address of its /64).
+    await registration.citizen(phone="+84966666666")
+    for i in range(3):
+        with pytest.raises(Unauthenticated):
+            await accounts.login("+84966666666", "wrong password!!", f"2001:db8:1:2::{i + 1}")
+    with pytest.raises(Unauthenticated):
+        await accounts.login("+84966666666", PASSWORD, "2001:db8:1:2:ffff::9")
+    assert await accounts.login("+84966666666", PASSWORD, "2001:db8:1:3::1")
+
+
 async def test_operator_accounts_carry_their_roles_into_the_token(registration: Registration) -> None:
     await registration.accounts.create_operator("+84901234567", PASSWORD, ["operator", "auditor"])
     session = await registration.accounts.login("+84901234567", PASSWORD)

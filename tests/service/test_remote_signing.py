@@ -25,7 +25,7 @@ from kyso_contracts import (
 from kyso_kit.auth import Principal
 from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound, Rejected
 from kyso_signing import csc_api, evidence, pki, signer, webhooks
-from kyso_signing.clients import Client, Clients, OAuthError
+from kyso_signing.clients import Client, Clients, OAuthError, Target
 from kyso_signing.papers import ACCEPTANCE_CLIENT
 from kyso_signing.remote import Document, RemoteSigning
 
@@ -37,16 +37,18 @@ MALLORY = Principal("acct-mallory")
 
 
 class Receiver:
-    """A relying party's webhook endpoint; can be down."""
+    """A relying party's webhook endpoint; can be down. Remembers the address kyso connected to."""
 
     def __init__(self) -> None:
         self.got: list[tuple[str, bytes, dict[str, str]]] = []
+        self.addresses: list[str | None] = []
         self.down = False
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+    async def post(self, target: Target, body: bytes, headers: dict[str, str]) -> int:
         if self.down:
             raise ConnectionError("refused")
-        self.got.append((url, body, headers))
+        self.got.append((target.url, body, headers))
+        self.addresses.append(target.address)
         return 204
 
 
@@ -70,6 +72,7 @@ class World:
             signing.papers,
             signing.responder,
         )
+        signing.lifecycle.after_status_change.append(self.remote.end_sads_of)  # as bootstrap wires it
 
     async def start(self) -> None:
         await self.remote.init()
@@ -468,17 +471,3 @@ async def test_the_evidence_chain_verifies_and_a_tampered_entry_is_found(world: 
     assert any("entry 2" in p for p in evidence.verify_export(tampered))
     stranger = await world.audit.export(MALLORY.account_id, world.s.authority.seal_public_pem)
     assert all("entry" not in e for e in stranger["entries"]) and evidence.verify_export(stranger) == []
-
-
-async def test_csc_a_sad_record_lost_in_a_crash_is_made_again_on_first_use(world: World) -> None:
-    client, cert, raw, sad = await authorised(world, n=2)
-    # the process died between storing the signed request and writing the SAD's own record
-    assert await world.remote.sads.delete_many({}) == 1
-    first, second = await asyncio.gather(
-        world.csc.sign_hash(client, sign_hash(cert, sad, raw[:1])),
-        world.csc.sign_hash(client, sign_hash(cert, sad, raw[1:])),
-    )
-    verify_signature(cert, base64.b64decode(first[0]), raw[0])
-    verify_signature(cert, base64.b64decode(second[0]), raw[1])
-    with pytest.raises(csc_api.CscError, match="not authorized"):
-        await world.csc.sign_hash(client, sign_hash(cert, sad, raw[:1]))

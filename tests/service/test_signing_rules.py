@@ -62,7 +62,8 @@ class Signing:
         self.authority = Authority(store.collection("authority"), box, HIERARCHY, clock)
         self.crls = RevocationLists(store, self.authority, clock, timedelta(hours=24))
         self.stamper = TimestampAuthority(self.authority.tsa_policy_oid, clock)
-        self.papers = Papers(store, self.authority, self.crls, self.stamper, clock, "kyso test")
+        self.responder = Responder(store, self.authority, clock, timedelta(hours=1))
+        self.papers = Papers(store, self.authority, self.crls, self.stamper, clock, "kyso test", self.responder)
         self.remote = RemoteSigning(store, MASTER, clock, otp_wait_seconds=0)
         self.acceptance = Acceptance(store, self.papers, self.remote, clock)
         self.pdfs = PdfRequests(store, self.papers, self.remote, clock)
@@ -71,7 +72,6 @@ class Signing:
         self.activation = Activation(store, self.authority, MASTER, clock, self.acceptance)
         self.certificates = Certificates(store, self.authority)
         self.lifecycle = Lifecycle(store, clock)
-        self.responder = Responder(store, self.authority, clock, timedelta(hours=1))
         self.lifecycle.after_change.append(self.crls.refresh)
         self.authority.on_responder_change.append(self.responder.forget_all)
         self.store, self.clock = store, clock
@@ -197,7 +197,8 @@ async def test_consent_issues_one_certificate_even_when_delivered_twice(signing:
     [issued] = store.of_type(CertIssued)
     assert signed.causationid == ok.id and issued.causationid == signed.id
     cert = x509.load_pem_x509_certificate(issued.data.certificate_pem.encode())
-    assert cert.not_valid_after_utc == pki.add_years(cert.not_valid_before_utc, 2)  # calendar years
+    # calendar years; RFC 5280 counts notAfter as valid, so the last second is one before the anniversary
+    assert cert.not_valid_after_utc == pki.add_years(cert.not_valid_before_utc, 2) - timedelta(seconds=1)
     assert cert.serial_number == int(issued.data.serial_number, 16)
     [recorded] = await c.certs.find({"serial_number": issued.data.serial_number})
     assert recorded["status"] == "pending_activation"

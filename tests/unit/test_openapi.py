@@ -52,6 +52,9 @@ PUBLIC = {
     ("get", "/pki/ca/chain.pem"),
     ("get", "/pki/crl/issuing.crl"),
     ("get", "/pki/crl/root.crl"),
+    ("get", "/pki/provider/seal.cer"),  # the provider's own certificates (seal, TSA, OCSP responder)
+    ("get", "/pki/provider/tsa.cer"),
+    ("get", "/pki/provider/ocsp-responder.cer"),
     ("get", "/ocsp/{encoded}"),
     ("post", "/ocsp"),
     ("post", "/tsa"),  # RFC 3161 over HTTP: a public timestamp authority
@@ -101,7 +104,8 @@ def test_every_error_response_carries_the_error_body(app: FastAPI) -> None:
                 expected = "ErrorBody" if status == "422" else error_body_of(path)  # the framework's own check
                 assert ref == f"#/components/schemas/{expected}", f"{method} {path} {status}"
         if (op.get("parameters") or op.get("requestBody")) and path not in IN_PROTOCOL_ERRORS:
-            bad_input = "400" if path.startswith("/csc/") else "422"  # the CSC spec answers 400 invalid_request
+            # the CSC spec answers 400 invalid_request, and so does OAuth 2.0's token endpoint (RFC 6749 §5.2)
+            bad_input = "400" if path.startswith("/csc/") or path == "/v1/oauth2/token" else "422"
             assert bad_input in op["responses"], f"{method} {path}: input without a documented {bad_input}"
 
 

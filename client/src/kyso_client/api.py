@@ -374,11 +374,12 @@ class KysoApi:
             },
         )
 
-    async def smartotp_activate(self, activation_code: str, device_id: str) -> Any:
+    async def smartotp_activate(self, token_id: str, activation_code: str, device_id: str) -> Any:
+        """``token_id``: the enrolment the code belongs to (wrong codes count against it)."""
         return await self.call(
             "POST",
             f"{self.ep.otp}/v1/smartotp/activations",
-            json={"activation_code": activation_code, "device_id": device_id},
+            json={"token_id": token_id, "activation_code": activation_code, "device_id": device_id},
         )
 
     async def smartotp_verify(self, token_id: str, code: str) -> Any:

@@ -1,7 +1,7 @@
 """kyso-token — the SmartOTP app on the command line. PINs are read from the terminal (or, with
 --pin-stdin, one per line from standard input) and never leave this machine.
 
-    kyso-token activate --otp-url http://127.0.0.1:8004 --activation-code 1234567890
+    kyso-token activate --otp-url http://127.0.0.1:8004 --token-id 3f2a… --activation-code 1234567890
     kyso-token code                               # PIN → the current code ("get OTP without logging in")
     kyso-token tx-code --amount 800000 --payee "kyso"  |  --document <sha256> [--document …]
     kyso-token change-pin                         # old → new → confirm
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("activate", help="activate this device with the activation code")
     a.add_argument("--otp-url", required=True)
+    a.add_argument("--token-id", required=True, help="the enrolment the code belongs to")
     a.add_argument("--activation-code", required=True)
     a.add_argument("--device-id", default=f"cli-{uuid.uuid4().hex[:12]}")
     sub.add_parser("code", help="show the current code")
@@ -65,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise WeakPin(problem)
             resp = httpx.post(
                 f"{args.otp_url}/v1/smartotp/activations",
-                json={"activation_code": args.activation_code, "device_id": args.device_id},
+                json={
+                    "token_id": args.token_id,
+                    "activation_code": args.activation_code,
+                    "device_id": args.device_id,
+                },
                 timeout=10,
             )
             if resp.status_code >= 400:

@@ -34,7 +34,15 @@ class Integrator:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    async def token_endpoint(self) -> str:
+        """Where the token endpoint is, as a generic CSC client finds it: ``info.oauth2`` (CSC v2 §11.1)
+        is the OAuth 2.0 server's base URI, and the endpoint is ``{oauth2}oauth2/token``."""
+        r = await self.http.post(f"{self.base}/csc/v2/info", json={})
+        r.raise_for_status()
+        return str(r.json()["oauth2"]) + "oauth2/token"
+
     async def authenticate(self) -> str:
+        """OAuth 2.0 client credentials with HTTP Basic (and nothing in the form: one method only)."""
         r = await self.http.post(
             f"{self.base}/v1/oauth2/token",
             data={"grant_type": "client_credentials"},
@@ -154,8 +162,17 @@ class Integrator:
             await asyncio.sleep(every)
 
     async def sign_hash(
-        self, credential_id: str, sad: str, digests: list[bytes], sign_algo: str, *, asynchronous: bool = False
+        self,
+        credential_id: str,
+        sad: str,
+        digests: list[bytes],
+        sign_algo: str,
+        *,
+        asynchronous: bool = False,
+        response_uri: str | None = None,
     ) -> list[bytes]:
+        """The signatures (the only way a CSC authorisation's signatures are given). ``response_uri``
+        (asynchronous only) must be on an origin registered for this relying party."""
         body: dict[str, Any] = {
             "credentialID": credential_id,
             "SAD": sad,
@@ -165,6 +182,8 @@ class Integrator:
         }
         if asynchronous:
             body["operationMode"] = "A"
+            if response_uri is not None:
+                body["response_uri"] = response_uri
             _, out = await self.csc("signatures/signHash", body)
             _, out = await self.csc("signatures/signPolling", {"responseID": out["responseID"]})
         else:
@@ -173,15 +192,21 @@ class Integrator:
 
 
 async def register_integrator(
-    operator: Any, signing_url: str, name: str, webhook_url: str | None = None, correlation_id: str | None = None
+    operator: Any,
+    signing_url: str,
+    name: str,
+    webhook_url: str | None = None,
+    correlation_id: str | None = None,
+    allowed_origins: list[str] | None = None,
 ) -> tuple[Integrator, str]:
     """What an operator does for a new integrator (``operator`` is a signed-in ``KysoApi`` with the
-    operator role), and the integrator's first sign-in; the integrator and its webhook key."""
+    operator role), and the integrator's first sign-in; the integrator and its webhook key.
+    ``allowed_origins``: the only origins kyso will call for it (default: the webhook URL's)."""
+    body: dict[str, Any] = {"name": name, "webhook_url": webhook_url}
+    if allowed_origins is not None:
+        body["allowed_origins"] = allowed_origins
     created = await operator.call(
-        "POST",
-        f"{signing_url.rstrip('/')}/v1/operator/relying-parties",
-        auth=True,
-        json={"name": name, "webhook_url": webhook_url},
+        "POST", f"{signing_url.rstrip('/')}/v1/operator/relying-parties", auth=True, json=body
     )
     rp = Integrator(signing_url, created["client_id"], created["client_secret"], correlation_id=correlation_id)
     await rp.authenticate()

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import httpx
 from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
 from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -63,20 +65,52 @@ class KysoCscSigner(signers.Signer):
         return signature
 
 
+LEVELS = ("PAdES B-B", "PAdES B-T", "PAdES B-LT", "PAdES B-LTA")
+
+
 @dataclass(frozen=True)
 class PdfCheck:
-    """What pyHanko's validator made of a PDF: each signature's signer and status, the timestamps."""
+    """What pyHanko's validator made of a PDF: each signature's signer, status and PAdES level, the
+    document timestamps."""
 
     signers: list[str]
     summaries: list[str]
     document_timestamps: int
     has_dss: bool
+    levels: list[str]
 
     @property
     def level(self) -> str:
-        if self.document_timestamps:
-            return "PAdES B-LTA"
-        return "PAdES B-LT" if self.has_dss else "PAdES B-T"
+        """The level every signature reaches (the lowest of them)."""
+        return min(self.levels, key=LEVELS.index)
+
+
+def _has_signature_timestamp(sig: EmbeddedPdfSignature) -> bool:
+    unsigned = sig.signer_info["unsigned_attrs"]
+    return any(a["type"].native == "signature_time_stamp_token" for a in unsigned) if unsigned else False
+
+
+def _dss_revision(reader: PdfFileReader) -> int | None:
+    """The revision that introduced a DSS holding validation data (ETSI EN 319 142-1 §5.4), if any."""
+    ref = reader.root.raw_get("/DSS") if "/DSS" in reader.root else None
+    dss = reader.root["/DSS"] if ref is not None else None
+    if dss is None or not any(k in dss for k in ("/Certs", "/CRLs", "/OCSPs", "/VRI")):
+        return None
+    if isinstance(ref, generic.IndirectObject):
+        return int(reader.xrefs.get_introducing_revision(ref.reference))
+    return int(reader.xrefs.total_revisions - 1)  # a direct DSS: say the last revision (the weakest claim)
+
+
+def pades_level(sig: EmbeddedPdfSignature, dss_revision: int | None, doc_timestamp_revisions: list[int]) -> str:
+    """What the signature actually carries (ETSI EN 319 142-1 §6.3): B-B; B-T with a signature timestamp;
+    B-LT when validation data (a DSS) was added after it; B-LTA when a document timestamp covers that DSS."""
+    if not _has_signature_timestamp(sig):
+        return LEVELS[0]
+    if dss_revision is None or dss_revision <= sig.signed_revision:
+        return LEVELS[1]
+    if not any(r >= dss_revision for r in doc_timestamp_revisions):
+        return LEVELS[2]
+    return LEVELS[3]
 
 
 async def validate_pdf(pdf: bytes, signing_url: str, http: httpx.AsyncClient | None = None) -> PdfCheck:
@@ -103,19 +137,22 @@ async def validate_pdf(pdf: bytes, signing_url: str, http: httpx.AsyncClient | N
         )
 
     reader = PdfFileReader(io.BytesIO(pdf))
-    signers_, summaries, stamps = [], [], 0
+    signers_, summaries, stamps, signatures = [], [], [], []
     for sig in reader.embedded_signatures:
         if sig.sig_object_type == "/DocTimeStamp":
             ts = await async_validate_pdf_timestamp(sig, validation_context=context())
             if not (ts.intact and ts.valid and ts.trusted):
                 raise ValueError(f"document timestamp {sig.field_name}: {ts.summary()}")
-            stamps += 1
+            stamps.append(sig.signed_revision)
             continue
         st = await async_validate_pdf_signature(sig, context())
         if not st.bottom_line:
             raise ValueError(f"signature {sig.field_name}: {st.summary()}")
         signers_.append(str(st.signing_cert.subject.native.get("common_name")))
         summaries.append(st.summary())
+        signatures.append(sig)
     if not signers_:
         raise ValueError("no signature")
-    return PdfCheck(signers_, summaries, stamps, "/DSS" in reader.root)
+    dss = _dss_revision(reader)
+    levels = [pades_level(sig, dss, stamps) for sig in signatures]
+    return PdfCheck(signers_, summaries, len(stamps), "/DSS" in reader.root, levels)

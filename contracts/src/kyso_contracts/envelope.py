@@ -4,6 +4,13 @@ Attribute names follow the CloudEvents spec; the extension attributes ``correlat
 ``causationid`` are lower-case alphanumeric as the spec requires for extensions, and
 ``traceparent``/``tracestate`` are the CloudEvents distributed-tracing extension (W3C trace context).
 An attribute that has no value is left out of the JSON, never written as null.
+
+Writers strict, readers tolerant. Building a payload or an envelope in Python refuses any field the model
+does not declare, so kyso's own producers can never emit a field outside the event type's version. Reading
+(:func:`kyso_contracts.parse_event`) ignores what it does not know: a newer kyso adds optional payload
+fields and CloudEvents extension attributes (top-level attributes in structured mode, ``ce_`` headers in
+binary mode) without changing the version, and a reader built against this version must keep working
+during a rolling deploy. The published JSON Schemas therefore allow additional properties at every level.
 """
 
 from __future__ import annotations
@@ -17,11 +24,31 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 SCHEMA_BASE = "https://schemas.kyso.vn/events"
 
+READERS_IGNORE_UNKNOWN = (
+    "Readers must ignore what they do not know: kyso adds optional payload fields and CloudEvents extension "
+    "attributes (top-level attributes in structured mode) without changing the event type's version, so every "
+    "object here allows additional properties. kyso's own producers never emit a field outside this version."
+)
+
+DELIVERED_MORE_THAN_ONCE = (
+    "An event may be delivered more than once in rare cases (a crash between publishing it and recording "
+    "that it was published), so consumers deduplicate on the CloudEvents `id`."
+)
+
+
+def _tolerant_schema(schema: dict[str, Any]) -> None:
+    """The published schema is the *reader's* contract: unknown properties are allowed (and ignored), even
+    though the Python model refuses them when kyso writes an event (see the module docstring)."""
+    schema["additionalProperties"] = True
+
 
 class Payload(BaseModel):
-    """Base of every event payload. Subclasses declare their type, topic and key field."""
+    """Base of every event payload. Subclasses declare their type, topic and key field.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``extra="forbid"`` is the writer's rule (kyso never emits an undeclared field); readers validate with
+    ``extra="ignore"`` (:func:`kyso_contracts.parse_event`), so a field added by a newer kyso is ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_tolerant_schema)
 
     event_type: ClassVar[str]
     topic: ClassVar[str]
@@ -53,9 +80,12 @@ def utcnow() -> datetime:
 
 
 class CloudEvent(BaseModel, Generic[P]):
-    """A CloudEvents 1.0 envelope around one kyso payload."""
+    """A CloudEvents 1.0 envelope around one kyso payload.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict when kyso builds one (no undeclared attribute), tolerant when read: an extension attribute this
+    version does not define is ignored by :func:`kyso_contracts.parse_event`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_tolerant_schema)
 
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, max_length=128, description="Unique per event; consumers deduplicate on it")

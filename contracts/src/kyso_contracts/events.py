@@ -467,7 +467,12 @@ class SignatureCompleted(Payload):
     serial_number: str = Field(pattern=r"^[0-9a-f]{1,40}$")
     signature_algorithm: str = Field(description="The signature algorithm's OID")
     documents: list[SignedDocument] = Field(min_length=1, max_length=50)
-    signatures_b64: list[str] = Field(min_length=1, max_length=50, description="In the order of the documents")
+    signatures_b64: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="In the order of the documents. Empty for a CSC authorisation: its signatures leave kyso only "
+        "through signatures/signHash (or signPolling/signDoc) against the SAD, never on this topic",
+    )
     confirmed_with: Literal["smartotp", "sms"]
     signed_at: UtcDateTime
 

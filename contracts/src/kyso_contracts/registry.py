@@ -22,8 +22,14 @@ def envelope_model(payload: type[Payload]) -> type[CloudEvent[Any]]:
     return _ENVELOPES[payload.event_type]
 
 
-def parse_event(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:
-    """Validate ``raw`` as a kyso CloudEvent; raises ValueError (incl. ValidationError) if it is not one."""
+def parse_event(raw: bytes | str | dict[str, Any], *, strict: bool = False) -> CloudEvent[Any]:
+    """Validate ``raw`` as a kyso CloudEvent; raises ValueError (incl. ValidationError) if it is not one.
+
+    Readers are tolerant: payload fields and envelope (extension) attributes this version does not declare
+    are ignored, at every level, because a newer kyso may add optional ones without a new version — a
+    reader that refused them would dead-letter every event of the next release during a rolling deploy.
+    Every declared field is still checked. ``strict=True`` is the writer's check: it refuses anything
+    undeclared (kyso's tests use it to prove its own producers emit only what the version declares)."""
     doc = json.loads(raw) if isinstance(raw, bytes | str) else raw
     if not isinstance(doc, dict):
         raise ValueError("event must be a JSON object")
@@ -31,7 +37,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:
     model = _ENVELOPES.get(etype) if isinstance(etype, str) else None
     if model is None:
         raise UnknownEventType(f"unknown event type {etype!r}")
-    return model.model_validate(doc)
+    return model.model_validate(doc, extra="forbid" if strict else "ignore")
 
 
 __all__ = ["UnknownEventType", "ValidationError", "envelope_model", "parse_event"]

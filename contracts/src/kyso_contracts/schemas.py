@@ -3,6 +3,9 @@
 * ``envelope/<type>.json`` — the whole CloudEvent as it travels on Kafka;
 * ``data/<type>.json`` — its ``data`` alone: the document each event's ``dataschema`` URI names.
 
+They are the reader's contract: every object allows additional properties (a newer kyso adds optional
+fields and extension attributes within a version), and ``$comment`` says so, with the duplicate rule.
+
 The URIs mirror the directory: ``https://schemas.kyso.vn/events/<path>`` ↔ ``contracts/schemas/<path>``.
 
     python -m kyso_contracts.schemas <dir>     # (re)write the files
@@ -15,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .envelope import SCHEMA_BASE
+from .envelope import DELIVERED_MORE_THAN_ONCE, READERS_IGNORE_UNKNOWN, SCHEMA_BASE
 from .events import ALL_EVENTS
 from .registry import envelope_model
 
@@ -33,6 +36,7 @@ def event_schemas() -> dict[str, dict[str, Any]]:
         data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         data["$id"] = payload.dataschema()
         data["description"] = doc
+        data["$comment"] = READERS_IGNORE_UNKNOWN
         out[_relative(payload.dataschema())] = data
 
         envelope = envelope_model(payload).model_json_schema()
@@ -40,6 +44,7 @@ def event_schemas() -> dict[str, dict[str, Any]]:
         envelope["$id"] = payload.envelope_schema()
         envelope["title"] = payload.__name__
         envelope["description"] = doc
+        envelope["$comment"] = f"{READERS_IGNORE_UNKNOWN} {DELIVERED_MORE_THAN_ONCE}"
         envelope["x-kafka-topic"] = payload.topic
         envelope["x-kafka-key"] = f"data.{payload.key_field}"
         envelope["properties"]["type"] = {"const": payload.event_type, "type": "string"}

@@ -289,7 +289,10 @@ def fresh_credential_dependency(
 
 
 def optional_bearer_dependency(verifier: TokenVerifier) -> Callable[..., Awaitable[Principal | None]]:
-    """Like :func:`bearer_dependency`, but ``None`` when no Authorization header is sent at all."""
+    """Like :func:`bearer_dependency`, but ``None`` when no Authorization header is sent at all.
+
+    A route using it passes ``openapi_extra=kyso_kit.openapi.OPTIONAL_BEARER`` so that its OpenAPI
+    operation says the token is optional (``security: [{}, {"HTTPBearer": []}]``)."""
 
     async def maybe(
         request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)

@@ -99,7 +99,11 @@ async def _raw(msg: Any) -> Any:
 
 
 class EventConsumer:
-    """Routes events to service handlers; dedupes, retries with backoff, then dead-letters."""
+    """Routes events to service handlers; dedupes, retries with backoff, then dead-letters.
+
+    A tolerant reader that never skips what it cannot read: unknown fields and extension attributes are
+    ignored, event types it does not consume are passed over, and anything else it cannot read (not a
+    CloudEvent, invalid, another version of a type it handles) is dead-lettered, loudly."""
 
     def __init__(self, settings: ServiceSettings, broker: KafkaBroker, inbox: Inbox, metrics: Metrics) -> None:
         self._settings = settings
@@ -201,12 +205,19 @@ class EventConsumer:
         record = msg.raw_message
         body: bytes = msg.body
         try:
+            # Tolerant reader: payload fields and extension attributes this version does not declare are
+            # ignored (a newer kyso adds optional ones without a new version, e.g. during a rolling deploy).
             event = parse_event(body)
         except UnknownEventType:
-            if _looks_like_cloudevent(body):
-                return  # a type we do not consume (or a newer version): tolerant reader
-            await self._dead_letter(record, body, "not_a_cloudevent", "unknown or missing event type", 0)
-            return
+            if not _looks_like_cloudevent(body):
+                await self._dead_letter(record, body, "not_a_cloudevent", "unknown or missing event type", 0)
+            elif (other := self._other_version_of_handled(body)) is not None:
+                # Another major version of an event we act on is a breaking change we cannot read: passing
+                # over it would lose the fact silently, so it waits in the dead-letter topic for a replay.
+                await self._dead_letter(
+                    record, body, "unknown_version", f"{other}: this consumer reads another version", 0
+                )
+            return  # otherwise a type we do not consume: none of our business
         except ValueError as exc:
             kind = "invalid_event" if _looks_like_cloudevent(body) else "not_a_cloudevent"
             await self._dead_letter(record, body, kind, str(exc)[:2000], 0)
@@ -228,6 +239,12 @@ class EventConsumer:
         finally:
             self._metrics.event_latency.labels(event.type, outcome).observe(time.perf_counter() - started)
             correlation_id.reset(token)
+
+    def _other_version_of_handled(self, body: bytes) -> str | None:
+        """The event's type, if it is another version (``.v<n>``) of a type this consumer handles."""
+        etype = str(json.loads(body)["type"])
+        name = etype.rsplit(".", 1)[0]
+        return etype if any(t.rsplit(".", 1)[0] == name for t in self._handlers) else None
 
     async def _attempt(self, event: CloudEvent[Any], handler: Handler, record: Any, body: bytes) -> str:
         """Handle once per event id, retrying technical faults with backoff, then dead-letter."""

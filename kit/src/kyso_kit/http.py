@@ -151,25 +151,19 @@ def install_conventions(
         err = DomainError(code, en, vi, details={"errors": details})
         return JSONResponse(err.body(), status_code=422)
 
-    paths: list[tuple[re.Pattern[str], set[str]]] = []
+    allowed = AllowedMethods(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code, en, vi = _FRAMEWORK.get(exc.status_code, ("http_error", str(exc.detail), "Lỗi yêu cầu HTTP"))
-        err = DomainError(code, en, vi)
         # Keep what the framework says in headers; a 405's Allow names every method of the path (the router
         # only names those of the first route it matched, and a path may have a route per method).
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            if not paths:  # each documented path's pattern and methods, from the OpenAPI document (made once)
-                paths.extend(
-                    (compile_path(p)[0], {m.upper() for m in ops}) for p, ops in app.openapi()["paths"].items()
-                )
-            allowed = {m for rx, methods in paths if rx.match(request.url.path) for m in methods}
-            if allowed:
-                headers["Allow"] = ", ".join(sorted(allowed))
-        return JSONResponse(err.body(), status_code=exc.status_code, headers=headers)
+            return method_not_allowed(allowed.of(request.url.path), headers)
+        code, en, vi = _FRAMEWORK.get(exc.status_code, ("http_error", str(exc.detail), "Lỗi yêu cầu HTTP"))
+        return JSONResponse(DomainError(code, en, vi).body(), status_code=exc.status_code, headers=headers)
 
+    app.add_middleware(ConcretePathMiddleware, allowed=allowed)
     app.add_middleware(BodyLimitMiddleware, limits=body_limits)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
@@ -193,6 +187,70 @@ def install_conventions(
         checks = await ready()
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+def method_not_allowed(allow: set[str], headers: dict[str, str] | None = None) -> JSONResponse:
+    code, en, vi = _FRAMEWORK[405]
+    out = dict(headers or {})
+    if allow:
+        out["Allow"] = ", ".join(sorted(allow))
+    return JSONResponse(DomainError(code, en, vi).body(), status_code=405, headers=out)
+
+
+class AllowedMethods:
+    """The methods of the path item a request path belongs to, by the OpenAPI rule (3.1 §4.8.8): a
+    concrete path is matched before a templated one, so ``/v1/signing-requests/pdf`` is its own path
+    item and not also ``/v1/signing-requests/{request_id}``. Among templated paths, the one with a
+    literal segment where another has a parameter (reading from the left) is the more specific."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._paths: list[tuple[tuple[bool, ...], re.Pattern[str], set[str]]] | None = None
+        self._concrete: dict[str, set[str]] | None = None
+
+    def _documented(self) -> list[tuple[tuple[bool, ...], re.Pattern[str], set[str]]]:
+        if self._paths is None:  # made once, from the OpenAPI document, after every router is included
+            self._paths = [
+                (tuple(seg.startswith("{") for seg in p.split("/")), compile_path(p)[0], {m.upper() for m in ops})
+                for p, ops in self.app.openapi()["paths"].items()
+            ]
+        return self._paths
+
+    def of(self, path: str) -> set[str]:
+        """The documented methods of ``path``'s own path item (empty: no documented path matches)."""
+        matching = [(key, methods) for key, rx, methods in self._documented() if rx.match(path)]
+        if not matching:
+            return set()
+        best = min(key for key, _ in matching)
+        return {m for key, methods in matching if key == best for m in methods}
+
+    def concrete(self, path: str) -> set[str] | None:
+        """The documented methods of ``path`` when it is itself a documented concrete path (no
+        parameter), else None."""
+        if self._concrete is None:
+            self._concrete = {
+                p: {m.upper() for m in ops} for p, ops in self.app.openapi()["paths"].items() if "{" not in p
+            }
+        return self._concrete.get(path)
+
+
+class ConcretePathMiddleware:
+    """A method a documented concrete path does not have is 405 there, with that path's ``Allow``, even
+    when a templated sibling would take it (Starlette tries routes in order: ``GET
+    /v1/signing-requests/pdf`` would reach ``GET /v1/signing-requests/{request_id}``). What the OpenAPI
+    document says a path answers is then what it answers. Undocumented paths (``/docs``) are left to
+    the router."""
+
+    def __init__(self, app: ASGIApp, allowed: AllowedMethods) -> None:
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            own = self.allowed.concrete(scope["path"])
+            if own is not None and scope["method"].upper() not in own:
+                await method_not_allowed(own)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Health(BaseModel):

@@ -2,8 +2,9 @@
 
 Routes list the errors they answer with :func:`errors`; :func:`install` then makes the document
 consistent: FastAPI's own 422 schema is replaced by ours, every operation behind the bearer scheme
-documents 401, every operation with a body documents 400, and every operation documents its framework
-answers.
+documents 401, every operation with a body documents 400, every operation documents its framework
+answers, and an operation marked :data:`OPTIONAL_BEARER` (its token is optional) says so with an
+empty security requirement first (OpenAPI 3.1 §4.8.30: ``[{}, {"HTTPBearer": []}]``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": DESCRIPTIONS[s]} for s in statuses}
 
 
+_OPTIONAL = "x-kyso-optional-bearer"
+OPTIONAL_BEARER: dict[str, Any] = {_OPTIONAL: True}
+"""``openapi_extra`` of a route whose bearer token is optional (``auth.optional_bearer_dependency``)."""
+
+
+def document(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put request models a route reads itself (its ``openapi_extra`` names them by ``$ref``, as the CSC
+    routes that parse their own body do) into the document's components, so every ``$ref`` resolves."""
+    listed: list[type[BaseModel]] = getattr(app.state, "documented_models", [])
+    app.state.documented_models = listed + [m for m in models if m not in listed]
+
+
 def install(app: FastAPI) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema:
@@ -55,6 +68,8 @@ def install(app: FastAPI) -> None:
         ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         for ops in schema.get("paths", {}).values():
             for op in ops.values():
+                if op.pop(_OPTIONAL, False) and op.get("security") and {} not in op["security"]:
+                    op["security"] = [{}, *op["security"]]  # anonymous, or with a token
                 responses = op.setdefault("responses", {})
                 if "422" in responses:
                     responses["422"] = {"description": DESCRIPTIONS[422], "content": ref}
@@ -65,6 +80,11 @@ def install(app: FastAPI) -> None:
                         "400", {"description": DESCRIPTIONS[400] + "; or an unreadable body", "content": ref}
                     )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in getattr(app.state, "documented_models", []):
+            rendered = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in rendered.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components.setdefault(model.__name__, rendered)
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
         components.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))

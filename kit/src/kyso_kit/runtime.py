@@ -26,13 +26,14 @@ from .http import install_conventions
 from .inbox import Inbox
 from .logs import configure
 from .metrics import ConsumerLag, Metrics
-from .outbox import OutboxRelay
+from .outbox import LEASES, OutboxRelay
 from .settings import ServiceSettings
 from .store import EventFactory, MongoStore
 
 log = logging.getLogger(__name__)
 
 KEEP_ALIVE_SECONDS = 35
+FIRST_SWEEP_SECONDS = 5.0
 
 
 class ServiceRuntime:
@@ -57,6 +58,7 @@ class ServiceRuntime:
             poll_seconds=settings.outbox_poll_seconds,
             sweep_seconds=settings.outbox_sweep_seconds,
             observe=self._observe_backlog,
+            registry=self.db[LEASES],
         )
         self._lag: ConsumerLag | None = None
         self.events = EventFactory(settings.source, clock)
@@ -101,6 +103,8 @@ class ServiceRuntime:
         return {"database": db_ok, "kafka": kafka_ok}
 
     async def start(self) -> None:
+        # The relay's lease first: every event written from now on names this process as its publisher.
+        await self.relay.keep_lease()
         for fn in self._startup:
             await fn()
         await ensure_topics(
@@ -109,8 +113,14 @@ class ServiceRuntime:
         )
         self.consumer.install()
         await self.relay.prepare()
-        await self.broker.start()
+        # The producer, the relay and its first sweep before any consumer: what a previous run left
+        # goes out before this instance acts on new events (bounded, so a broker outage cannot keep
+        # the service down; the relay keeps trying).
+        await self.broker.connect()
         self.relay.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.relay.swept.wait(), timeout=FIRST_SWEEP_SECONDS)
+        await self.broker.start()
         self._periodic_tasks = [asyncio.create_task(self._run_periodic(*p), name=p[2]) for p in self._periodic]
         log.info("service started", extra={"consumes": self.consumer.topics})
 
@@ -181,6 +191,9 @@ class ServiceRuntime:
             port=self.settings.http_port,
             log_config=None,
             access_log=False,
+            # uvicorn would believe X-Forwarded-For from loopback before our code runs; the client address
+            # is decided once, in kyso_kit.client_address (TRUSTED_PROXIES).
+            proxy_headers=False,
             # Longer than any client keeps an idle connection (the SDK: 20 s), so the server never
             # closes a connection a client is about to reuse; long-polls answer within 30 s.
             timeout_keep_alive=KEEP_ALIVE_SECONDS,

@@ -6,10 +6,12 @@ Only a service's composition root instantiates settings; nothing else reads the 
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .client_address import ClientAddresses, parse_networks
 
 SecretKind = Literal["secret", "private_pem", "public_pem"]
 
@@ -114,6 +116,20 @@ class ServiceSettings(BaseSettings):
         "registration serves it at /.well-known/jwks.json",
     )
 
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="TRUSTED_PROXIES",
+        description="Comma-separated addresses or CIDRs of the reverse proxies in front of this service "
+        "(e.g. `10.0.0.0/8,2001:db8::/64`). Only a connection from one of them may say, in "
+        "TRUSTED_PROXY_HEADER, whom it forwards for; empty (the default): the client is the TCP peer "
+        "and forwarding headers are ignored",
+    )
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        default="x-forwarded-for",
+        validation_alias="TRUSTED_PROXY_HEADER",
+        description="The one header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239)",
+    )
+
     secrets: ClassVar[dict[str, tuple[SecretKind, str]]] = {}
     """Secret fields of a service: field → (kind, development purpose). Production refuses to start
     without each of them; development fills in the well-known development value of that purpose."""
@@ -135,6 +151,19 @@ class ServiceSettings(BaseSettings):
 
             object.__setattr__(self, "auth_public_key_pem", dev_ec_public_pem("auth"))
         return self
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+        cidrs = [str(v).strip() for v in value if str(v).strip()]
+        parse_networks(cidrs)  # a typo stops the service at start
+        return cidrs
+
+    def client_addresses(self) -> ClientAddresses:
+        """How this service finds a request's client address (behind TRUSTED_PROXIES)."""
+        return ClientAddresses(self.trusted_proxies, self.trusted_proxy_header)
 
     def token_keys(self) -> str | dict[str, Any] | None:
         """What access tokens are checked against; production refuses to run without any of them."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -176,11 +176,12 @@ class _Writer:
         self._factory = factory
         self._publishes = publishes
 
-    def _entries(self, events: Sequence[EventLike], caused_by: str | None) -> list[Doc]:
+    def _entries(self, events: Sequence[EventLike], caused_by: str | None, owner: str = "") -> list[Doc]:
         if events and not self._publishes:
             raise ValueError(f"collection {self.name!r} was registered without events")
         return [
-            outbox_entry(e if isinstance(e, CloudEvent) else self._factory(e, causation_id=caused_by)) for e in events
+            outbox_entry(e if isinstance(e, CloudEvent) else self._factory(e, causation_id=caused_by), owner)
+            for e in events
         ]
 
 
@@ -202,11 +203,11 @@ class MongoAggregates(_Writer):
         factory: EventFactory,
         *,
         publishes: bool,
-        nudge: Callable[[str, Any, Doc | None], None],
+        relay: OutboxRelay,
     ) -> None:
         super().__init__(coll.name, factory, publishes)
         self._coll = coll
-        self._nudge = nudge
+        self._relay = relay
 
     @property
     def raw(self) -> AsyncCollection[Doc]:
@@ -233,7 +234,9 @@ class MongoAggregates(_Writer):
         return int(await self._coll.count_documents(filter))
 
     async def insert(self, doc: Doc, *, events: Sequence[EventLike] = ()) -> None:
-        entries = self._entries(events, None)
+        # taken before the write is sent: the entries' owner, and what the relay may trust the copy for
+        ticket = self._relay.ticket()
+        entries = self._entries(events, None, ticket.owner)
         body = dict(doc)
         if self._publishes:
             body[OUTBOX_FIELD] = entries
@@ -244,11 +247,13 @@ class MongoAggregates(_Writer):
         except DuplicateKeyError:
             raise DuplicateKey(self.name) from None
         if entries:
-            self._nudge(self.name, doc["_id"], body)
+            self._relay.nudge(self.name, doc["_id"], body, ticket)
 
-    def _prepare(self, filter: Doc, update: Doc, events: Sequence[EventLike], caused_by: str | None) -> tuple[Doc, Doc]:
+    def _prepare(
+        self, filter: Doc, update: Doc, events: Sequence[EventLike], caused_by: str | None, owner: str = ""
+    ) -> tuple[Doc, Doc]:
         flt, upd = _guarded(filter, _copy_update(update), caused_by)
-        entries = self._entries(events, caused_by)
+        entries = self._entries(events, caused_by, owner)
         if entries:
             upd.setdefault("$push", {})[OUTBOX_FIELD] = {"$each": entries}
             upd.setdefault("$set", {})[PENDING_FIELD] = True
@@ -263,7 +268,8 @@ class MongoAggregates(_Writer):
         caused_by: str | None = None,
         upsert_with: Doc | None = None,
     ) -> Doc | None:
-        flt, upd = self._prepare(filter, update, events, caused_by)
+        ticket = self._relay.ticket()  # before the write is sent (see insert)
+        flt, upd = self._prepare(filter, update, events, caused_by, ticket.owner)
         try:
             if upsert_with is not None:
                 # Fields the filter fixes by equality are set by the upsert itself (and _id may not be set twice).
@@ -286,7 +292,7 @@ class MongoAggregates(_Writer):
             _raise_if_duplicate(exc, self.name)
             raise
         if doc is not None and OUTBOX_FIELD in upd.get("$push", {}):
-            self._nudge(self.name, doc["_id"], doc)
+            self._relay.nudge(self.name, doc["_id"], doc, ticket)
         return _hide(doc)
 
     async def update(
@@ -299,7 +305,7 @@ class MongoAggregates(_Writer):
         upsert_with: Doc | None = None,
     ) -> bool:
         if upsert_with is not None or events:
-            # the written document goes to the relay, which then publishes without reading it again
+            # the written document goes to the relay, which publishes from it unless it cleared that document since
             got = await self.update_and_get(filter, update, events=events, caused_by=caused_by, upsert_with=upsert_with)
             return got is not None
         flt, upd = self._prepare(filter, update, events, caused_by)
@@ -343,7 +349,7 @@ class MongoStore:
             if events and not known._publishes:
                 raise ValueError(f"collection {name!r} registered twice, once without events")
             return known
-        coll = MongoAggregates(self._db[name], self.events, publishes=events, nudge=self._relay.nudge)
+        coll = MongoAggregates(self._db[name], self.events, publishes=events, relay=self._relay)
         if events:
             self._relay.watch(self._db[name])
         self._collections[name] = coll

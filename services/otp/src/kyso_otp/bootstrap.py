@@ -57,7 +57,7 @@ def build(settings: OtpSettings | None = None) -> tuple[ServiceRuntime, FastAPI]
     rt.consumer.on(AccountCreated)(sms.when_account_created_remember_phone)
     invitations = Invitations(rt.store, sender, rt.clock)
     rt.consumer.on(OrganisationRegistrationOpened)(invitations.when_organisation_registration_opened_invite)
-    rt.every(3600, sms.limits.forget_ended_windows, "forget-ended-rate-limit-windows")
+    rt.every(3600, sms.limits.forget_old, "forget-old-limit-events")
     rt.every(3600, sms.forget_old_challenges, "forget-old-sms-challenges")
     app = rt.http_app("kyso otp", "SMS OTP challenges and SmartOTP soft tokens")
     app.include_router(router(settings, sms, smartotp, methods, inbox, rt.verifier(), rt.clock))

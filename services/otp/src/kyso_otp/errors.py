@@ -30,3 +30,24 @@ def method_locked(method: str) -> Forbidden:
 def code_format(digits: int = 6) -> Invalid:
     en, vi = FIELD_ERRORS["invalid_code_format"]
     return Invalid("invalid_code_format", en.replace("6", str(digits)), vi.replace("6", str(digits)))
+
+
+def invalid_activation_code(attempts_left: int) -> Rejected:
+    """Wrong, used, expired, superseded and voided look alike; ``attempts_left`` 0 means: enrol again."""
+    return Rejected(
+        "invalid_activation_code",
+        "The activation code is invalid, used or expired"
+        + ("" if attempts_left else "; start the SmartOTP enrolment again"),
+        "Mã kích hoạt không hợp lệ, đã dùng hoặc đã hết hạn"
+        + ("" if attempts_left else "; vui lòng đăng ký lại SmartOTP"),
+        details={"attempts_left": attempts_left},
+    )
+
+
+def too_many_activation_attempts(retry_after: float) -> TooMany:
+    return TooMany(
+        "too_many_activation_attempts",
+        "Too many wrong activation codes from this network; try again later",
+        "Nhập sai mã kích hoạt quá nhiều lần từ mạng này, vui lòng thử lại sau",
+        retry_after,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from kyso_contracts import OtpPurpose
 from kyso_contracts.types import Id, Phone
@@ -19,7 +19,7 @@ from kyso_kit.auth import (
 )
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Invalid, unauthorized
-from kyso_kit.openapi import errors
+from kyso_kit.openapi import OPTIONAL_BEARER, errors
 
 from .delivery import DevInbox
 from .methods import OtpMethods
@@ -66,6 +66,7 @@ def router(
     maybe_account = optional_bearer_dependency(verifier)
     fresh = fresh_credential_dependency(verifier, settings.fresh_credential_seconds, clock)
     operator = role_dependency(verifier, "operator")
+    client_address = settings.client_addresses().dependency()
 
     # -------------------------------------------------------------- SMS OTP
     @r.post(
@@ -74,6 +75,7 @@ def router(
         tags=["sms-otp"],
         response_model=ChallengeView,
         responses=errors(401, 403, 404, 422, 429, 502),
+        openapi_extra=OPTIONAL_BEARER,
     )
     async def create_challenge(body: ChallengeRequest, who: Principal | None = Depends(maybe_account)) -> Any:
         """A six-digit code by SMS. Before an account exists only phone verification is possible;
@@ -143,10 +145,12 @@ def router(
         response_model=DeviceActivation,
         responses=errors(400, 422, 429),
     )
-    async def activate(body: ActivationRequest, request: Request) -> Any:
-        """The device presents the activation code; the seed is returned once, as an otpauth:// URI."""
-        client = request.client.host if request.client else "unknown"
-        return await smartotp.activate(body.activation_code, body.device_id, client=client)
+    async def activate(body: ActivationRequest, client: str = Depends(client_address)) -> Any:
+        """The device presents the enrolment and its activation code; the seed is returned once, as an
+        otpauth:// URI. Five wrong codes void the enrolment (``attempts_left`` in a 400 counts down);
+        429 only for an address that sprayed many wrong codes, and never for a first try at an
+        enrolment."""
+        return await smartotp.activate(body.token_id, body.activation_code, body.device_id, client=client)
 
     @r.get(
         "/smartotp/tokens/{token_id}",

@@ -18,6 +18,18 @@ class Strict(BaseModel):
 
 
 class ChallengeRequest(Strict):
+    """Phone verification (no account yet) names the ``phone``; every other purpose names the signed-in
+    ``account_id`` and the code goes to that account's registered phone."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"purpose": {"const": OtpPurpose.PHONE_VERIFICATION.value}}},
+            "then": {"required": ["phone"]},
+            "else": {"required": ["account_id"]},
+        },
+    )
+
     purpose: OtpPurpose
     subject: Id = Field(description="What the code is for: a registration, contract, token… id")
     phone: Phone | None = Field(default=None, description="Only for phone verification")
@@ -45,11 +57,17 @@ class ResyncRequest(Strict):
 class EnrolmentRequest(Strict):
     account_id: Id
     terms_version: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    terms_accepted: bool
+    terms_accepted: bool = Field(
+        json_schema_extra={"const": True}, description="Must be true (422 terms_not_accepted otherwise)"
+    )
     sms_challenge_id: Id
 
 
 class ActivationRequest(Strict):
+    token_id: Id = Field(
+        description="The enrolment the code belongs to (``token_id`` of the enrolment answer, handed to the "
+        "device with the code): wrong codes count against this enrolment, and enough of them void it"
+    )
     activation_code: ActivationCode
     device_id: Id
 

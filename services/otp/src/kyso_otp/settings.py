@@ -50,13 +50,20 @@ class OtpSettings(ServiceSettings):
         default=10,
         ge=1,
         validation_alias="OTP_SMS_PER_PHONE_PER_HOUR",
-        description="Challenges one phone number may receive per hour",
+        description="Phone-verification codes (asked without an account) one phone number may receive in "
+        "any 60 minutes; an account's own codes are counted per account instead",
+    )
+    sms_per_account_per_hour: int = Field(
+        default=10,
+        ge=1,
+        validation_alias="OTP_SMS_PER_ACCOUNT_PER_HOUR",
+        description="Codes a signed-in account may have sent to its phone in any 60 minutes",
     )
     sms_per_subject_per_hour: int = Field(
         default=5,
         ge=1,
         validation_alias="OTP_SMS_PER_SUBJECT_PER_HOUR",
-        description="Challenges one subject (registration, contract…) may get per hour",
+        description="Challenges one subject (registration, contract…) may get in any 60 minutes",
     )
     sms_resend_cooldown_seconds: int = Field(
         default=60,
@@ -80,11 +87,20 @@ class OtpSettings(ServiceSettings):
         validation_alias="OTP_FRESH_CREDENTIAL_SECONDS",
         description="How recently the password must have been entered for sensitive changes",
     )
-    activation_attempts_per_client_per_hour: int = Field(
-        default=20,
+    activation_max_failures: int = Field(
+        default=5,
         ge=1,
-        validation_alias="OTP_ACTIVATION_ATTEMPTS_PER_CLIENT_PER_HOUR",
-        description="Activation-code tries one client address may make per hour (guessing bound)",
+        le=10,
+        validation_alias="OTP_ACTIVATION_MAX_FAILURES",
+        description="Wrong activation codes that void an enrolment (the subscriber enrols again with a fresh SMS code)",
+    )
+    activation_failures_per_address_per_hour: int = Field(
+        default=100,
+        ge=1,
+        validation_alias="OTP_ACTIVATION_FAILURES_PER_ADDRESS_PER_HOUR",
+        description="Backstop against spraying many enrolments: past this many wrong activation codes from "
+        "one client address (an IPv6 /64) in any 60 minutes, that address is refused for enrolments that "
+        "already saw a wrong code; a first try at an untouched enrolment is still answered",
     )
     activation_ttl_seconds: int = Field(
         default=600,

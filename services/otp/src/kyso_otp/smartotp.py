@@ -3,6 +3,7 @@ lock-out), resync, transaction-bound codes, and re-enrolment after a forgotten P
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -16,18 +17,21 @@ from kyso_contracts import (
     SmartOtpTransactionVerified,
 )
 from kyso_kit.auth import Principal, ensure_may
+from kyso_kit.client_address import limit_key
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox
-from kyso_kit.errors import Conflict, Invalid, Rejected
+from kyso_kit.errors import Conflict, Invalid
 from kyso_kit.store import Doc, Store
+from kyso_kit.timeutil import as_utc
 
 from . import domain
-from .errors import code_format, invalid_otp, too_many
+from .errors import code_format, invalid_activation_code, invalid_otp, too_many_activation_attempts
 from .settings import OtpSettings
 from .sms import SmsOtp
 
 LIVE = ["pending_first_code", "active"]
 _MAX_RACES = 32
+HOUR = 3600
 
 TERMS_TEXT = {
     "2025-01": (
@@ -94,6 +98,7 @@ class SmartOtp:
                 "status": "awaiting_device",
                 "operator_locked": operator_locked,
                 "activation_hash": domain.activation_code_hash(code),
+                "activation_failures": 0,
                 "activation_expires_at": expires,
                 "created_at": self.clock.now(),
             }
@@ -105,39 +110,60 @@ class SmartOtp:
             "ttl_seconds": self.s.activation_ttl_seconds,
         }
 
-    async def activate(self, activation_code: str, device_id: str, client: str = "unknown") -> dict[str, Any]:
+    async def activate(
+        self, token_id: str, activation_code: str, device_id: str, client: str = "unknown"
+    ) -> dict[str, Any]:
+        """Bind the enrolment ``token_id`` to this device if ``activation_code`` is its code.
+
+        Guessing is bounded by the enrolment: ``activation_max_failures`` wrong codes void it, and the
+        subscriber enrols again (fresh password and SMS code). The enrolment id comes only with the
+        code, to the subscriber, so nobody else can void it. Wrong codes from one address are also
+        counted, as a backstop against spraying many enrolments: past the bound, that address is
+        answered 429 for enrolments that already saw a wrong code (or do not exist), and a first try
+        at an untouched enrolment is still answered, so a subscriber behind the same NAT as a guesser
+        activates at once."""
         if not domain.is_code_shape(activation_code, domain.ACTIVATION_DIGITS):
             raise Invalid(
                 "invalid_activation_code_format",
                 "The activation code must be 10 digits",
                 "Mã kích hoạt phải gồm 10 chữ số",
             )
-        # Reserve the try before looking the code up (guessing bounded per client address); a
-        # successful activation gives it back, so only wrong codes use up the allowance.
-        limit = self.s.activation_attempts_per_client_per_hour
-        wait = await self.sms.limits.hit("activation-client", client, limit, 3600)
-        if wait is not None:
-            raise too_many(
-                "too_many_activation_attempts",
-                "Too many activation attempts; try again later",
-                "Nhập mã kích hoạt sai quá nhiều lần, vui lòng thử lại sau",
-                wait,
-            )
+        address = limit_key(client)
+        backstop = await self.sms.limits.over(
+            "activation-address", address, self.s.activation_failures_per_address_per_hour, HOUR
+        )
         code_hash = domain.activation_code_hash(activation_code)
-        candidate = await self.tokens.find_one({"activation_hash": code_hash}, {"_id": 1, "account_id": 1})
-        seed = domain.new_seed()
-        pending = None
-        if candidate is not None:
-            token_id = candidate["_id"]
+        for _ in range(_MAX_RACES):
+            tok = await self.tokens.get(token_id)
+            live = (
+                tok is not None
+                and tok["status"] == "awaiting_device"
+                and as_utc(tok["activation_expires_at"]) > self.clock.now()
+            )
+            failures = int(tok.get("activation_failures", 0)) if tok is not None else 0
+            if backstop is not None and (not live or failures > 0):
+                raise too_many_activation_attempts(backstop)
+            if tok is None or not live:
+                await self.sms.limits.record("activation-address", address)
+                raise invalid_activation_code(0)
+            guard: Doc = {"_id": token_id, "status": "awaiting_device"}
+            guard["activation_failures"] = failures if "activation_failures" in tok else {"$exists": False}
+            if not hmac.compare_digest(tok["activation_hash"], code_hash):
+                # counted before it is answered: of parallel wrong tries, each one answered is one counted
+                failed = failures + 1
+                void = failed >= self.s.activation_max_failures
+                change: Doc = {"activation_failures": failed}
+                if void:
+                    change |= {"status": "voided", "voided_at": self.clock.now()}
+                if not await self.tokens.update(guard, {"$set": change}):
+                    continue
+                await self.sms.limits.record("activation-address", address)
+                raise invalid_activation_code(self.s.activation_max_failures - failed)
             # One atomic write binds the token to this device and stores its sealed seed: a second
             # device presenting the same code finds the status changed and fails.
+            seed = domain.new_seed()
             pending = await self.tokens.update_and_get(
-                {
-                    "_id": token_id,
-                    "activation_hash": code_hash,
-                    "status": "awaiting_device",
-                    "activation_expires_at": {"$gt": self.clock.now()},
-                },
+                guard,
                 {
                     "$set": {
                         "status": "pending_first_code",
@@ -150,23 +176,19 @@ class SmartOtp:
                     }
                 },
             )
-        if pending is None:
-            raise Rejected(
-                "invalid_activation_code",
-                "The activation code is invalid, used or expired",
-                "Mã kích hoạt không hợp lệ, đã dùng hoặc đã hết hạn",
-            )
-        await self.sms.limits.refund("activation-client", client, 3600)
-        p = self.policy
-        return {
-            "token_id": pending["_id"],
-            "otpauth_uri": domain.key_uri(seed, f"{pending['account_id']}", p),
-            "algorithm": p.algorithm,
-            "digits": p.digits,
-            "period": p.period,
-            "transaction_suite": domain.TRANSACTION_SUITE,
-            "server_time": self.clock.time(),
-        }
+            if pending is None:
+                continue
+            p = self.policy
+            return {
+                "token_id": pending["_id"],
+                "otpauth_uri": domain.key_uri(seed, f"{pending['account_id']}", p),
+                "algorithm": p.algorithm,
+                "digits": p.digits,
+                "period": p.period,
+                "transaction_suite": domain.TRANSACTION_SUITE,
+                "server_time": self.clock.time(),
+            }
+        raise invalid_activation_code(0)  # the enrolment kept changing under this try: answer like used
 
     # ------------------------------------------------------------------ verification
 

@@ -1,5 +1,11 @@
 """SMS OTP challenges: bound to a purpose, a subject and optionally a digest; six digits, five minutes,
-single use, stored as a keyed hash, five tries, resend with cooldown, per-phone and per-subject caps."""
+single use, stored as a keyed hash, five tries, resend with cooldown, and sliding-window caps on sends.
+
+Whose caps: a phone-verification code is asked for by nobody in particular (no account exists yet),
+so its sends are capped per phone number; every other code is asked for by a signed-in account for
+its own phone, so its sends are capped per account. An anonymous caller who fills a phone number's
+cap therefore delays only phone verification of that number, never the codes an account needs to
+consent, sign or unlock. Guessing is capped per challenge (five tries), never per address."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from kyso_contracts import AccountCreated, CloudEvent, OtpPurpose, SmsOtpVerifie
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooMany, Upstream
+from kyso_kit.limits import SlidingWindow
 from kyso_kit.logs import mask_phone
 from kyso_kit.store import Store
 from kyso_kit.timeutil import as_utc
@@ -21,7 +28,6 @@ from kyso_kit.timeutil import as_utc
 from . import domain
 from .delivery import SmsSender
 from .errors import code_format, invalid_otp, method_locked, too_many
-from .limits import RateLimiter
 from .settings import OtpSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,7 @@ PURPOSE_VI = {
 
 
 ACCOUNT_WAIT_SECONDS = 5.0
+HOUR = 3600
 
 
 class SmsOtp:
@@ -49,7 +56,7 @@ class SmsOtp:
         self.challenges = store.collection("sms_challenges", events=True)
         self.accounts = store.collection("accounts")
         self.methods = store.collection("otp_methods", events=True)
-        self.limits = RateLimiter(store.collection("rate_limits"), clock)
+        self.limits = SlidingWindow(store.collection("limit_events"), clock)
         self.changes = Changes()
         self.sender = sender
         assert settings.sms_pepper_b64
@@ -57,11 +64,21 @@ class SmsOtp:
 
     async def init_indexes(self) -> None:
         await self.challenges.ensure_index([("subject", 1), ("purpose", 1)])
+        await self.limits.init_indexes()
 
-    async def _limit(self, phone: str, subject: str) -> None:
-        wait = await self.limits.hit("sms-phone", phone, self.s.sms_per_phone_per_hour, 3600)
-        if wait is None:
-            wait = await self.limits.hit("sms-subject", subject, self.s.sms_per_subject_per_hour, 3600)
+    async def _limit(self, purpose: OtpPurpose, phone: str, account_id: str | None, subject: str) -> None:
+        """Count one send against its requester's caps (see the module docstring)."""
+        if purpose == OtpPurpose.PHONE_VERIFICATION:
+            scope, owner, bound = "sms-phone", phone, self.s.sms_per_phone_per_hour
+        else:
+            assert account_id is not None  # the caller's token named it
+            scope, owner, bound = "sms-account", account_id, self.s.sms_per_account_per_hour
+        # the subject's cap is the requester's too: another requester naming the same subject (a
+        # registration id, a contract id) counts in a bucket of its own
+        wait = await self.limits.hit_all(
+            (scope, owner, bound, HOUR),
+            ("sms-subject", f"{owner}:{purpose.value}:{subject}", self.s.sms_per_subject_per_hour, HOUR),
+        )
         if wait is not None:
             raise too_many(
                 "too_many_otp_requests",
@@ -108,7 +125,7 @@ class SmsOtp:
                 if (methods.get("locks") or {}).get("sms"):
                     raise method_locked("sms")
         assert phone is not None
-        await self._limit(phone, subject)
+        await self._limit(purpose, phone, account_id, subject)
         challenge_id = uuid.uuid4().hex
         code = domain.new_sms_code()
         t = self.clock.now()
@@ -150,7 +167,9 @@ class SmsOtp:
                 "This challenge is closed; request a new code",
                 "Yêu cầu OTP này đã kết thúc, vui lòng yêu cầu mã mới",
             )
-        await self._limit(current["phone"], current["subject"])
+        await self._limit(
+            OtpPurpose(current["purpose"]), current["phone"], current.get("account_id"), current["subject"]
+        )
         code = domain.new_sms_code()
         expires = t + timedelta(seconds=self.s.sms_ttl_seconds)
         # A resend replaces the code but keeps the try counter: resending never buys more guesses.

@@ -40,5 +40,5 @@ def build(settings: PaymentSettings | None = None) -> tuple[ServiceRuntime, Fast
     rt.consumer.on(OrderExpired)(payments.when_order_closed_close_payment)
     rt.consumer.on(IssuanceStopped)(payments.when_issuance_stopped_refund)
     app = rt.http_app("kyso payment", "Payments for certificate orders (VNPay-style signed notifications)")
-    app.include_router(router(payments, rt.verifier()))
+    app.include_router(router(payments, rt.verifier(), settings.client_addresses()))
     return rt, app

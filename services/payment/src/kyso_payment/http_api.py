@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from kyso_contracts.types import Id
 from kyso_kit.auth import Principal, TokenVerifier, bearer_dependency
+from kyso_kit.client_address import ClientAddresses
 from kyso_kit.openapi import errors
 
 from .payments import Payments
 from .schemas import CheckoutView, GatewayAnswer, PaymentView, RefundRequest, ReturnView, VnpayNotification
 
 
-def router(payments: Payments, verifier: TokenVerifier) -> APIRouter:
+def _is_ip(value: str) -> bool:
+    """VNPay wants an IP address; a test client's peer is a name."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def router(payments: Payments, verifier: TokenVerifier, addresses: ClientAddresses) -> APIRouter:
     r = APIRouter()
     account = bearer_dependency(verifier)
+    client_address = addresses.dependency()
 
     @r.get("/v1/payments", tags=["payments"], responses=errors(401, 403, 404, 422))
     async def payment_for_order(
@@ -28,10 +40,12 @@ def router(payments: Payments, verifier: TokenVerifier) -> APIRouter:
         return await payments.for_order(who, order_id, wait)
 
     @r.post("/v1/payments/{payment_id}/checkout", tags=["payments"], responses=errors(401, 403, 404, 409, 422))
-    async def checkout(payment_id: Id, request: Request, who: Principal = Depends(account)) -> CheckoutView:
-        """A signed gateway URL; a failed or cancelled payment gets a new gateway reference."""
-        ip = request.client.host if request.client else "127.0.0.1"
-        return await payments.checkout(who, payment_id, ip)
+    async def checkout(
+        payment_id: Id, client: str = Depends(client_address), who: Principal = Depends(account)
+    ) -> CheckoutView:
+        """A signed gateway URL (``vnp_IpAddr``: the buyer's address, behind TRUSTED_PROXIES); a failed or
+        cancelled payment gets a new gateway reference."""
+        return await payments.checkout(who, payment_id, client if _is_ip(client) else "127.0.0.1")
 
     @r.post(
         "/v1/payments/{payment_id}/refunds",

@@ -75,6 +75,8 @@ def use_cases(rt: ServiceRuntime, settings: RegistrationSettings) -> Registratio
         rt.clock,
         max_failures=settings.login_max_failures,
         lock_seconds=settings.login_lock_seconds,
+        failures_per_account_per_day=settings.login_failures_per_account_per_day,
+        failures_per_address_per_hour=settings.login_failures_per_address_per_hour,
     )
     orders = Orders(rt.store, identities, rt.clock, changes, timedelta(hours=settings.order_payment_window_hours))
     organisations = Organisations(rt.store, orders, rt.clock, changes)
@@ -102,6 +104,7 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
     for init in (uc.identities.init, uc.accounts.init, uc.orders.init, uc.organisations.init, uc.vneid_status.init):
         rt.on_startup(init)
     rt.every(settings.order_expiry_every_seconds, uc.orders.expire_unpaid, "unpaid-order-expiry")
+    rt.every(3600, uc.accounts.limits.forget_old, "forget-old-limit-events")
     on = rt.consumer.on
     on(SmsOtpVerified, wants=lambda e: e.purpose == uc.identities.SMS_PURPOSE)(
         uc.identities.when_sms_otp_verified_mark_phone
@@ -130,6 +133,7 @@ def build(settings: RegistrationSettings | None = None) -> tuple[ServiceRuntime,
             uc.vneid_status,
             TokenVerifier(uc.tokens.jwks(), rt.clock),
             uc.tokens,
+            settings.client_addresses(),
         )
     )
     return rt, app

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from kyso_contracts.types import Id, Phone
 from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier, bearer_dependency
+from kyso_kit.client_address import ClientAddresses
 from kyso_kit.openapi import errors
 
 from .accounts import Accounts
@@ -42,9 +43,11 @@ def router(
     vneid_status: VneidStatus,
     verifier: TokenVerifier,
     issuer: TokenIssuer,
+    addresses: ClientAddresses,
 ) -> APIRouter:
     r = APIRouter()
     account = bearer_dependency(verifier)
+    client_address = addresses.dependency()
 
     @r.get("/.well-known/jwks.json", tags=["account"])
     async def jwks() -> Jwks:
@@ -85,9 +88,10 @@ def router(
         return await accounts.create(registration_id, body.phone, body.email, body.password)
 
     @r.post("/v1/sessions", tags=["account"], responses=errors(401, 422))
-    async def login(body: LoginRequest) -> SessionView:
-        """Sign in; wrong and locked answer alike, and guessing locks the account for a while."""
-        return await accounts.login(body.phone, body.password)
+    async def login(body: LoginRequest, client: str = Depends(client_address)) -> SessionView:
+        """Sign in; wrong and locked answer alike. Guessing locks out the guessing address (five wrong
+        passwords in 15 minutes for this account), not the account: its owner signs in from elsewhere."""
+        return await accounts.login(body.phone, body.password, client)
 
     @r.get("/v1/packages", tags=["orders"])
     async def list_packages() -> PackageList:

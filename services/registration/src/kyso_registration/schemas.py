@@ -112,7 +112,11 @@ class VneidStatusRequest(Strict):
 class AccountRequest(Strict):
     phone: Phone
     email: Email
-    password: Password
+    password: Password = Field(
+        json_schema_extra={"minLength": 10, "maxLength": 128},
+        description="10 to 128 characters, at least 4 different ones, not a well-known password, not "
+        "containing the phone number or the email's local part (422 weak_password, with the problems)",
+    )
 
 
 class LoginRequest(Strict):

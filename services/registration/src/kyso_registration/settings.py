@@ -43,7 +43,24 @@ class RegistrationSettings(ServiceSettings):
         ge=1,
         le=10,
         validation_alias="LOGIN_MAX_FAILURES",
-        description="Consecutive wrong passwords before the account is locked",
+        description="Wrong passwords for one account from one client address (an IPv6 /64) within "
+        "LOGIN_LOCK_SECONDS before that address may not try that account until the oldest is that old; "
+        "the account's owner elsewhere is not affected, a right password clears them",
+    )
+    login_failures_per_account_per_day: int = Field(
+        default=50,
+        ge=1,
+        validation_alias="LOGIN_FAILURES_PER_ACCOUNT_PER_DAY",
+        description="Backstop against guessing one account from many addresses: past this many wrong "
+        "passwords in any 24 hours, only addresses the account signed in from before (its last five) may "
+        "try it",
+    )
+    login_failures_per_address_per_hour: int = Field(
+        default=100,
+        ge=1,
+        validation_alias="LOGIN_FAILURES_PER_ADDRESS_PER_HOUR",
+        description="Backstop against spraying many accounts from one address: past this many wrong "
+        "passwords in any 60 minutes, that address may try only accounts it has not got wrong lately",
     )
     order_payment_window_hours: float = Field(
         default=24,
@@ -58,5 +75,8 @@ class RegistrationSettings(ServiceSettings):
         description="How often unpaid orders are checked",
     )
     login_lock_seconds: int = Field(
-        default=900, ge=60, validation_alias="LOGIN_LOCK_SECONDS", description="How long a login lock lasts"
+        default=900,
+        ge=60,
+        validation_alias="LOGIN_LOCK_SECONDS",
+        description="The sliding window of LOGIN_MAX_FAILURES (how long an address stays locked out of an account)",
     )

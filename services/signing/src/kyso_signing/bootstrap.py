@@ -32,6 +32,7 @@ from kyso_contracts import (
     SmartOtpTransactionVerified,
     SmsOtpVerified,
 )
+from kyso_kit import openapi
 from kyso_kit.crypto import SecretBox
 from kyso_kit.runtime import ServiceRuntime
 
@@ -49,6 +50,7 @@ from .ocsp import Responder
 from .papers import Acceptance, Papers, PdfRequests
 from .pin import PinUnlock
 from .remote import RemoteSigning
+from .schemas import TokenRequest
 from .settings import SigningSettings
 from .tsa import TimestampAuthority
 from .webhooks import Webhooks
@@ -84,6 +86,7 @@ def hierarchy(settings: SigningSettings) -> Hierarchy:
         urls=profiles.Urls(settings.pki_base_url),
         policy_oid=settings.ca_policy_oid,
         responder_validity=timedelta(hours=settings.ocsp_responder_validity_hours),
+        tax_code=settings.provider_tax_code,
         root_certificate_pem=settings.ca_root_certificate_pem,
         root_key_sealed=settings.ca_root_key_sealed,
         issuing_certificate_pem=settings.ca_issuing_certificate_pem,
@@ -99,7 +102,8 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     authority = Authority(rt.store.collection("authority"), box, hierarchy(settings), rt.clock)
     crls = RevocationLists(rt.store, authority, rt.clock, timedelta(hours=settings.crl_validity_hours))
     stamper = TimestampAuthority(authority.tsa_policy_oid, rt.clock)
-    papers = Papers(rt.store, authority, crls, stamper, rt.clock, settings.provider_name)
+    responder = Responder(rt.store, authority, rt.clock, timedelta(minutes=settings.ocsp_response_validity_minutes))
+    papers = Papers(rt.store, authority, crls, stamper, rt.clock, settings.provider_name, responder)
     remote = RemoteSigning(rt.store, settings.master_key_b64, rt.clock)
     acceptance = Acceptance(rt.store, papers, remote, rt.clock)
     pdfs = PdfRequests(rt.store, papers, remote, rt.clock)
@@ -108,14 +112,14 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
     activation = Activation(rt.store, authority, settings.master_key_b64, rt.clock, acceptance)
     certificates = Certificates(rt.store, authority)
     lifecycle = Lifecycle(rt.store, rt.clock)
-    responder = Responder(rt.store, authority, rt.clock, timedelta(minutes=settings.ocsp_response_validity_minutes))
     pin = PinUnlock(rt.store, settings.master_key_b64, rt.clock)
-    clients = Clients(rt.store, box, rt.clock)
+    clients = Clients(rt.store, box, rt.clock, public_callbacks_only=settings.profile == "production")
     webhooks = Webhooks(rt.store, clients, rt.clock)
     audit = AuditLog(rt.store, rt.clock)
     csc = csc_api.Csc(rt.store, remote, authority, webhooks, rt.clock, stamper, papers, responder)
     authority.on_responder_change.append(responder.forget_all)
     lifecycle.after_change.append(crls.refresh)
+    lifecycle.after_status_change.append(remote.end_sads_of)
 
     async def load_tsa() -> None:
         stamper.use(authority.tsa_key, authority.tsa_certificate)
@@ -185,7 +189,9 @@ def build(settings: SigningSettings | None = None) -> tuple[ServiceRuntime, Fast
         http_api.router(contracts, activation, acceptance, certificates, lifecycle, pin, rt.verifier(), rt.clock)
     )
     app.include_router(pki_api.router(authority, crls, responder, stamper, rt.clock))
-    app.include_router(rp_api.router(clients, remote, pdfs, rt.verifier(), rt.clock))
-    app.include_router(csc_api.router(csc, csc_api.csc_client_dependency(clients)))
+    addresses = settings.client_addresses()  # behind TRUSTED_PROXIES only
+    app.include_router(rp_api.router(clients, remote, pdfs, rt.verifier(), rt.clock, addresses))
+    app.include_router(csc_api.router(csc, csc_api.csc_client_dependency(clients), addresses))
     app.add_exception_handler(csc_api.CscError, csc_api.csc_error_handler)
+    openapi.document(app, *csc_api.REQUEST_MODELS, TokenRequest)  # bodies the routes read themselves
     return rt, app

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             urls=h.urls,
             policy_oid=h.policy_oid,
             responder_validity=timedelta(hours=settings.ocsp_responder_validity_hours),
+            tax_code=h.tax_code,
         )
         assert settings.master_key_b64
         made = new_hierarchy(SecretBox(settings.master_key_b64), h, SystemClock())

@@ -6,7 +6,10 @@ signing PIN and a one-time code bound to those digests; ``credentials/authorizeC
 the SAD. The relying party never sends a PIN or an OTP (``authData`` objects are out of band: their
 values must be empty). The SAD is server-side state: bound to the subscriber, the credential, this
 client and the digests; valid 300 s; each digest is signed once. ``signatures/signHash`` works
-synchronously or asynchronously (``operationMode`` "A", ``signatures/signPolling``).
+synchronously or asynchronously (``operationMode`` "A", ``signatures/signPolling``). The signatures
+of an authorisation leave kyso only here, against a valid SAD: a SAD ends (and its signatures are
+destroyed) when it expires or the certificate's status changes, suspension included. An async
+``response_uri`` must be on an origin registered for the relying party (``Clients.callback_target``).
 
 Errors are the spec's: an HTTP status with ``{"error", "error_description"}``.
 """
@@ -29,6 +32,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kyso_kit.client_address import ClientAddresses
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import off_loop
 from kyso_kit.errors import DomainError, NotFound, Unauthenticated
@@ -37,13 +41,14 @@ from kyso_kit.timeutil import as_utc
 
 from . import pades, pki, signer
 from .authority import Authority
-from .clients import Client, Clients
+from .clients import CallbackRefused, Client, Clients
 from .domain import CertificateStatus as S
 from .ocsp import Responder
 from .papers import Papers
 from .pki import KeyAlgorithm
 from .remote import MAX_DOCUMENTS, SIGNED, WAITING, Document, RemoteSigning, expires_in
 from .rp_api import client_dependency, rp_bearer
+from .schemas import ANY_DIGEST, DIGEST_PATTERNS, HTTP_URL, digest_rule
 from .tsa import TimestampAuthority
 from .webhooks import Webhooks
 
@@ -61,9 +66,12 @@ CERT_STATUS = {
 
 
 class CscError(Exception):
-    def __init__(self, status: int, error: str, description: str) -> None:
+    def __init__(
+        self, status: int, error: str, description: str, challenge: str = 'Bearer error="invalid_token"'
+    ) -> None:
         super().__init__(description)
         self.status, self.error, self.description = status, error, description
+        self.challenge = challenge  # WWW-Authenticate of a 401
 
 
 def invalid(description: str) -> CscError:
@@ -80,12 +88,62 @@ class _In(BaseModel):
     clientData: str | None = None
 
 
+HASH_OIDS = {h.oid: h.name for h in signer.HASHES.values()}
+SIGN_ALGOS = [*signer.ECDSA_WITH.values(), signer.RSASSA_PSS]
+_DIGEST = {"type": "string", "pattern": ANY_DIGEST}
+
+
+def _not_null(generated: dict[str, Any]) -> dict[str, Any]:
+    """The non-null branch of an optional field's generated schema."""
+    return next(b for b in generated.get("anyOf", [generated]) if b.get("type") != "null")
+
+
+def _fields(
+    **properties: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]],
+) -> Callable[[dict[str, Any]], None]:
+    """``json_schema_extra``: narrow properties of the generated schema to what the service accepts, where
+    the model is looser so that the service answers the spec's own error (CSC v2 §10: 400
+    ``invalid_request``, "Invalid parameter …")."""
+
+    def narrow(schema: dict[str, Any]) -> None:
+        for name, rule in properties.items():
+            generated = schema["properties"][name]
+            schema["properties"][name] = {
+                **{k: v for k, v in generated.items() if k in ("title", "description", "default") and v is not None},
+                **(rule(generated) if callable(rule) else rule),
+            }
+
+    return narrow
+
+
+def _rules(*steps: Callable[[dict[str, Any]], None] | dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    def apply(schema: dict[str, Any]) -> None:
+        for step in steps:
+            if callable(step):
+                step(schema)
+            else:
+                if "allOf" in step:
+                    schema.setdefault("allOf", []).extend(step["allOf"])
+                schema.update({k: v for k, v in step.items() if k != "allOf"})
+
+    return apply
+
+
+def _required(*names: str) -> dict[str, Any]:
+    return {"required": list(names)}
+
+
 class InfoIn(BaseModel):
     lang: str | None = None
 
 
 class ListIn(_In):
-    userID: str | None = Field(default=None, max_length=64)
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _fields(userID={"type": "string", "minLength": 1, "maxLength": 64}), _required("userID")
+        )
+    )
+    userID: str | None = Field(default=None, max_length=64, description="Required: whose credentials")
     credentialInfo: bool = False
     certificates: str = "single"
     certInfo: bool = False
@@ -102,10 +160,25 @@ class InfoReq(_In):
 
 class AuthData(BaseModel):
     id: str = Field(max_length=64)
-    value: str | None = None
+    value: str | None = Field(
+        default=None,
+        description="Always empty: the PIN and the OTP are typed in the kyso app (out of band)",
+        json_schema_extra={"anyOf": [{"type": "string", "maxLength": 0}, {"type": "null"}]},
+    )
 
 
 class AuthorizeIn(_In):
+    """``numSignatures`` equals the number of ``hashes``; each hash is a digest of ``hashAlgorithmOID``."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _fields(
+                hashes={"type": "array", "items": _DIGEST, "minItems": 1, "maxItems": MAX_DOCUMENTS},
+                hashAlgorithmOID={"type": "string", "enum": list(HASH_OIDS), "default": signer.HASHES["sha256"].oid},
+            ),
+            digest_rule("hashes", "hashAlgorithmOID", HASH_OIDS, signer.HASHES["sha256"].oid, many=True),
+        )
+    )
     credentialID: str = Field(min_length=1, max_length=64)
     numSignatures: int = Field(ge=1, le=MAX_DOCUMENTS)
     hashes: list[str] = Field(min_length=1, max_length=MAX_DOCUMENTS)
@@ -119,6 +192,20 @@ class HandleIn(_In):
 
 
 class SignHashIn(_In):
+    """The hashes are digests of the algorithm authorised (``hashAlgorithmOID``, if given, names it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _fields(
+                hashes={"type": "array", "items": _DIGEST, "minItems": 1, "maxItems": MAX_DOCUMENTS},
+                hashAlgorithmOID={"anyOf": [{"type": "string", "enum": list(HASH_OIDS)}, {"type": "null"}]},
+                signAlgo={"type": "string", "enum": SIGN_ALGOS},
+                operationMode={"type": "string", "enum": ["S", "A"], "default": "S"},
+                response_uri={"anyOf": [{"type": "string", "maxLength": 2000, "pattern": HTTP_URL}, {"type": "null"}]},
+            ),
+            digest_rule("hashes", "hashAlgorithmOID", HASH_OIDS, None, many=True),
+        )
+    )
     credentialID: str = Field(min_length=1, max_length=64)
     SAD: str = Field(min_length=1, max_length=200)
     hashes: list[str] = Field(min_length=1, max_length=MAX_DOCUMENTS)
@@ -131,7 +218,23 @@ class SignHashIn(_In):
 
 
 class DocumentDigestsIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """PAdES (``P``) over SHA-256 byte-range digests."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra=_fields(
+            hashes={
+                "type": "array",
+                "items": {"type": "string", "pattern": DIGEST_PATTERNS["sha256"]},
+                "minItems": 1,
+                "maxItems": MAX_DOCUMENTS,
+            },
+            hashAlgorithmOID={"type": "string", "const": signer.HASHES["sha256"].oid},
+            signature_format={"type": "string", "const": "P"},
+            conformance_level={"type": "string", "enum": list(LEVELS), "default": "Ades-B-B"},
+            signAlgo={"type": "string", "enum": SIGN_ALGOS},
+        ),
+    )
     hashes: list[str] = Field(min_length=1, max_length=MAX_DOCUMENTS, description="base64 PDF byte-range digests")
     hashAlgorithmOID: str = Field(min_length=1, max_length=64)
     signature_format: str = Field(min_length=1, max_length=8, description="P (PAdES) is the one supported")
@@ -141,6 +244,18 @@ class DocumentDigestsIn(BaseModel):
 
 
 class SignDocIn(_In):
+    """``documentDigests`` only: kyso does not take whole ``documents`` (prepare the PDF, send its digests)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _fields(
+                documentDigests=_not_null,
+                documents={"anyOf": [{"type": "array", "maxItems": 0}, {"type": "null"}]},
+                operationMode={"type": "string", "const": "S", "default": "S"},
+            ),
+            _required("credentialID", "SAD", "documentDigests"),
+        )
+    )
     credentialID: str = Field(min_length=1, max_length=64)
     SAD: str = Field(min_length=1, max_length=200)
     documentDigests: list[DocumentDigestsIn] | None = Field(default=None, min_length=1, max_length=MAX_DOCUMENTS)
@@ -150,6 +265,15 @@ class SignDocIn(_In):
 
 
 class TimestampIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _fields(
+                hash={"type": "string", "pattern": ANY_DIGEST, "description": "base64 digest to timestamp"},
+                hashAlgo={"type": "string", "enum": list(HASH_OIDS), "description": "its algorithm's OID"},
+            ),
+            digest_rule("hash", "hashAlgo", HASH_OIDS, None, many=False),
+        )
+    )
     hash: str = Field(min_length=1, max_length=200, description="base64 digest to timestamp")
     hashAlgo: str = Field(min_length=1, max_length=64, description="its algorithm's OID")
     nonce: str | None = Field(default=None, max_length=64, pattern=r"^[0-9a-fA-F]+$", description="hex")
@@ -169,6 +293,7 @@ class InfoOut(_Out):
     region: str
     lang: str
     authType: list[str]
+    oauth2: str = Field(description="Base URI of the OAuth 2.0 server: its token endpoint is `{oauth2}oauth2/token`")
     methods: list[str]
 
 
@@ -202,10 +327,17 @@ class CredentialListOut(_Out):
     credentialInfos: list[dict[str, Any]] | None = None
 
 
-class AuthorizeOut(_Out):
-    handle: str | None = Field(default=None, description="202: the subscriber is asked in the kyso app")
-    SAD: str | None = Field(default=None, description="200 (authorizeCheck): the signature activation data")
-    expiresIn: int | None = None
+class HandleOut(_Out):
+    """202: the subscriber is asked in the kyso app; ask ``credentials/authorizeCheck`` with the handle."""
+
+    handle: str = Field(description="The authorisation's handle (the signing request id)")
+
+
+class SadOut(_Out):
+    """200 (``credentials/authorizeCheck``): the subscriber confirmed."""
+
+    SAD: str = Field(description="The signature activation data")
+    expiresIn: int = Field(description="Seconds the SAD stays valid")
 
 
 class TimestampOut(_Out):
@@ -228,10 +360,26 @@ class SignaturesOut(_Out):
     responseID: str | None = Field(default=None, description="operationMode A: then signatures/signPolling")
 
 
-def _body(model: type[BaseModel]) -> dict[str, Any]:
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    InfoIn,
+    ListIn,
+    InfoReq,
+    AuthData,
+    AuthorizeIn,
+    HandleIn,
+    SignHashIn,
+    DocumentDigestsIn,
+    SignDocIn,
+    PollIn,
+    TimestampIn,
+)
+"""The bodies the routes parse themselves: the composition root puts them into the document's components."""
+
+
+def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
     return {
         "requestBody": {
-            "required": True,
+            "required": required,
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
         }
     }
@@ -267,7 +415,9 @@ class Csc:
         self.webhooks = webhooks
         self.clock = clock
 
-    def info(self) -> dict[str, Any]:
+    def info(self, base_url: str) -> dict[str, Any]:
+        """``base_url``: where this service was reached (``…/``); ``oauth2`` is the base URI of its OAuth
+        2.0 server (CSC v2 §11.1), so ``{oauth2}oauth2/token`` is ``POST /v1/oauth2/token``."""
         return {
             "specs": SPECS,
             "name": "kyso",
@@ -276,6 +426,7 @@ class Csc:
             "lang": "vi-VN",
             "description": "kyso remote signing (SCAL2: the subscriber confirms in the kyso app with PIN and OTP)",
             "authType": ["oauth2client"],
+            "oauth2": base_url.rstrip("/") + "/v1/",
             "asynchronousOperationMode": True,
             "methods": [
                 "credentials/list",
@@ -405,24 +556,20 @@ class Csc:
         left = expires_in(doc, self.clock.now())
         if left <= 0:
             raise invalid("SAD expired")
-        return 200, {"SAD": self.remote.sad_of(doc), "expiresIn": left}
+        sad = self.remote.sad_of(doc)
+        if sad is None:  # ended early: the certificate was suspended, revoked or expired
+            record = await self.sads.get(doc.get("sad_sha256"), {"ended": 1}) if doc.get("sad_sha256") else None
+            raise invalid(f"SAD no longer valid ({(record or {}).get('ended', 'ended')})")
+        return 200, {"SAD": sad, "expiresIn": left}
 
     async def _sad(self, sad: str) -> dict[str, Any] | None:
-        """The SAD's own small record (its SHA-256 is the key), made from the signed request on first use.
+        """The SAD's own small record (its SHA-256 is the key; ``RemoteSigning.record_sad``).
 
         It holds what ``signHash`` needs and nothing else — the authorised digests, their signatures and a
         bitmask of the ones already used — so each call reads and rewrites a few hundred bytes, not the
         request with its evidence. The bitmask lives only here: it is the one place a digest is spent."""
-        key = hashlib.sha256(sad.encode()).hexdigest()
-        record = await self.sads.get(key)
-        if record is not None:
-            return dict(record)
-        doc = await self.requests.find_one({"sad_sha256": key})  # confirm() made it unless it died first
-        if doc is None or "csc" not in doc or doc["status"] != SIGNED:
-            return None
-        await self.remote.record_sad(doc)
-        record = await self.sads.get(key)
-        return dict(record) if record else None
+        record = await self.sads.get(hashlib.sha256(sad.encode()).hexdigest())
+        return dict(record) if record is not None else None
 
     async def _usable_sad(self, client: Client, sad_text: str, credential_id: str, fields: Any = None) -> Doc:
         sad = await self._sad(sad_text)
@@ -431,11 +578,16 @@ class Csc:
         if sad["certificate_id"] != credential_id:
             raise invalid("Invalid parameter credentialID")
         if as_utc(sad["expires_at"]) <= self.clock.now():
+            await self.remote.end_sad(sad, "expired")
             raise invalid("SAD expired")
-        cert = await self.certs.get(sad["certificate_id"], fields or {"status": 1})
+        cert = await self.certs.get(sad["certificate_id"], (fields or {"status": 1}) | {"revision": 1})
         if cert is None or cert["status"] != S.ACTIVE:
             status = CERT_STATUS.get(S(cert["status"]), "invalid") if cert else "invalid"
             raise invalid(f"Signing certificate is {status}")
+        if not sad.get("live") or cert.get("revision", 0) != sad.get("certificate_revision"):
+            # the certificate was suspended (or changed) after this SAD was issued: it ended then
+            await self.remote.end_sad(sad, "certificate status changed")
+            raise invalid(f"SAD no longer valid ({sad.get('ended') or 'certificate status changed'})")
         return sad | {"_cert": cert}
 
     @staticmethod
@@ -552,7 +704,20 @@ class Csc:
         elif signer.ECDSA_BY_OID[body.signAlgo] != h:
             raise invalid("Invalid parameter signAlgo")
 
+    async def check_response_uri(self, client: Client, url: str) -> None:
+        """A ``response_uri`` kyso would not call is the spec's ``invalid_request`` — before anything is
+        signed, spent or queued."""
+        doc = await self.webhooks.clients.clients.get(client.client_id)
+        try:
+            if doc is None:
+                raise CallbackRefused("unknown relying party")
+            await self.webhooks.clients.callback_target(doc, url)
+        except CallbackRefused as exc:
+            raise invalid(f"Invalid parameter response_uri: {exc}") from None
+
     async def sign_hash_async(self, client: Client, body: SignHashIn) -> dict[str, Any]:
+        if body.response_uri is not None:
+            await self.check_response_uri(client, body.response_uri)
         signatures = await self.sign_hash(client, body)
         response_id = secrets.token_hex(16)
         keep = timedelta(milliseconds=body.validity_period or 600_000)
@@ -599,7 +764,7 @@ def _b64(data: bytes) -> str:
 
 
 def _csc_error(exc: CscError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else {}
+    headers = {"WWW-Authenticate": exc.challenge} if exc.status == 401 else {}
     return JSONResponse(
         {"error": exc.error, "error_description": exc.description}, status_code=exc.status, headers=headers
     )
@@ -607,12 +772,17 @@ def _csc_error(exc: CscError) -> JSONResponse:
 
 def _translate(exc: DomainError) -> CscError:
     if isinstance(exc, Unauthenticated):
-        return CscError(401, "invalid_token", exc.message_en)
+        return CscError(401, "invalid_token", exc.message_en, exc.challenge)
     return invalid(exc.message_en)
 
 
-def router(csc: Csc, clients_dep: Callable[..., Awaitable[Client]]) -> APIRouter:
+def router(
+    csc: Csc, clients_dep: Callable[..., Awaitable[Client]], addresses: ClientAddresses | None = None
+) -> APIRouter:
+    """``addresses``: how a request's client address is found (behind TRUSTED_PROXIES only; None: the
+    TCP peer), recorded with an authorisation as the relying party's address."""
     r = APIRouter(prefix="/csc/v2", tags=["CSC API v2"])
+    where = addresses or ClientAddresses()
 
     async def parse(request: Request, model: type[M]) -> M:
         try:
@@ -631,15 +801,31 @@ def router(csc: Csc, clients_dep: Callable[..., Awaitable[Client]]) -> APIRouter
         except DomainError as exc:
             return _csc_error(_translate(exc))
 
-    @r.post("/info", responses=CSC_ERRORS, openapi_extra=_body(InfoIn), response_model=InfoOut)
+    @r.post("/info", responses=CSC_ERRORS, openapi_extra=_body(InfoIn, required=False), response_model=InfoOut)
     async def info(request: Request) -> dict[str, Any]:
-        """Who this service is and what it supports (the only mandatory method; no authentication)."""
+        """Who this service is and what it supports (the only mandatory method; no authentication), with
+        where its OAuth 2.0 token endpoint is (``oauth2``). The body is optional (none is ``{}``); one
+        that is there is a JSON object."""
         await parse(request, InfoIn)
-        return csc.info()
+        return csc.info(str(request.base_url))
 
-    def method(path: str, model: type[BaseModel], out: type[BaseModel], summary: str) -> Callable[[Any], Any]:
+    def method(
+        path: str,
+        model: type[BaseModel],
+        out: type[BaseModel],
+        summary: str,
+        status_code: int = 200,
+        more: dict[int | str, dict[str, Any]] | None = None,
+    ) -> Callable[[Any], Any]:
         def register(fn: Callable[[Client, Any, Request], Awaitable[tuple[int, dict[str, Any]]]]) -> Any:
-            @r.post(path, responses=CSC_ERRORS, openapi_extra=_body(model), summary=summary, response_model=out)
+            @r.post(
+                path,
+                responses={**CSC_ERRORS, **(more or {})},
+                openapi_extra=_body(model),
+                summary=summary,
+                response_model=out,
+                status_code=status_code,
+            )
             async def endpoint(request: Request, client: Client = Depends(clients_dep)) -> Any:
                 async def run() -> JSONResponse:
                     status, out = await fn(client, await parse(request, model), request)
@@ -668,13 +854,20 @@ def router(csc: Csc, clients_dep: Callable[..., Awaitable[Client]]) -> APIRouter
     @method(
         "/credentials/authorize",
         AuthorizeIn,
-        AuthorizeOut,
+        HandleOut,
         "Ask the subscriber to authorise these digests (202 + handle)",
+        status_code=202,
     )
     async def credentials_authorize(client: Client, body: AuthorizeIn, request: Request) -> tuple[int, dict[str, Any]]:
-        return 202, await csc.authorize(client, body, request.client.host if request.client else None)
+        return 202, await csc.authorize(client, body, where.of(request))
 
-    @method("/credentials/authorizeCheck", HandleIn, AuthorizeOut, "202 while the subscriber decides, then the SAD")
+    @method(
+        "/credentials/authorizeCheck",
+        HandleIn,
+        SadOut,
+        "202 while the subscriber decides, then the SAD",
+        more={202: {"model": HandleOut, "description": "The subscriber has not decided yet: ask again"}},
+    )
     async def credentials_authorize_check(client: Client, body: HandleIn, _: Request) -> tuple[int, dict[str, Any]]:
         return await csc.authorize_check(client, body)
 
@@ -713,8 +906,8 @@ def csc_client_dependency(clients: Clients) -> Callable[..., Awaitable[Client]]:
     async def current(creds: HTTPAuthorizationCredentials | None = Depends(rp_bearer)) -> Client:
         try:
             return await plain(creds)
-        except Unauthenticated:
-            raise CscError(401, "invalid_token", "A valid access token is required") from None
+        except Unauthenticated as exc:  # no credentials at all: a bare "Bearer" challenge (RFC 6750 §3.1)
+            raise CscError(401, "invalid_token", "A valid access token is required", exc.challenge) from None
 
     return current
 

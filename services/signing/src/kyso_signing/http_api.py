@@ -31,6 +31,7 @@ from .schemas import (
     PinUnlocked,
     PinUnlockRequest,
     RevocationRequestView,
+    SubscriberLifecycleRequest,
 )
 
 PEM = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "PEM text"}}
@@ -161,7 +162,7 @@ def router(
         responses=errors(401, 403, 404, 409, 422),
     )
     async def request_change(
-        certificate_id: Id, body: LifecycleRequest, who: Principal = Depends(fresh)
+        certificate_id: Id, body: SubscriberLifecycleRequest, who: Principal = Depends(fresh)
     ) -> RevocationRequestView:
         """The subscriber asks to revoke or suspend a certificate (needs a password entered within 5 minutes).
         It happens once the SMS code asked for with the returned ``otp`` fields is verified."""

@@ -34,6 +34,7 @@ REQUEST_TTL = timedelta(minutes=10)
 CHANGED_WHILE_READING = 5
 
 Refresh = Callable[[], Awaitable[Any]]
+Changed = Callable[[Doc], Awaitable[Any]]
 
 
 def already_revoked() -> Conflict:
@@ -80,6 +81,7 @@ class Lifecycle:
         self.events = store.events
         self.clock = clock
         self.after_change: list[Refresh] = []  # the CRL publisher registers itself here
+        self.after_status_change: list[Changed] = []  # given the certificate as moved (remote signing: SADs end)
 
     async def init(self) -> None:
         await self.certs.ensure_index([("crl_listed", 1)])
@@ -109,6 +111,11 @@ class Lifecycle:
             caused_by=caused_by,
         )
         if moved is not None:
+            for changed in self.after_status_change:
+                try:
+                    await changed(moved)
+                except Exception:  # their periodic sweeps catch up (a SAD also checks the revision)
+                    log.exception("reacting to a status change failed")
             for refresh in self.after_change:
                 try:
                     await refresh()

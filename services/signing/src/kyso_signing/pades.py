@@ -4,9 +4,14 @@ subscriber confirmed through remote signing (B-LTA too: B-LT, then a document ti
 
 Everything an offline validator needs travels in the PDF: the signature timestamp from kyso's own
 RFC 3161 authority (asked in-process, through the same request/response code as ``/tsa``), and in
-the document security store the chain and the CA's current CRLs (the issuing CA's CRL covers every
-end-entity certificate, the root's ARL the issuing CA). Validation data is never fetched: a
-``ValidationContext`` here only ever holds what the CA itself publishes.
+the document security store the chain and revocation data issued *after* each certificate it covers
+(ETSI EN 319 102-1 as the EU DSS library applies it refuses older data: "the revocation data has been
+issued before the certificate's issuance time"). An end-entity certificate (the signer's, the TSA's)
+is covered by an OCSP answer made when the signature is completed (``Trust.ocsps_der``); only when
+there is none, by the issuing CA's CRL, which is published on status changes and when due, not on
+issuance, so it predates a certificate issued since. The issuing CA is covered by the root's ARL.
+Validation data is never fetched: a ``ValidationContext`` here only ever holds what the CA itself
+publishes.
 
 A remotely confirmed PAdES signature is split in two. ``signed_attributes`` builds the CMS signed
 attributes for a document digest (content type, message digest, ESS signing-certificate-v2 — no
@@ -29,6 +34,7 @@ from typing import Any
 from asn1crypto import algos, core, tsp
 from asn1crypto import cms as acms
 from asn1crypto import crl as acrl
+from asn1crypto import ocsp as aocsp
 from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -81,19 +87,23 @@ class LocalTimeStamper(TimeStamper):  # type: ignore[misc]
 
 @dataclass(frozen=True)
 class Trust:
-    """What the CA publishes right now: its two certificates and its two current CRLs."""
+    """What the CA publishes right now: its two certificates and its two current CRLs; and, once a
+    signature is made, the OCSP answers made then for its end-entity certificates."""
 
     root: x509.Certificate
     issuing: x509.Certificate
     crls_der: tuple[bytes, ...]
     moment: datetime | None = None  # "now" for path validation (the service clock)
+    ocsps_der: tuple[bytes, ...] = ()
 
-    def context(self) -> ValidationContext:
-        """A fresh validation context (they cache what they learn) with local data only, hard-fail."""
+    def context(self, crls: list[Any] | None = None, ocsps: list[Any] | None = None) -> ValidationContext:
+        """A fresh validation context (they cache what they learn) with local data only, hard-fail: by
+        default all this holds, else just the ``crls`` and ``ocsps`` given."""
         return ValidationContext(
             trust_roots=[asn1(self.root)],
             other_certs=[asn1(self.issuing)],
-            crls=list(self.crls_der),
+            crls=list(self.crls_der) if crls is None else crls,
+            ocsps=list(self.ocsps_der) if ocsps is None else ocsps,
             allow_fetching=False,
             revocation_mode="hard-fail",
             moment=self.moment,
@@ -257,19 +267,30 @@ def prepare(pdf: bytes, cert: x509.Certificate, trust: Trust, field: str, reason
 
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+LONG_TERM = ("B-LT", "B-LTA")
 
 
 def complete(
     prepared: Prepared, signature: bytes, cert: x509.Certificate, trust: Trust, stamper: TimeStamper, level: str
 ) -> bytes:
     """A prepared PDF and the subscriber's signature over its signed attributes, to a PAdES ``level``:
-    B-B (the CMS only), B-T (+ signature timestamp), B-LT (+ validation data), B-LTA (+ document timestamp)."""
+    B-B (the CMS only), B-T (+ signature timestamp), B-LT (+ validation data), B-LTA (+ document timestamp).
+    In one go: the OCSP answers for B-LT/B-LTA must be in ``trust`` already (``Papers`` asks for them
+    between ``cms`` and ``to_level`` instead, so that they postdate the signature timestamp)."""
     if level not in LEVELS:
         raise ValueError(f"unknown PAdES level {level}")
     signed = cms(prepared.document_digest, signature, cert, trust, None if level == "B-B" else stamper)
-    if level in ("B-B", "B-T"):
-        return embed(prepared, signed)
-    return finish(prepared, signed, trust, stamper if level == "B-LTA" else None)
+    return to_level(prepared, signed, trust, stamper, level)
+
+
+def to_level(prepared: Prepared, signature_cms: bytes, trust: Trust, stamper: TimeStamper, level: str) -> bytes:
+    """The signature's CMS (with its timestamp from B-T on) into the prepared PDF, and for B-LT/B-LTA the
+    validation data (with ``trust.ocsps_der``) and for B-LTA a document timestamp."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown PAdES level {level}")
+    if level not in LONG_TERM:
+        return embed(prepared, signature_cms)
+    return finish(prepared, signature_cms, trust, stamper if level == "B-LTA" else None)
 
 
 def embed(prepared: Prepared, signature_cms: bytes) -> bytes:
@@ -302,6 +323,52 @@ def _chain_of(signature_cms: bytes, trust: Trust) -> list[Any]:
     return list(certs.values())
 
 
+def end_entities(signature_cms: bytes, trust: Trust) -> list[x509.Certificate]:
+    """The certificates of a signature (the signer's, its timestamp authority's) that the CA's OCSP
+    responder answers for: all those a validator needs except the CA's own two."""
+    cas = {pki.der(trust.issuing), pki.der(trust.root)}
+    return [x509.load_der_x509_certificate(c.dump()) for c in _chain_of(signature_cms, trust) if c.dump() not in cas]
+
+
+def _answers(der: bytes) -> list[Any]:
+    """The single responses of a successful OCSP response."""
+    resp = aocsp.OCSPResponse.load(der)
+    if resp["response_status"].native != "successful":
+        return []
+    return list(resp["response_bytes"]["response"].parsed["tbs_response_data"]["responses"])
+
+
+def _answered(cert: Any, ocsp_der: bytes) -> bool:
+    """Whether the OCSP response ``ocsp_der`` answers for ``cert`` (its CertID: serial and issuer name)."""
+    for single in _answers(ocsp_der):
+        cid = single["cert_id"]
+        h = hashlib.new(cid["hash_algorithm"]["algorithm"].native, cert.issuer.dump()).digest()
+        if cid["serial_number"].native == cert.serial_number and cid["issuer_name_hash"].native == h:
+            return True
+    return False
+
+
+def revocation_data(chain: list[Any], trust: Trust) -> tuple[list[Any], list[Any]]:
+    """The OCSP responses and CRLs to embed for ``chain``: for each certificate but the self-signed root,
+    the OCSP answers made for it at signing time, or when there are none the current CRL of its issuer
+    (for the issuing CA: the root's ARL). The issuing CA's CRL, older than a certificate issued since it
+    was published, is embedded only for a certificate no OCSP answer covers."""
+    ocsps: dict[bytes, Any] = {}
+    crls: dict[bytes, Any] = {}
+    published = [acrl.CertificateList.load(c) for c in trust.crls_der]
+    for cert in chain:
+        if cert.issuer == cert.subject:
+            continue
+        answers = [d for d in trust.ocsps_der if _answered(cert, d)]
+        for d in answers:
+            ocsps[d] = aocsp.OCSPResponse.load(d)
+        if not answers:
+            for c in published:
+                if c["tbs_cert_list"]["issuer"] == cert.issuer:
+                    crls[c.dump()] = c
+    return list(ocsps.values()), list(crls.values())
+
+
 SEAL_FIELD = "KysoProviderSeal"
 TIMESTAMP_RESERVED_HEX = 8192
 """Room for a document timestamp token, in hex digits: 4 KiB, three times what ours takes (1.4 KB)."""
@@ -309,14 +376,16 @@ TIMESTAMP_RESERVED_HEX = 8192
 
 def finish(prepared: Prepared, signature_cms: bytes, trust: Trust, timestamper: TimeStamper | None = None) -> bytes:
     """Put the CMS into the placeholder, then add the validation data (DSS): PAdES B-LT; with a
-    ``timestamper``, then a document timestamp over it all (and its own validation data): B-LTA."""
+    ``timestamper``, then a document timestamp over it all (and its own validation data): B-LTA.
+    The document timestamp is kyso's TSA too, covered by the same revocation data; pyHanko embeds all
+    that the context it is given holds, so it is given just that."""
     signed = embed(prepared, signature_cms)
+    chain = _chain_of(signature_cms, trust)
+    ocsps, crls = revocation_data(chain, trust)
 
     async def run() -> bytes:
         lt = BytesIO(signed)
-        dss.DocumentSecurityStore.add_dss(
-            lt, None, certs=_chain_of(signature_cms, trust), crls=[acrl.CertificateList.load(c) for c in trust.crls_der]
-        )
+        dss.DocumentSecurityStore.add_dss(lt, None, certs=chain, ocsps=ocsps, crls=crls)
         if timestamper is None:
             return lt.getvalue()
         stamper = signers.PdfTimeStamper(timestamper)
@@ -326,7 +395,7 @@ def finish(prepared: Prepared, signature_cms: bytes, trust: Trust, timestamper: 
                 await stamper.async_timestamp_pdf(
                     IncrementalPdfFileWriter(BytesIO(lt.getvalue()), strict=False),
                     "sha256",
-                    validation_context=trust.context(),
+                    validation_context=trust.context(crls=crls, ocsps=ocsps),
                     bytes_reserved=reserved,
                     output=lta,
                 )
@@ -340,12 +409,20 @@ def finish(prepared: Prepared, signature_cms: bytes, trust: Trust, timestamper: 
     return asyncio.run(run())
 
 
+def seal_signature(
+    pdf: bytes, key: pki.PrivateKey, cert: x509.Certificate, trust: Trust, tsa: TimestampAuthority, reason: str
+) -> tuple[Prepared, bytes]:
+    """The provider's seal up to its timestamped CMS: the same steps as a subscriber's remote signature
+    (placeholder, signed attributes, CMS with signature timestamp), the key being the provider's own."""
+    prepared = prepare(pdf, cert, trust, SEAL_FIELD, reason)
+    signature = signer.sign_digest(key, to_be_signed(prepared.document_digest, cert), signer.HASHES["sha256"])
+    return prepared, cms(prepared.document_digest, signature, cert, trust, LocalTimeStamper(tsa))
+
+
 def seal(
     pdf: bytes, key: pki.PrivateKey, cert: x509.Certificate, trust: Trust, tsa: TimestampAuthority, reason: str
 ) -> bytes:
-    """The provider's seal: PAdES B-LTA — signature timestamp, validation data, document timestamp. The same
-    steps as a subscriber's remote signature (placeholder, signed attributes, CMS, DSS, document timestamp),
-    the key being the provider's own."""
-    prepared = prepare(pdf, cert, trust, SEAL_FIELD, reason)
-    signature = signer.sign_digest(key, to_be_signed(prepared.document_digest, cert), signer.HASHES["sha256"])
-    return complete(prepared, signature, cert, trust, LocalTimeStamper(tsa), "B-LTA")
+    """The provider's seal: PAdES B-LTA — signature timestamp, validation data, document timestamp (OCSP
+    answers, if any, in ``trust`` already; ``Papers.seal`` asks for them once the CMS is made)."""
+    prepared, signature_cms = seal_signature(pdf, key, cert, trust, tsa, reason)
+    return to_level(prepared, signature_cms, trust, LocalTimeStamper(tsa), "B-LTA")

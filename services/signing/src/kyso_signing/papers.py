@@ -11,10 +11,17 @@ contract and prepared record back (50–90 KB each) right after storing them.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import logging
+import os
 import uuid
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 
 from kyso_contracts import AcceptanceRecordSigned, CloudEvent, SignatureCompleted
 from kyso_kit.auth import Principal, ensure_may
@@ -28,6 +35,7 @@ from .authority import Authority
 from .clients import Client
 from .crl import RevocationLists
 from .domain import CertificateStatus as S
+from .ocsp import Responder
 from .remote import SIGNED, Document, RemoteSigning, not_in_force, wrong_state
 from .tsa import TimestampAuthority
 
@@ -35,6 +43,9 @@ ACCEPTANCE_CLIENT = Client("kyso-acceptance", "kyso — Biên bản nghiệm thu
 ACCEPTANCE_FIELD = "KysoAcceptance"
 PDF = "application/pdf"
 RECENT_FILES_BYTES = 32 * 1024 * 1024
+OCSP_NONCE_BYTES = 16
+
+log = logging.getLogger(__name__)
 
 
 class Papers:
@@ -46,10 +57,12 @@ class Papers:
         stamper: TimestampAuthority,
         clock: Clock,
         provider_name: str,
+        responder: Responder,
     ) -> None:
         self.files = store.collection("documents")
         self.authority = authority
         self.crls = crls
+        self.responder = responder
         self.stamper = stamper
         self.clock = clock
         self.provider_name = provider_name
@@ -97,6 +110,35 @@ class Papers:
     def timestamper(self) -> pades.LocalTimeStamper:
         return pades.LocalTimeStamper(self.stamper)
 
+    async def with_status(self, trust: pades.Trust, signature_cms: bytes) -> pades.Trust:
+        """``trust`` and an OCSP answer made now for each end-entity certificate of a long-term signature
+        whose timestamped CMS is made: the signer's and the TSA's (which also makes a B-LTA's document
+        timestamp). Each is issued after the certificate it covers, which the CRLs need not be (they are
+        not published on issuance), and after the signature timestamp. A nonce makes each answer a new
+        one, not one cached before the signature; an answer the responder cannot give is left out, and
+        the CRL covers that certificate instead."""
+        certs = {pki.der(c): c for c in [*pades.end_entities(signature_cms, trust), self.authority.tsa_certificate]}
+        answers = []
+        for cert in certs.values():
+            request = (
+                ocsp.OCSPRequestBuilder()
+                .add_certificate(cert, trust.issuing, hashes.SHA256())
+                .add_extension(x509.OCSPNonce(os.urandom(OCSP_NONCE_BYTES)), critical=False)
+                .build()
+                .public_bytes(serialization.Encoding.DER)
+            )
+            answer = await self.responder.respond(request)
+            if ocsp.load_der_ocsp_response(answer.der).response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+                log.warning("no OCSP answer to embed", extra={"serial": pki.serial_hex(cert.serial_number)})
+                continue
+            answers.append(answer.der)
+        return dataclasses.replace(trust, ocsps_der=tuple(answers))
+
+    async def _to_level(self, prepared: pades.Prepared, signature_cms: bytes, trust: pades.Trust, level: str) -> bytes:
+        if level in pades.LONG_TERM:
+            trust = await self.with_status(trust, signature_cms)
+        return await off_loop(pades.to_level, prepared, signature_cms, trust, self.timestamper(), level)
+
     async def prepare(self, pdf: bytes, cert_pem: str, field: str, reason: str) -> dict[str, Any]:
         """Add ``cert``'s signature placeholder to ``pdf`` and store the result; what a record keeps to
         finish it once the subscriber's signature is there."""
@@ -119,17 +161,24 @@ class Papers:
         prepared = pades.Prepared(
             await self.get(info["prepared_sha256"]), base64.b64decode(info["document_digest_b64"]), start, end
         )
+        if level not in pades.LEVELS:
+            raise ValueError(f"unknown PAdES level {level}")
         trust = await self.trust()
         cert = pki.load_certificate(cert_pem)
         signature = base64.b64decode(signature_b64)
-        signed = await off_loop(pades.complete, prepared, signature, cert, trust, self.timestamper(), level)
+        stamper = None if level == "B-B" else self.timestamper()
+        signature_cms = await off_loop(pades.cms, prepared.document_digest, signature, cert, trust, stamper)
+        signed = await self._to_level(prepared, signature_cms, trust, level)
         return signed, await self.put(signed, kind, account_id)
 
     async def seal(self, pdf: bytes, reason: str) -> bytes:
         """The provider's seal over ``pdf``: PAdES B-LTA."""
         trust = await self.trust()
         a = self.authority
-        return await off_loop(pades.seal, pdf, a.seal_key, a.seal_certificate, trust, self.stamper, reason)
+        prepared, signature_cms = await off_loop(
+            pades.seal_signature, pdf, a.seal_key, a.seal_certificate, trust, self.stamper, reason
+        )
+        return await self._to_level(prepared, signature_cms, trust, "B-LTA")
 
 
 def _acceptance_label(cert: dict[str, Any]) -> str:

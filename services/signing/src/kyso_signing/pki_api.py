@@ -1,5 +1,7 @@
-"""Public PKI endpoints, no authentication: CA certificates (AIA caIssuers), CRLs (cRLDistributionPoints)
-and the OCSP responder (RFC 6960 Appendix A: GET with the base64 request in the path, or POST)."""
+"""Public PKI endpoints, no authentication: CA certificates (AIA caIssuers), the provider's own
+certificates (seal, timestamp authority, OCSP responder: what a relying party pins or inspects), CRLs
+(cRLDistributionPoints) and the OCSP responder (RFC 6960 Appendix A: GET with the base64 request in the
+path, or POST)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import hashlib
 from typing import Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Header, Request
+from cryptography import x509
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 
 from kyso_kit.clock import Clock
 from kyso_kit.errors import NotFound
+from kyso_kit.openapi import ErrorBody
 from kyso_kit.timeutil import as_utc
 
 from . import pki
@@ -24,6 +28,8 @@ from .tsa import TimestampAuthority
 
 MAX_OCSP_REQUEST = 16 * 1024
 CRL_MAX_AGE = 60  # CRLs are regenerated at once on revocation, so caches revalidate soon
+CERT_MAX_AGE = 86400
+RESPONDER_MAX_AGE = 300  # the responder certificate is renewed every ~2/3 of its 48 h
 DER_CERT = "application/pkix-cert"
 DER_CRL = "application/pkix-crl"
 OCSP_RESPONSE = "application/ocsp-response"
@@ -45,12 +51,16 @@ def router(
 ) -> APIRouter:
     r = APIRouter(tags=["pki"])
 
-    def cert(which: str) -> Response:
-        c = authority.root_certificate if which == ROOT else authority.ca_certificate
+    def served(c: x509.Certificate, request: Request | None = None, max_age: int = CERT_MAX_AGE) -> Response:
         body = pki.der(c)
         etag = hashlib.sha256(body).hexdigest()[:32]
-        headers = {"ETag": f'"{etag}"', "Cache-Control": "public, max-age=86400"}
+        headers = {"ETag": f'"{etag}"', "Cache-Control": f"public, max-age={max_age}"}
+        if request is not None and _not_modified(request, etag):
+            return Response(status_code=304, headers=headers)
         return Response(body, media_type=DER_CERT, headers=headers)
+
+    def cert(which: str) -> Response:
+        return served(authority.root_certificate if which == ROOT else authority.ca_certificate)
 
     @r.get("/pki/ca/root.cer", response_class=Response, responses=_binary(DER_CERT, "The root CA certificate (DER)"))
     async def root_certificate() -> Response:
@@ -61,6 +71,40 @@ def router(
     )
     async def issuing_certificate() -> Response:
         return cert(ISSUING)
+
+    @r.get(
+        "/pki/provider/seal.cer",
+        response_class=Response,
+        responses=_binary(
+            DER_CERT,
+            "The provider's seal certificate (DER): a legal person's certificate (organizationIdentifier "
+            "NTRVN-<MST>, UID=MST:<MST>) that seals service contracts and audit checkpoints",
+        ),
+    )
+    async def seal_certificate(request: Request) -> Response:
+        return served(authority.seal_certificate, request)
+
+    @r.get(
+        "/pki/provider/tsa.cer",
+        response_class=Response,
+        responses=_binary(
+            DER_CERT, "The timestamp authority's certificate (DER; critical EKU id-kp-timeStamping, RFC 3161 §2.3)"
+        ),
+    )
+    async def tsa_certificate(request: Request) -> Response:
+        return served(authority.tsa_certificate, request)
+
+    @r.get(
+        "/pki/provider/ocsp-responder.cer",
+        response_class=Response,
+        responses=_binary(
+            DER_CERT,
+            "The current delegated OCSP responder certificate (DER; RFC 6960 §4.2.2.2). Short-lived and "
+            "renewed automatically: OCSP answers also carry it",
+        ),
+    )
+    async def responder_certificate(request: Request) -> Response:
+        return served(authority.responder_certificate, request, RESPONDER_MAX_AGE)
 
     @r.get(
         "/pki/ca/chain.pem",
@@ -145,9 +189,18 @@ def router(
     @r.get(
         "/ocsp/{encoded:path}",
         response_class=Response,
-        responses=_binary(OCSP_RESPONSE, "An OCSP response (errors too are OCSP responses)"),
+        responses={
+            **_binary(OCSP_RESPONSE, "An OCSP response (errors too are OCSP responses)"),
+            404: {
+                "model": ErrorBody,
+                "description": "No such path: an `encoded` that is only dot segments (`..`) leaves `/ocsp/` once "
+                "the client removes them (RFC 3986 §5.2.4); a real request is base64 and never one",
+            },
+        },
     )
-    async def ocsp_get(encoded: str) -> Response:
+    async def ocsp_get(
+        encoded: Annotated[str, Path(description="The DER OCSPRequest in base64, URL-encoded (RFC 6960 appendix A.1)")],
+    ) -> Response:
         text = unquote(encoded).strip()
         try:
             body = (

@@ -1,9 +1,25 @@
-"""Certificate profiles (RFC 5280): the root CA, the issuing CA, the delegated OCSP responder and the
-Vietnamese subscriber certificate. Pure functions: a key and a few facts in, a signed certificate out."""
+"""Certificate profiles (RFC 5280): the root CA, the issuing CA, the delegated OCSP responder, the
+timestamp authority, the provider's seal and the Vietnamese subscriber certificate. Pure functions: a
+key and a few facts in, a signed certificate out.
+
+Three rules hold for every profile:
+
+- **Validity is inclusive.** RFC 5280 §4.1.2.5: a certificate is valid from notBefore *through*
+  notAfter, both included; so a certificate of length L ends one second before ``notBefore + L``
+  (a 3-year subscriber certificate issued 2026-03-01T02:00:00Z ends 2029-03-01T01:59:59Z).
+- **One policy tree.** The issuing CA asserts the provider's certificate policy and every
+  certificate it issues (subscriber, seal, timestamp authority, OCSP responder) asserts that same
+  policy, so ``openssl verify -explicit_policy -policy <CA_POLICY_OID>`` accepts each of them. The
+  timestamp *policy* in a token (RFC 3161 ``TSTInfo.policy``) is a TSA policy, not a certificate
+  policy, and appears in no certificate.
+- **Signers are accepted by viewers.** Subscriber and seal certificates carry the EKUs
+  emailProtection and documentSigning (see :data:`SIGNER_EKUS`).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,9 +33,28 @@ from .pki import PrivateKey, PublicKey
 
 # RFC 9336: id-kp-documentSigning
 DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+# The EKUs of a certificate that signs documents (subscriber and seal). documentSigning alone names the
+# purpose exactly (RFC 9336) but NSS (poppler's pdfsig, Okular, Evince, Firefox) checks PDF signers as
+# certificateUsageEmailSigner, which refuses an EKU without emailProtection; Adobe Acrobat accepts
+# emailProtection too, and Vietnamese CAs' signing certificates carry it. Non-critical (EN 319 412-2
+# §4.3.10), and no e-mail address is certified, so the CA/B Forum S/MIME requirements do not apply.
+SIGNER_EKUS = (ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING)
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
 BACKDATE = timedelta(minutes=5)  # tolerate relying parties whose clocks run a little behind
+SECOND = timedelta(seconds=1)
+NTR_PREFIX = "NTRVN-"  # ETSI EN 319 412-1 §5.1.4: a national trade register number, issued in Vietnam
+_TAX_CODE = re.compile(r"[0-9]{10}(-[0-9]{3})?")  # a Vietnamese tax code (MST): 10 digits, a branch suffix
+
+
+def last_second(start: datetime, length: timedelta) -> datetime:
+    """The notAfter of a certificate valid ``length`` from ``start``: RFC 5280 counts notAfter as valid,
+    so the last valid second is one before ``start + length`` (times are whole seconds in a certificate)."""
+    return start.replace(microsecond=0) + length - SECOND
+
+
+def _start(at: datetime) -> datetime:
+    return (at - BACKDATE).replace(microsecond=0)
 
 
 def _label_ok(host: str) -> bool:
@@ -143,7 +178,7 @@ def _aki(issuer_key: PrivateKey) -> x509.AuthorityKeyIdentifier:
 def root_ca(key: PrivateKey, name: x509.Name, at: datetime) -> x509.Certificate:
     """Self-signed; its key signs only the issuing CA certificate and the root's ARL."""
     return (
-        _builder(name, name, key.public_key(), pki.new_serial(), at - BACKDATE, at + ROOT_VALIDITY)
+        _builder(name, name, key.public_key(), pki.new_serial(), _start(at), last_second(_start(at), ROOT_VALIDITY))
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(_key_usage(ca=True), critical=True)
         .sign(key, pki.digest_for(key))
@@ -159,9 +194,9 @@ def issuing_ca(
     policy_oid: str,
     at: datetime,
 ) -> x509.Certificate:
-    not_after = min(at + ISSUING_VALIDITY, root.not_valid_after_utc)
+    not_after = min(last_second(_start(at), ISSUING_VALIDITY), root.not_valid_after_utc)
     return (
-        _builder(name, root.subject, key, pki.new_serial(), at - BACKDATE, not_after)
+        _builder(name, root.subject, key, pki.new_serial(), _start(at), not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(_aki(root_key), critical=False)
@@ -173,28 +208,40 @@ def issuing_ca(
 
 
 def ocsp_responder(
-    key: PublicKey, ca_key: PrivateKey, ca: x509.Certificate, at: datetime, validity: timedelta
+    key: PublicKey,
+    ca_key: PrivateKey,
+    ca: x509.Certificate,
+    at: datetime,
+    validity: timedelta,
+    policy_oid: str,
 ) -> x509.Certificate:
-    """RFC 6960 §4.2.2.2 delegated responder: EKU id-kp-OCSPSigning, id-pkix-ocsp-nocheck, short-lived."""
+    """RFC 6960 §4.2.2.2 delegated responder: EKU id-kp-OCSPSigning, id-pkix-ocsp-nocheck, short-lived;
+    under the issuing CA's policy like every certificate it issues."""
     subject = _name(
         (NameOID.COUNTRY_NAME, "VN"),
         *[(a.oid, str(a.value)) for a in ca.subject if a.oid == NameOID.ORGANIZATION_NAME],
         (NameOID.COMMON_NAME, f"{ca_common_name(ca)} OCSP Responder"),
     )
     return (
-        _builder(subject, ca.subject, key, pki.new_serial(), at - BACKDATE, min(at + validity, ca.not_valid_after_utc))
+        _builder(subject, ca.subject, key, pki.new_serial(), _start(at), _capped(at, validity, ca))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
         .add_extension(x509.OCSPNoCheck(), critical=False)
         .add_extension(_aki(ca_key), critical=False)
+        .add_extension(_policies(policy_oid), critical=False)
         .sign(ca_key, pki.digest_for(ca_key))
     )
 
 
+def _capped(at: datetime, validity: timedelta, ca: x509.Certificate) -> datetime:
+    """The last second of a certificate made at ``at`` (backdated), never beyond its issuing CA."""
+    return min(last_second(_start(at), validity), ca.not_valid_after_utc)
+
+
 def _provider_certificate(
     subject: x509.Name,
-    eku: x509.ObjectIdentifier,
+    ekus: tuple[x509.ObjectIdentifier, ...],
     eku_critical: bool,
     key: PublicKey,
     ca_key: PrivateKey,
@@ -204,13 +251,13 @@ def _provider_certificate(
     at: datetime,
     validity: timedelta,
 ) -> x509.Certificate:
-    """A signing certificate of the provider's own (non-repudiation, one EKU), with the revocation
-    pointers long-term validation needs."""
+    """A signing certificate of the provider's own (non-repudiation), with the revocation pointers
+    long-term validation needs."""
     return (
-        _builder(subject, ca.subject, key, pki.new_serial(), at - BACKDATE, min(at + validity, ca.not_valid_after_utc))
+        _builder(subject, ca.subject, key, pki.new_serial(), _start(at), _capped(at, validity, ca))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(signature=True, non_repudiation=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([eku]), critical=eku_critical)
+        .add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=eku_critical)
         .add_extension(_aki(ca_key), critical=False)
         .add_extension(_policies(policy_oid), critical=False)
         .add_extension(_crl_dp(urls.issuing_crl), critical=False)
@@ -228,20 +275,30 @@ def timestamp_authority(
     at: datetime,
     validity: timedelta,
 ) -> x509.Certificate:
-    """RFC 3161 §2.3: the only EKU is id-kp-timeStamping, critical; with revocation pointers (LTV)."""
+    """RFC 3161 §2.3: the only EKU is id-kp-timeStamping, critical; with revocation pointers (LTV).
+    ``policy_oid`` is the certificate policy (the issuing CA's), not the TSA policy its tokens name."""
     subject = _name(
         (NameOID.COUNTRY_NAME, "VN"),
         *[(a.oid, str(a.value)) for a in ca.subject if a.oid == NameOID.ORGANIZATION_NAME],
         (NameOID.COMMON_NAME, f"{ca_common_name(ca)} Timestamp Authority"),
     )
     return _provider_certificate(
-        subject, ExtendedKeyUsageOID.TIME_STAMPING, True, key, ca_key, ca, urls, policy_oid, at, validity
+        subject, (ExtendedKeyUsageOID.TIME_STAMPING,), True, key, ca_key, ca, urls, policy_oid, at, validity
     )
+
+
+def organisation_identifier(tax_code: str) -> str:
+    """ETSI EN 319 412-1 §5.1.4 legal-person semantics identifier for a Vietnamese tax code (MST):
+    ``NTRVN-<MST>``; raises ``ValueError`` for anything that is not a tax code."""
+    if not _TAX_CODE.fullmatch(tax_code):
+        raise ValueError(f"a Vietnamese tax code is 10 digits, optionally -NNN for a branch: {tax_code!r}")
+    return NTR_PREFIX + tax_code
 
 
 def provider_seal(
     key: PublicKey,
     organisation: str,
+    tax_code: str,
     ca_key: PrivateKey,
     ca: x509.Certificate,
     urls: Urls,
@@ -250,13 +307,18 @@ def provider_seal(
     validity: timedelta,
 ) -> x509.Certificate:
     """The provider's electronic seal (a legal person's signing certificate): it seals service contracts
-    and audit checkpoints. Non-repudiation, document-signing EKU, revocation pointers for LTV."""
+    and audit checkpoints. The subject names the legal person as ETSI EN 319 412-3 §4.2.1 asks
+    (countryName, organizationName, organizationIdentifier ``NTRVN-<MST>``, commonName) and as
+    Vietnamese CAs write an organisation (``UID=MST:<tax code>``). Non-repudiation, the signer EKUs,
+    revocation pointers for LTV."""
     subject = _name(
         (NameOID.COUNTRY_NAME, "VN"),
         (NameOID.ORGANIZATION_NAME, organisation),
+        (NameOID.ORGANIZATION_IDENTIFIER, organisation_identifier(tax_code)),
         (NameOID.COMMON_NAME, f"{organisation} Contract Seal"),
+        (NameOID.USER_ID, f"MST:{tax_code}"),
     )
-    return _provider_certificate(subject, DOCUMENT_SIGNING, False, key, ca_key, ca, urls, policy_oid, at, validity)
+    return _provider_certificate(subject, SIGNER_EKUS, False, key, ca_key, ca, urls, policy_oid, at, validity)
 
 
 @dataclass(frozen=True)
@@ -313,10 +375,12 @@ class Subscriber:
 
 
 def subscriber_validity(at: datetime, years: int, ca: x509.Certificate) -> tuple[datetime, datetime]:
-    """Whole calendar years from ``at`` (1–3, Decree 23/2025), never beyond the issuing CA."""
+    """Whole calendar years from ``at`` (1–3, Decree 23/2025), never beyond the issuing CA: notAfter is
+    the last second before the anniversary, since RFC 5280 counts notAfter as a valid second."""
     if not 1 <= years <= pki.MAX_SUBSCRIBER_YEARS:
         raise ValueError("subscriber certificates are valid 1 to 3 years")
-    return at, min(pki.add_years(at, years), ca.not_valid_after_utc)
+    start = at.replace(microsecond=0)
+    return start, min(pki.add_years(start, years) - SECOND, ca.not_valid_after_utc)
 
 
 def subscriber(
@@ -334,7 +398,7 @@ def subscriber(
         _builder(who.name(), ca.subject, public, serial, not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(signature=True, non_repudiation=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([DOCUMENT_SIGNING]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(SIGNER_EKUS)), critical=False)
         .add_extension(_aki(ca_key), critical=False)
         .add_extension(_policies(policy_oid), critical=False)
         .add_extension(_crl_dp(urls.issuing_crl), critical=False)

@@ -17,6 +17,11 @@ count. A relying party only ever sees "waiting", "signed", "rejected" or "expire
 For the CSC API the same request carries a SAD once confirmed: server-side state (its SHA-256 is the
 lookup key) bound to the subscriber, the credential, the client and the exact digests; each digest
 is consumed once, by a guarded write, so concurrent uses of one SAD sign each digest exactly once.
+The key is unsealed only at confirmation, so every authorised digest is signed then — and those
+signatures are kept only in the SAD's own record, which ``signHash`` alone reads: never on the
+request (its status shows no signatures), never in its webhook. They are destroyed when the SAD
+expires or the certificate's status changes (suspension, revocation, expiry), and a SAD is bound
+to the certificate's ``revision``, so one issued before a suspension never signs after resumption.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox, off_loop
 from kyso_kit.errors import Conflict, Forbidden, Invalid, Rejected, not_found
-from kyso_kit.store import Doc, DuplicateKey, Store
+from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import as_utc
 
 from . import keywrap, pki, signer
@@ -151,6 +156,8 @@ class RemoteSigning:
         await self.requests.ensure_index([("status", 1)])
         await self.requests.ensure_index([("account_id", 1)])
         await self.requests.ensure_index([("sad_sha256", 1)], unique=True, sparse=True)
+        await self.sads.ensure_index([("live", 1)], sparse=True)
+        await self.sads.ensure_index([("certificate_id", 1)])
 
     # ------------------------------------------------------------------ 1. a relying party asks
 
@@ -401,7 +408,7 @@ class RemoteSigning:
             serial_number=doc["serial_number"],
             signature_algorithm=algorithm,
             documents=[SignedDocument(**d) for d in doc["documents"]],
-            signatures_b64=sigs_b64,
+            signatures_b64=[] if "csc" in doc else sigs_b64,  # a CSC SAD's signatures never go on a topic
             confirmed_with=doc["otp"]["method"],
             signed_at=t,
         )
@@ -423,12 +430,15 @@ class RemoteSigning:
                 "signed_at": t,
             },
         }
-        sad: str | None = None
-        if "csc" in doc:
+        if "csc" in doc:  # the signatures go to the SAD's record only (written first: see record_sad)
             sad = secrets.token_urlsafe(32)
+            sad_sha256 = hashlib.sha256(sad.encode()).hexdigest()
+            await self.record_sad(
+                sad_sha256, doc, cert, sigs_b64, [base64.b64encode(p).decode() for p in pades_signatures], t
+            )
+            del update["signatures_b64"]
             update |= {
-                "pades_signatures_b64": [base64.b64encode(p).decode() for p in pades_signatures],
-                "sad_sha256": hashlib.sha256(sad.encode()).hexdigest(),
+                "sad_sha256": sad_sha256,
                 "csc.sad_sealed": self.box.seal(sad.encode(), aad=f"sad:{doc['_id']}"),
                 "csc.sad_expires_at": t + SAD_TTL,
             }
@@ -437,33 +447,75 @@ class RemoteSigning:
         )
         if moved is None:
             raise wrong_state(await self.of_subscriber(who, request_id))
-        if "csc" in moved:
-            await self.record_sad(moved)  # (should this process die first, signHash makes it on first use)
         return moved
 
-    async def record_sad(self, doc: Doc) -> None:
-        """The SAD's own small record: what ``signHash`` reads and rewrites (a bitmask of spent digests),
-        keyed by the SAD's SHA-256 — a few hundred bytes instead of the whole request."""
-        try:
-            await self.sads.insert(
-                {
-                    "_id": doc["sad_sha256"],
-                    "request_id": doc["_id"],
-                    "client_id": doc["client_id"],
-                    "certificate_id": doc["certificate_id"],
-                    "key_algorithm": doc["key_algorithm"],
-                    "hash": doc["documents"][0]["hash_algorithm"],
-                    "digests": [base64.b64decode(d["hash_b64"]) for d in doc["documents"]],
-                    "signatures": doc["signatures_b64"],
-                    "pades_signatures": doc.get("pades_signatures_b64", []),
-                    "expires_at": doc["csc"]["sad_expires_at"],
-                    "used": 0,
-                }
+    async def record_sad(
+        self, sad_sha256: str, doc: Doc, cert: Doc, signatures: list[str], pades_signatures: list[str], at: datetime
+    ) -> None:
+        """The SAD's own record: what ``signHash`` reads and rewrites (a bitmask of spent digests), keyed
+        by the SAD's SHA-256 — and the one place the signatures are kept. It is written *before* the
+        request is marked signed: should this process die in between, the request is still waiting
+        and the record belongs to a SAD nobody was ever given (the sweep destroys it at expiry)."""
+        await self.sads.insert(
+            {
+                "_id": sad_sha256,
+                "request_id": doc["_id"],
+                "client_id": doc["client_id"],
+                "certificate_id": doc["certificate_id"],
+                "certificate_revision": int(cert.get("revision", 0)),
+                "key_algorithm": doc["key_algorithm"],
+                "hash": doc["documents"][0]["hash_algorithm"],
+                "digests": [base64.b64decode(d["hash_b64"]) for d in doc["documents"]],
+                "signatures": signatures,
+                "pades_signatures": pades_signatures,
+                "expires_at": at + SAD_TTL,
+                "used": 0,
+                "live": True,
+            }
+        )
+
+    async def end_sad(self, sad: Doc, why: str) -> bool:
+        """Destroy a SAD's unused signatures (and the sealed SAD on its request): it can sign no more."""
+        done = await self.sads.update(
+            {"_id": sad["_id"], "live": True},
+            {"$set": {"signatures": [], "pades_signatures": [], "ended": why}, "$unset": {"live": ""}},
+        )
+        if done:
+            await self.requests.update(
+                {"_id": sad["request_id"], "sad_sha256": sad["_id"]}, {"$unset": {"csc.sad_sealed": ""}}
             )
-        except DuplicateKey:
-            pass  # made already: the bitmask it holds is the one that counts
+        return done
+
+    async def end_sads_of(self, cert: Doc) -> int:
+        """The certificate's status changed (``Lifecycle`` calls this after every change): every SAD of
+        the credential ends — a suspension, a revocation or an expiry ends them for good, even if the
+        certificate is resumed while they would still be within their 300 s."""
+        n = 0
+        for sad in await self.sads.find({"certificate_id": cert["_id"], "live": True}):
+            n += await self.end_sad(sad, f"certificate {cert['status']}")
+        return n
+
+    async def end_due_sads(self) -> int:
+        """Every second: end the SADs that expired, and those whose certificate changed since they were
+        issued (should the process have died before ``end_sads_of`` ran)."""
+        now, n = self.clock.now(), 0
+        live = await self.sads.find({"live": True})
+        certs: dict[str, Doc | None] = {}
+        for sad in live:
+            if as_utc(sad["expires_at"]) <= now:
+                n += await self.end_sad(sad, "expired")
+                continue
+            cid = sad["certificate_id"]
+            if cid not in certs:
+                certs[cid] = await self.certs.get(cid, {"status": 1, "revision": 1})
+            cert = certs[cid]
+            if cert is None or cert["status"] != S.ACTIVE or cert.get("revision", 0) != sad["certificate_revision"]:
+                n += await self.end_sad(sad, f"certificate {cert['status'] if cert else 'gone'}")
+        return n
 
     async def expire_due(self) -> int:
+        """Unconfirmed requests past their time expire (counted); SADs past theirs end too."""
+        await self.end_due_sads()
         now, n = self.clock.now(), 0
         for doc in await self.requests.find({"status": WAITING}):
             if as_utc(doc["expires_at"]) > now:

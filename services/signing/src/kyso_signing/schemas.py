@@ -2,12 +2,76 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from kyso_contracts.events import RevocationReason
 from kyso_contracts.types import Id, KeyAlgorithm, Pin, Sha256Hex
+
+from . import keywrap
+
+# --------------------------------------------------------------------------- rules written into the schemas
+
+
+def weak_pins() -> list[str]:
+    """Every PIN ``keywrap.pin_problem`` refuses as too easy to guess although it is 6–8 digits: one digit
+    repeated, a run up or down ``0123456789`` (wrapping to 0), and the listed trivial ones. A finite list,
+    so the schema can name it (``not: {enum: …}``) and a client learns the rule before it asks."""
+    runs = ("01234567890", "09876543210")
+    found = {d * n for d in "0123456789" for n in (6, 7, 8)} | set(keywrap.TRIVIAL_PINS)
+    found |= {run[i : i + n] for run in runs for n in (6, 7, 8) for i in range(len(run) - n + 1)}
+    return sorted(found, key=lambda p: (len(p), p))
+
+
+NewPin = Annotated[
+    Pin,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-9]{6,8}$",
+            "minLength": 6,
+            "maxLength": 8,
+            "not": {"enum": weak_pins()},
+            "description": "The new signing PIN: 6 to 8 digits, not one digit repeated (000000), not a run "
+            "up or down (123456, 876543) and not one of the trivial PINs listed (422 weak_pin)",
+        }
+    ),
+]
+"""A PIN being set: the server refuses a weak one (422 ``weak_pin``), and the schema says which."""
+
+_B64 = "[A-Za-z0-9+/_-]"
+DIGEST_PATTERNS = {
+    "sha256": f"^{_B64}{{43}}=?$",
+    "sha384": f"^{_B64}{{64}}={{0,2}}$",
+    "sha512": f"^{_B64}{{86}}={{0,2}}$",
+}
+"""What ``signer.decode_hash`` accepts for each algorithm: the digest (32, 48 or 64 bytes) in base64 or
+base64url (either alphabet), its padding optional (and, as the decoder tolerates it, up to two ``=`` after
+a complete 48-byte encoding)."""
+ANY_DIGEST = f"^({_B64}{{43}}=?|{_B64}{{64}}={{0,2}}|{_B64}{{86}}={{0,2}})$"
+
+
+def digest_rule(field: str, selector: str, by_value: dict[str, str], default: str | None, many: bool) -> dict[str, Any]:
+    """JSON Schema conditions: when ``selector`` is one of ``by_value`` (absent: ``default``), ``field`` (an
+    array of them when ``many``) is a digest of that algorithm, as the server decodes it."""
+    rules = []
+    for value, algorithm in by_value.items():
+        digest = {"type": "string", "pattern": DIGEST_PATTERNS[algorithm]}
+        when: dict[str, Any] = {"properties": {selector: {"const": value}}}
+        if value != default:
+            when["required"] = [selector]
+        rules.append({"if": when, "then": {"properties": {field: {"items": digest} if many else digest}}})
+    return {"allOf": rules}
+
+
+def _lifecycle_rule(schema: dict[str, Any]) -> None:
+    schema["if"] = {"properties": {"action": {"const": "revoke"}}}
+    schema["else"] = {"properties": {"reason": {"const": "unspecified"}, "invalidity_date": {"type": "null"}}}
+
+
+def _document_rule(schema: dict[str, Any]) -> None:
+    schema.update(digest_rule("hash", "hash_algorithm", {a: a for a in DIGEST_PATTERNS}, "sha256", many=False))
 
 
 class ConsentRejection(BaseModel):
@@ -67,14 +131,25 @@ LifecycleAction = Literal["revoke", "suspend", "resume"]
 
 
 class LifecycleRequest(BaseModel):
-    """Revoke (for good; the key is destroyed), suspend (certificateHold) or resume a certificate."""
+    """Revoke (for good; the key is destroyed), suspend (certificateHold) or resume a certificate. A reason
+    other than ``unspecified`` and an invalidity date are given only with ``revoke`` (422
+    ``reason_for_revocation_only``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_lifecycle_rule)
     action: LifecycleAction
-    reason: RevocationReason = Field(default="unspecified", description="RFC 5280 reason (revocation only)")
+    reason: RevocationReason = Field(
+        default="unspecified", description="RFC 5280 reason (revocation only; otherwise unspecified)"
+    )
     invalidity_date: AwareDatetime | None = Field(
         default=None, description="When the key became unsafe, if known (revocation only; not in the future)"
     )
+
+
+class SubscriberLifecycleRequest(LifecycleRequest):
+    """A subscriber revokes or suspends; only an operator resumes (422 ``resume_by_operator``: the service
+    answers it with that code, so the model takes ``resume`` and the schema leaves it out)."""
+
+    action: LifecycleAction = Field(json_schema_extra={"enum": ["revoke", "suspend"]})
 
 
 class OtpToAsk(BaseModel):
@@ -109,7 +184,7 @@ class AcceptanceRecordView(BaseModel):
 
 class ActivationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pin: Pin
+    pin: NewPin
 
 
 class ActivationView(BaseModel):
@@ -125,10 +200,26 @@ class ActivationView(BaseModel):
 # --------------------------------------------------------------------------- remote signing
 
 
+HTTP_URL = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"
+"""An http or https URL with a host (the scheme in any case, as URLs have it): kyso calls nothing else."""
+
+
 class RelyingPartyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    webhook_url: str | None = Field(default=None, max_length=2000, description="Where outcomes are POSTed, signed")
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        json_schema_extra={"pattern": HTTP_URL},  # the server's own check answers 422 invalid_callback_url
+        description="Where outcomes are POSTed, signed: an http(s) URL on one of `allowed_origins`",
+    )
+    allowed_origins: list[Annotated[str, Field(max_length=2000, json_schema_extra={"pattern": HTTP_URL})]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="The origins (scheme://host[:port]) kyso may send requests to for this relying party: its "
+        "webhook and CSC `response_uri`s. Omitted: the webhook URL's origin. In production, no loopback, "
+        "link-local or private address (checked again on the resolved address at each delivery)",
+    )
 
 
 class RelyingPartyCreated(BaseModel):
@@ -137,13 +228,25 @@ class RelyingPartyCreated(BaseModel):
     webhook_secret: str = Field(description="Standard Webhooks key (whsec_…), shown once")
     name: str
     webhook_url: str | None
+    allowed_origins: list[str] = Field(description="Normalised: lower case, no default port")
 
 
 class OAuthErrorBody(BaseModel):
     """RFC 6749 §5.2."""
 
-    error: str = Field(description="invalid_client · unsupported_grant_type · invalid_request")
+    error: str = Field(description="invalid_request · invalid_client · unsupported_grant_type")
     error_description: str | None = None
+
+
+class TokenRequest(BaseModel):
+    """RFC 6749 §4.4.2 (documentation of the form the token endpoint reads itself). The client
+    authenticates with HTTP Basic or with ``client_id`` and ``client_secret`` here, never both. A
+    missing ``grant_type`` is answered 400 ``invalid_request`` (§5.2), any other 400
+    ``unsupported_grant_type``."""
+
+    grant_type: Literal["client_credentials"]
+    client_id: str | None = Field(default=None, description="Without HTTP Basic")
+    client_secret: str | None = Field(default=None, description="Without HTTP Basic")
 
 
 class TokenResponse(BaseModel):
@@ -153,9 +256,15 @@ class TokenResponse(BaseModel):
 
 
 class DocumentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_rule)
     label: str = Field(min_length=1, max_length=200, description="Shown to the subscriber in the kyso app")
-    hash: str = Field(min_length=1, max_length=200, description="The document's digest, base64 or base64url")
+    hash: str = Field(
+        min_length=1,
+        max_length=200,
+        json_schema_extra={"pattern": ANY_DIGEST},
+        description="The document's digest (32, 48 or 64 bytes for sha256, sha384, sha512), base64 or base64url, "
+        "padding optional",
+    )
     hash_algorithm: Literal["sha256", "sha384", "sha512"] = "sha256"
 
 
@@ -195,7 +304,11 @@ class SignatureEntry(BaseModel):
     label: str
     hash: str
     hash_algorithm: str
-    signature: str | None = Field(default=None, description="Base64; ECDSA as DER, RSA as RSASSA-PSS")
+    signature: str | None = Field(
+        default=None,
+        description="Base64; ECDSA as DER, RSA as RSASSA-PSS. Only for requests made here: a CSC authorisation's "
+        "signatures are given only by `signatures/signHash`, `signPolling` and `signDoc`, against the SAD",
+    )
     signature_algorithm: str | None = Field(default=None, description="The signature algorithm's OID")
 
 
@@ -226,7 +339,7 @@ class ConfirmRequest(BaseModel):
 class PinUnlockRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_pin: Pin
-    new_pin: Pin
+    new_pin: NewPin
 
 
 class PinUnlocked(BaseModel):

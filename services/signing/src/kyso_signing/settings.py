@@ -11,6 +11,8 @@ from kyso_kit.settings import SecretKind, ServiceSettings
 # cannot be linted. Production sets the provider's registered policy OID.
 DEV_POLICY_OID = "2.25.250634348.1.1"
 MAX_ARC = 2**28 - 1
+# A development tax code (MST) for the provider's seal certificate: all zeros, so it names nobody.
+DEV_TAX_CODE = "0000000000"
 
 # The CA keys production must be given (sealed under SIGNING_MASTER_KEY, see `kyso-ca new-hierarchy`)
 CA_MATERIAL = ("ca_root_certificate_pem", "ca_root_key_sealed", "ca_issuing_certificate_pem", "ca_issuing_key_sealed")
@@ -32,6 +34,13 @@ class SigningSettings(ServiceSettings):
     )
     # ------------------------------------------------------------------ the certificate authority
     ca_organisation: str = Field(default="kyso", validation_alias="CA_ORGANISATION", description="O= of the CA names")
+    provider_tax_code: str = Field(
+        default=DEV_TAX_CODE,
+        pattern=r"^[0-9]{10}(-[0-9]{3})?$",
+        validation_alias="PROVIDER_TAX_CODE",
+        description="The provider's tax code (MST), named in its seal certificate as organizationIdentifier "
+        "NTRVN-<MST> (ETSI EN 319 412-1) and UID=MST:<MST>; production sets the registered one",
+    )
     ca_root_common_name: str = Field(
         default="kyso Development Root CA",
         validation_alias="CA_ROOT_COMMON_NAME",

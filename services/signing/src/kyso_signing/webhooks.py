@@ -10,6 +10,12 @@ per event (``caused_by``), then POSTed to the relying party's URL with
 and retried with exponential backoff (1 s, 2 s, 4 s … capped at 10 min) until a 2xx answer or
 ``MAX_ATTEMPTS``. A delivery is claimed with a guarded write before it is sent, so two instances
 never send one attempt twice.
+
+A request made through the CSC API gets its outcome only: its signatures leave kyso through
+``signatures/signHash`` (``signPolling``, ``signDoc``) against a valid SAD, not by push. Every
+delivery goes only to an origin registered for the relying party, redirects are not followed, and
+in production the host's address is checked (public only) when kyso connects, and connected to as
+checked (``Clients.callback_target``); a delivery refused there is not retried.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from kyso_kit.crypto import same_text
 from kyso_kit.store import Doc, DuplicateKey, Store
 from kyso_kit.timeutil import as_utc
 
-from .clients import Clients
+from .clients import CallbackRefused, Clients, Target
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,7 @@ MAX_ATTEMPTS = 12
 MAX_BACKOFF = timedelta(minutes=10)
 CLAIM = timedelta(seconds=30)  # a claimed delivery whose sender died is retried after this
 
-Post = Callable[[str, bytes, dict[str, str]], Awaitable[int]]
+Post = Callable[[Target, bytes, dict[str, str]], Awaitable[int]]
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
@@ -60,7 +66,9 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: float, tolera
     return any(same_text(s, expected) for s in headers.get("webhook-signature", "").split())
 
 
-def payload(event: CloudEvent[Any]) -> dict[str, Any]:
+def payload(event: CloudEvent[Any], *, with_signatures: bool = True) -> dict[str, Any]:
+    """``with_signatures`` is False for a CSC authorisation: its webhook says what happened, and the
+    signatures are for ``signHash`` to give against the SAD."""
     d = event.data
     body: dict[str, Any] = {
         "type": event.type,
@@ -71,6 +79,7 @@ def payload(event: CloudEvent[Any]) -> dict[str, Any]:
     if isinstance(d, SignatureCompleted):
         body["certificate_serial"] = d.serial_number
         body["signature_algorithm"] = d.signature_algorithm
+    if isinstance(d, SignatureCompleted) and with_signatures and d.signatures_b64:
         body["signatures"] = [
             {"label": doc.label, "hash": doc.hash_b64, "signature": sig}
             for doc, sig in zip(d.documents, d.signatures_b64, strict=True)
@@ -81,6 +90,7 @@ def payload(event: CloudEvent[Any]) -> dict[str, Any]:
 class Webhooks:
     def __init__(self, store: Store, clients: Clients, clock: Clock, post: Post | None = None) -> None:
         self.deliveries = store.collection("webhook_deliveries")
+        self.requests = store.collection("signing_requests", events=True)
         self.clients = clients
         self.clock = clock
         self._post = post or self._http_post
@@ -89,18 +99,27 @@ class Webhooks:
     async def init(self) -> None:
         await self.deliveries.ensure_index([("status", 1)])
 
-    async def _http_post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+    async def _http_post(self, target: Target, body: bytes, headers: dict[str, str]) -> int:
+        """POST, following no redirect; to the checked address when there is one (the URL's host still
+        names the server: ``Host`` and, for https, SNI and the certificate check)."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10)
-        r = await self._http.post(url, content=body, headers=headers)
+            self._http = httpx.AsyncClient(timeout=10, follow_redirects=False)
+        url, extensions = httpx.URL(target.url), {}
+        if target.address is not None:
+            extensions["sni_hostname"] = target.host
+            headers = {**headers, "host": url.netloc.decode("ascii")}
+            url = url.copy_with(host=target.address)
+        r = await self._http.post(url, content=body, headers=headers, extensions=extensions, follow_redirects=False)
         return r.status_code
 
     async def when_signing_request_ended_notify(self, event: CloudEvent[Any]) -> None:
         client = await self.clients.clients.get(event.data.client_id)
         if client is None or not client.get("webhook_url"):
             return
-        body = json.dumps(payload(event), separators=(",", ":"), ensure_ascii=False).encode()
-        await self.enqueue(client["_id"], client["webhook_url"], body.decode(), event.id)
+        request = await self.requests.get(event.data.request_id, {"csc": 1})
+        csc = request is None or "csc" in request  # not found: say less, not more
+        body = json.dumps(payload(event, with_signatures=not csc), separators=(",", ":"), ensure_ascii=False)
+        await self.enqueue(client["_id"], client["webhook_url"], body, event.id)
 
     async def enqueue(self, client_id: str, url: str, body: str, delivery_id: str) -> None:
         """Deliver ``body`` to ``url`` signed with the client's key; once per ``delivery_id``."""
@@ -139,6 +158,14 @@ class Webhooks:
         client = await self.clients.clients.get(doc["client_id"])
         if client is None:
             return 0
+        try:
+            target = await self.clients.callback_target(client, doc["url"])
+        except CallbackRefused as exc:  # not an address kyso sends to (now): never retried
+            log.warning("webhook delivery refused", extra={"delivery": doc["_id"], "reason": str(exc)})
+            await self.deliveries.update(
+                {"_id": doc["_id"]}, {"$set": {"status": "refused", "refused_because": str(exc)}}
+            )
+            return 0
         ts = int(now.timestamp())
         body = doc["body"].encode()
         headers = {
@@ -148,7 +175,7 @@ class Webhooks:
             "webhook-signature": sign(self.clients.webhook_secret(client), doc["_id"], ts, body),
         }
         try:
-            status = await self._post(doc["url"], body, headers)
+            status = await self._post(target, body, headers)
         except Exception as exc:  # the receiver is down: retried
             status = 0
             log.info("webhook delivery failed", extra={"delivery": doc["_id"], "error": type(exc).__name__})
