@@ -63,13 +63,47 @@ class ServiceSettings(BaseSettings):
         validation_alias="CONSUMER_MAX_ATTEMPTS",
         description="Tries of one message before it is dead-lettered",
     )
-    consumer_workers: int = Field(
-        default=3,
+    kafka_topic_partitions: int = Field(
+        default=12,
         ge=1,
-        le=32,
-        validation_alias="CONSUMER_WORKERS",
-        description="Consumers per topic in this process, each handling its own partitions in order "
-        "(useful up to the topic's partition count)",
+        le=1000,
+        validation_alias="KAFKA_TOPIC_PARTITIONS",
+        description="Partitions of each topic this service creates (existing topics keep theirs): the most "
+        "instances of one service that share its event handling. 12 divides among 1, 2, 3, 4, 6 or 12 "
+        "instances; raise existing topics with kafka-topics --alter (see the README on scale-out)",
+    )
+    kafka_group_instance_id: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_GROUP_INSTANCE_ID",
+        description="Static membership (Kafka group.instance.id): a name unique among this service's "
+        "instances and stable across their restarts (e.g. a StatefulSet pod name). An instance that comes "
+        "back within KAFKA_SESSION_TIMEOUT_MS takes its partitions back without a rebalance of the group. "
+        "Unset: dynamic membership, and a stopping instance leaves the group at once",
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        le=300_000,
+        validation_alias="KAFKA_SESSION_TIMEOUT_MS",
+        description="How long the group waits for a silent instance before its partitions move: the stall "
+        "of a killed instance's partitions, and the time a static member has to restart without a "
+        "rebalance (a kyso service restarts in ~3-6 s). The broker accepts 6 s to 5 min by default",
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=1_000,
+        ge=100,
+        le=10_000,
+        validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS",
+        description="Heartbeat period; members learn of a rebalance from a heartbeat's answer, so this "
+        "bounds how long the group waits for the others to rejoin (well under the session timeout)",
+    )
+    consumer_stop_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        le=60,
+        validation_alias="CONSUMER_STOP_SECONDS",
+        description="At a stop or a rebalance, how long in-flight handlers may take to finish before "
+        "they are cancelled (their events are then redelivered; handlers are idempotent)",
     )
     consumer_commit_seconds: float = Field(
         default=0.2,
