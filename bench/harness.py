@@ -157,9 +157,13 @@ def world() -> World:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from kyso_kit.clock import SystemClock
-    from kyso_signing import crl, pades, pki, profiles
-    from kyso_signing.tsa import TimestampAuthority
+    from kyso_signing import patches
+    from kyso_signing.documents import ltv
+    from kyso_signing.pki import crl, profiles
+    from kyso_signing.pki import keys as pki
+    from kyso_signing.pki.tsa import TimestampAuthority
 
+    patches.apply()  # as the service does at start-up
     now = datetime.now(UTC)
     urls = profiles.Urls("http://127.0.0.1:8003")
     rk = pki.new_key(pki.KeyAlgorithm.ECDSA_P384)
@@ -177,7 +181,7 @@ def world() -> World:
         crl.build_crl([], 1, issuer, key, now - timedelta(minutes=1), timedelta(hours=24)).public_bytes(Encoding.DER)
         for issuer, key in ((ca, ck), (root, rk))
     )
-    return World(now, urls, ck, ca, sk, seal, tsa, pades.Trust(root, ca, crls))
+    return World(now, urls, ck, ca, sk, seal, tsa, ltv.Trust(root, ca, crls))
 
 
 def parser(doc: str, quick_help: str) -> argparse.ArgumentParser:

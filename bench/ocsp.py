@@ -42,6 +42,7 @@ from harness import CpuMeter, bench_main, ms, pct, running_stack, sized  # noqa:
 
 from kyso_client.api import Endpoints  # noqa: E402
 from kyso_client.journey import walk  # noqa: E402
+from kyso_signing.pki.registry import COLLECTION as REGISTRY  # noqa: E402
 from stack import SERVICES  # noqa: E402
 
 CONCURRENCY = 16
@@ -67,9 +68,11 @@ def request_der(ca: x509.Certificate, serial: int, nonce: bytes | None = None) -
 
 
 async def seed(mongodb_url: str, database: str, count: int) -> list[int]:
-    """Certificate records as the CA keeps them (what the responder reads), ``count`` of them."""
+    """Certificate records as the CA keeps them, and their serials in the CA registry (what the responder
+    reads), ``count`` of them."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
     coll = client[database]["certificates"]
+    registry = client[database][REGISTRY]
     now = datetime.now(UTC)
     serials = [int.from_bytes(os.urandom(19), "big") >> 1 for _ in range(count)]
     try:
@@ -86,6 +89,23 @@ async def seed(mongodb_url: str, database: str, count: int) -> list[int]:
                         "revision": 1,
                         "certificate": {"serial_number": format(s, "x"), "not_after": now + timedelta(days=365)},
                         "pad": "x" * 1500,  # certificate records are ~2 KB
+                    }
+                    for s in serials[i : i + 1000]
+                ]
+            )
+            # what the responder reads: the CA registry's record of each serial (as credentials.registration
+            # writes it right after issuance)
+            await registry.insert_many(
+                [
+                    {
+                        "_id": format(s, "x"),
+                        "certificate_id": uuid.uuid4().hex,
+                        "not_after": now + timedelta(days=365),
+                        "revision": 1,
+                        "listed": False,
+                        "revoked_at": None,
+                        "reason": None,
+                        "invalidity_date": None,
                     }
                     for s in serials[i : i + 1000]
                 ]

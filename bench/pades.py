@@ -22,7 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import POLICY, bench_main, sized, timed, world
 
-from kyso_signing import documents, pades, pki, profiles, signer
+from kyso_signing.documents import layout as documents
+from kyso_signing.documents import pades
+from kyso_signing.pki import cms, profiles, signer
+from kyso_signing.pki import keys as pki
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     pdf = documents.service_contract("c" * 32, "kyso bench", order, now).pdf
     prepared = pades.prepare(pdf, user, trust, "Bench", "bench")
     sha256 = signer.HASHES["sha256"]
-    signature = signer.sign_digest(uk, pades.to_be_signed(prepared.document_digest, user), sha256)
+    signature = signer.sign_digest(uk, cms.to_be_signed(prepared.document_digest, user), sha256)
     stamper = pades.LocalTimeStamper(tsa)
     digest = bytes(32)
     out = {

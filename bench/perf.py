@@ -80,7 +80,11 @@ def crypto_limit(reps: int) -> dict[str, Any]:
     from kyso_kit.crypto import hash_secret, verify_secret
     from kyso_kit.devkeys import dev_ec_private_pem, dev_ec_public_pem
     from kyso_registration.domain import VneidVerifier
-    from kyso_signing import documents, keywrap, pades, pki, profiles, signer
+    from kyso_signing.credentials import keywrap
+    from kyso_signing.documents import layout as documents
+    from kyso_signing.documents import pades
+    from kyso_signing.pki import cms, profiles, signer
+    from kyso_signing.pki import keys as pki
 
     w = world()
     policy, now, urls, ck, ca, sk, seal, tsa, trust = (
@@ -122,7 +126,7 @@ def crypto_limit(reps: int) -> dict[str, Any]:
         pades.seal(contract, sk, seal, trust, tsa, "bench")
         record = documents.service_contract("r" * 32, "kyso bench", order, now).pdf  # a page of the same weight
         prepared = pades.prepare(record, cert, trust, "Bench", "bench")
-        signature = signer.sign_digest(key, pades.to_be_signed(prepared.document_digest, cert), sha256)
+        signature = signer.sign_digest(key, cms.to_be_signed(prepared.document_digest, cert), sha256)
         pades.complete(prepared, signature, cert, trust, pades.LocalTimeStamper(tsa), "B-LTA")
 
     key, cert = crypto()

@@ -29,6 +29,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,7 +46,7 @@ KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 FERRETDB_VERSION = "v1.24.2"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
-# Our patch level of the FerretDB build (part of the cache key): see _patch_ferretdb.
+# Our patch level of the FerretDB build (part of the cache key): see FERRETDB_PATCHES.
 FERRETDB_PATCH = "kyso4"
 
 STATE_FILE = "localinfra.json"
@@ -185,111 +186,75 @@ def provision_ferretdb() -> Path:
     return binary
 
 
-_WRITE_COMMANDS = ("MsgUpdate", "MsgFindAndModify", "MsgDelete", "MsgInsert")
-
-_PUSHDOWN_GO = """package sqlite
-
-import (
-\t"fmt"
-\t"strings"
-
-\t"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
-\t"github.com/FerretDB/FerretDB/internal/handler/sjson"
-\t"github.com/FerretDB/FerretDB/internal/types"
-\t"github.com/FerretDB/FerretDB/internal/util/must"
+PATCHES_DIR = Path(__file__).resolve().parent / "patches"
+FERRETDB_PATCHES = (
+    "ferretdb-write-lock.patch",  # the atomicity kyso_kit.store relies on (its docstring names this file)
+    "ferretdb-id-pushdown.patch",
+    "ferretdb-indexed-equality.patch",
+    "ferretdb-id-index-expression.patch",
 )
-
-// kysoIndexedEquality narrows a query to what an index finds (kyso patch): the first top-level
-// filter field compared by equality with a string or a boolean that leads an index. The handler
-// re-applies the whole filter to the rows returned, so this only has to keep every match.
-func kysoIndexedEquality(meta *metadata.Collection, filter *types.Document) (string, []any) {
-\tfor _, key := range filter.Keys() {
-\t\tif key == "" || strings.ContainsAny(key, ".$") {
-\t\t\tcontinue
-\t\t}
-\t\tv, _ := filter.Get(key)
-\t\tswitch v.(type) {
-\t\tcase string, bool:
-\t\tdefault:
-\t\t\tcontinue
-\t\t}
-\t\tfor _, index := range meta.Settings.Indexes {
-\t\t\tif len(index.Key) == 0 || index.Key[0].Field != key {
-\t\t\t\tcontinue
-\t\t\t}
-\t\t\tcolumn := fmt.Sprintf("%s->%q", metadata.DefaultColumn, key)
-\t\t\treturn fmt.Sprintf(" WHERE %s = ?", column), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-\t\t}
-\t}
-\treturn "", nil
-}
-"""
+"""Applied in this order to the FerretDB module source; each file says why. Changing their effect on
+the source changes the binary: bump :data:`FERRETDB_PATCH` then (the cache key)."""
 
 
 def _patch_ferretdb(mod: Path) -> None:
-    """Serialise write commands inside the FerretDB process.
+    """Apply :data:`FERRETDB_PATCHES` (unified diffs in ``deploy/patches``) to the module source at ``mod``."""
+    for name in FERRETDB_PATCHES:
+        apply_patch(mod, (PATCHES_DIR / name).read_text(), name)
 
-    FerretDB v1 runs update, findAndModify and delete as "query, then write" without a transaction
-    or row lock, so two concurrent conditional updates of one document can both succeed and
-    concurrent $inc lose increments (we measured 18 of 20 trials with two compare-and-set winners).
-    MongoDB makes every single-document write atomic, and our outbox, idempotency guards and
-    attempt counters rely on that. One process-wide mutex around write commands restores it;
-    SQLite allows one writer at a time anyway, so the cost is small.
-    """
-    handler = mod / "internal" / "handler"
-    (handler / "kyso_write_lock.go").write_text(
-        'package handler\n\nimport "sync"\n\n'
-        "// kysoWriteMu makes each write command atomic with respect to other writes (kyso patch).\n"
-        "var kysoWriteMu sync.Mutex\n"
-    )
-    for name in _WRITE_COMMANDS:
-        path = handler / f"msg_{name[3:].lower()}.go"
-        src = path.read_text()
-        sig = f"func (h *Handler) {name}(connCtx context.Context, msg *wire.OpMsg) (*wire.OpMsg, error) {{\n"
-        if sig not in src:
-            raise RuntimeError(f"cannot patch {path.name}: signature not found")
-        path.write_text(src.replace(sig, sig + "\tkysoWriteMu.Lock()\n\tdefer kysoWriteMu.Unlock()\n\n", 1))
 
-    # The SQLite backend uses the primary key only when the filter is exactly {_id: v}; a guarded
-    # update such as {_id: v, status: "pending"} scanned and JSON-decoded the whole collection
-    # (~0.5 s per request at a few thousand documents). The handler re-applies the full filter to
-    # whatever the backend returns, so narrowing by _id whenever the filter has one is safe.
-    coll = mod / "internal" / "backends" / "sqlite" / "collection.go"
-    src = coll.read_text()
-    narrow = '\tif params.Filter.Len() == 1 {\n\t\tv, _ := params.Filter.Get("_id")'
-    query_fn = src.find("func (c *collection) Query(")
-    at = src.find(narrow, query_fn)
-    if query_fn < 0 or at < 0:
-        raise RuntimeError("cannot patch sqlite/collection.go: _id pushdown in Query not found")
-    src = src[:at] + narrow.replace("Len() == 1", "Len() >= 1") + src[at + len(narrow) :]
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
-    # Any other lookup scanned and JSON-decoded the whole collection (~0.6 ms per document: 250 ms
-    # at 5,000 documents) although an index on the field existed. When no _id narrows the query,
-    # narrow it by the first top-level field compared by equality with a string or boolean that
-    # leads an index, using the index's own expression so SQLite searches the index. Safe for the
-    # same reason as above; it assumes indexed fields hold scalars (an array holding the value
-    # would be missed), which is how the project indexes.
-    q_end = src.find("\tq += whereClause\n", query_fn)
-    if q_end < 0:
-        raise RuntimeError("cannot patch sqlite/collection.go: whereClause use in Query not found")
-    src = (
-        src[:q_end]
-        + '\tif whereClause == "" && params.Filter != nil {\n'
-        + "\t\twhereClause, args = kysoIndexedEquality(meta, params.Filter)\n\t}\n\n"
-        + src[q_end:]
-    )
-    coll.write_text(src)
-    (coll.parent / "kyso_pushdown.go").write_text(_PUSHDOWN_GO)
 
-    # …and even {_id: v} scanned: the unique _id index is built on `sjson->"_id"` while queries,
-    # updates and deletes compare `sjson->'$._id'`, an expression SQLite does not match to the index
-    # (EXPLAIN QUERY PLAN: SCAN instead of SEARCH USING INDEX). Use the index's own expression.
-    meta = mod / "internal" / "backends" / "sqlite" / "metadata" / "metadata.go"
-    src = meta.read_text()
-    old_id = "IDColumn = DefaultColumn + \"->'$._id'\""
-    if src.count(old_id) != 1:
-        raise RuntimeError("cannot patch sqlite/metadata/metadata.go: IDColumn not found")
-    meta.write_text(src.replace(old_id, 'IDColumn = DefaultColumn + `->"_id"`'))
+def apply_patch(root: Path, text: str, name: str = "patch") -> None:
+    """Apply a unified diff (``diff -ruN a b``; text before the first ``---`` is its description) to the
+    tree at ``root``, strictly: every context and removed line must be where the hunk says, else
+    RuntimeError (upstream changed: the patch must be redone, never applied approximately)."""
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines):
+        if not (lines[i].startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ ")):
+            i += 1
+            continue
+        rel = lines[i + 1][4:].strip().split("/", 1)[1]
+        path = root / rel
+        i += 2
+        hunks: list[tuple[int, int, list[str]]] = []
+        while i < len(lines) and (m := _HUNK.match(lines[i])):
+            old_start, old_len = int(m.group(1)), int(m.group(2) or 1)
+            old_left, new_left = old_len, int(m.group(4) or 1)
+            body: list[str] = []
+            i += 1
+            while old_left or new_left:  # a hunk is exactly as long as its header says
+                line = lines[i]
+                i += 1
+                if line.startswith("\\"):  # "\ No newline at end of file"
+                    continue
+                if line[0] not in " -+":
+                    raise RuntimeError(f"{name}: malformed hunk in {rel}")
+                old_left -= line[0] in " -"
+                new_left -= line[0] in " +"
+                body.append(line)
+            hunks.append((old_start, old_len, body))
+        new_file = len(hunks) == 1 and hunks[0][0] == 0 and hunks[0][1] == 0
+        if new_file and path.exists():
+            raise RuntimeError(f"{name}: {rel} exists already")
+        src = [] if new_file else path.read_text().splitlines(keepends=True)
+        out: list[str] = []
+        at = 0
+        for old_start, _old_len, body in hunks:
+            start = max(old_start - 1, 0)
+            out.extend(src[at:start])
+            at = start
+            for line in body:
+                if line[0] in " -":
+                    if at >= len(src) or src[at] != line[1:]:
+                        raise RuntimeError(f"{name}: {rel} does not match at line {at + 1}")
+                    at += 1
+                if line[0] in " +":
+                    out.append(line[1:])
+        out.extend(src[at:])
+        path.write_text("".join(out))
 
 
 def provision() -> None:
@@ -415,7 +380,9 @@ def _kafka_properties(data: Path, port: int, cport: int) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
-        "num.partitions": "3",
+        # topics auto-created by a client get as many partitions as kyso creates its own with
+        # (KAFKA_TOPIC_PARTITIONS): up to 12 instances of one service share its events
+        "num.partitions": "12",
         "auto.create.topics.enable": "true",
         "log.dirs": str(data / "kafka-logs"),
     }

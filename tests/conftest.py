@@ -20,6 +20,12 @@ _DIR_MARKERS = {"unit": "unit", "service": "service", "integration": "infra", "e
 _LAYER_ORDER = ["unit", "service", "integration", "e2e"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from kyso_signing import patches
+
+    patches.apply()  # as bootstrap.build() does at start-up: the third-party patches, once, before any test
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         part = Path(str(item.fspath)).parent.name

@@ -65,6 +65,11 @@ EXPECTED: dict[str, list[str]] = {
         r"\| OTP verification server CPU per valid code \| ≤ 2\.5 ms \| [\d.]+ ms \| (yes|\*\*no\*\*) \|",
         r"\| journeys/s at 4 concurrent ≥ 50 % of the crypto-bound limit \|",
     ],
+    "scale_out.py": [
+        r"one instance: +[\d.]+ events/s",
+        r"two instances: +[\d.]+ events/s +\([\d.]+ s\) +x[\d.]+",
+        r"cores used, two instances: otp-0 [\d.]+, otp-1 [\d.]+",
+    ],
 }
 
 

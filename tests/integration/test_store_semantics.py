@@ -5,7 +5,7 @@ the fake check what production does."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +14,20 @@ import pytest
 from kyso_contracts import OtpMethodChanged
 from kyso_kit import mongo
 from kyso_kit.clock import FakeClock
+from kyso_kit.errors import IllegalTransition
 from kyso_kit.outbox import OutboxRelay
-from kyso_kit.store import DuplicateKey, EventFactory, MemoryStore, MongoStore, Store
+from kyso_kit.records import Contended, Decision, Modified, Record, Repository, decided
+from kyso_kit.store import (
+    APPLIED_KEEP,
+    APPLIED_TRIM_AT,
+    DuplicateKey,
+    EventFactory,
+    MemoryStore,
+    MongoStore,
+    Store,
+    absent,
+    insert_once,
+)
 
 from ..conftest import Servers
 
@@ -134,3 +146,130 @@ async def test_events_are_written_with_the_change_and_refused_where_not_register
         raw = await coll.raw.find_one({"_id": "a"})  # type: ignore[attr-defined]
         assert [e["value"].get("causationid") for e in raw["outbox"]] == [None, "cause-1"]
         assert await coll.delete_many({}) == 0  # never deletes a document with unpublished events
+
+
+# --------------------------------------------------------------------------- typed records and modify()
+
+
+class Counter(Record):
+    status: str = "open"
+    n: int = 0
+    note: str | None = None
+
+
+def bump_to(limit: int) -> Callable[[Counter], Decision[Counter] | None]:
+    """A pure decision: count up while open, close at ``limit``; a closed counter is a domain error."""
+
+    def decide(c: Counter) -> Decision[Counter] | None:
+        if c.status != "open":
+            raise IllegalTransition("counter", c.status, "bump")
+        n = c.n + 1
+        return decided(c.model_copy(update={"n": n, "status": "closed" if n >= limit else "open"}), changed(c.id))
+
+    return decide
+
+
+async def test_modify_retries_every_lost_race_so_no_increment_is_lost(store: Store) -> None:
+    repo = Repository(store, "counters", Counter, events=True, attempts=64)
+    await repo.insert(Counter(_id="c"))
+    results = await asyncio.gather(*(repo.modify("c", bump_to(100)) for _ in range(12)))
+    assert all(r is not None and r.changed for r in results)
+    after = await repo.get("c")
+    assert after is not None and after.n == 12 and after.status == "open"
+    assert sorted(r.record.n for r in results if r is not None) == list(range(1, 13))  # each saw its own write
+
+
+async def test_modify_sees_operator_writes_made_between_its_read_and_its_write(store: Store) -> None:
+    """Every update bumps the store's revision, so a decision taken on a stale read is taken again."""
+    repo = Repository(store, "counters", Counter)
+    await repo.insert(Counter(_id="c", n=4))
+    seen: list[int] = []
+
+    def decide(c: Counter) -> Decision[Counter]:
+        seen.append(c.n)
+        return decided(c.model_copy(update={"note": f"saw {c.n}"}))
+
+    async def race() -> Modified[Counter] | None:
+        read = repo.aggregates.get_with_revision
+        first = True
+
+        async def read_then_interfere(doc_id: Any) -> tuple[dict[str, Any], int] | None:
+            nonlocal first
+            got = await read(doc_id)
+            if first:
+                first = False
+                assert await repo.aggregates.update({"_id": doc_id}, {"$inc": {"n": 1}})
+            return got
+
+        repo.aggregates.get_with_revision = read_then_interfere  # type: ignore[method-assign]
+        try:
+            return await repo.modify("c", decide)
+        finally:
+            del repo.aggregates.get_with_revision  # type: ignore[attr-defined]
+
+    done = await race()
+    assert seen == [4, 5] and done is not None and done.record.note == "saw 5" and done.record.n == 5
+    assert await repo.aggregates.get("c") == {"_id": "c", "status": "open", "n": 5, "note": "saw 5"}
+
+
+async def test_modify_applies_each_causing_event_once_and_writes_nothing_on_a_domain_error(store: Store) -> None:
+    repo = Repository(store, "counters", Counter, events=True)
+    await repo.insert(Counter(_id="c"))
+    first, again = await asyncio.gather(
+        repo.modify("c", bump_to(3), caused_by="e1"), repo.modify("c", bump_to(3), caused_by="e1")
+    )
+    assert first is not None and again is not None and {first.changed, again.changed} == {True, False}
+    assert (await repo.get("c")).n == 1  # type: ignore[union-attr]
+    assert (await repo.modify("c", bump_to(3), caused_by="e1")).changed is False  # type: ignore[union-attr]
+    await repo.modify("c", bump_to(2), caused_by="e2")
+    with pytest.raises(IllegalTransition):
+        await repo.modify("c", bump_to(2), caused_by="e3")
+    assert await repo.aggregates.get("c") == {"_id": "c", "status": "closed", "n": 2, "note": None}
+    assert await repo.modify("missing", bump_to(2)) is None
+    unchanged = await repo.modify("c", lambda c: None)
+    assert unchanged is not None and not unchanged.changed
+
+
+async def test_modify_gives_up_with_contended_when_the_record_never_holds_still(store: Store) -> None:
+    repo = Repository(store, "counters", Counter, attempts=3)
+    await repo.insert(Counter(_id="c"))
+    calls = 0
+
+    def decide(c: Counter) -> Decision[Counter]:
+        nonlocal calls
+        calls += 1
+        return decided(c.model_copy(update={"n": c.n + 10}))
+
+    read = repo.aggregates.get_with_revision
+
+    async def read_then_interfere(doc_id: Any) -> tuple[dict[str, Any], int] | None:
+        got = await read(doc_id)
+        await repo.aggregates.update({"_id": doc_id}, {"$set": {"note": "moved"}})
+        return got
+
+    repo.aggregates.get_with_revision = read_then_interfere  # type: ignore[method-assign]
+    with pytest.raises(Contended):
+        await repo.modify("c", decide)
+    assert calls == 3 and (await repo.aggregates.get("c"))["n"] == 0  # type: ignore[index]
+
+
+async def test_the_applied_events_memory_keeps_the_last_ones_only(store: Store) -> None:
+    coll = store.collection("views")
+    await coll.insert({"_id": "v", "n": 0})
+    total = APPLIED_TRIM_AT + 5
+    for i in range(total):
+        assert await coll.update({"_id": "v"}, {"$inc": {"n": 1}}, caused_by=f"e{i}")
+    kept = [i for i in range(total) if await coll.applied("v", f"e{i}")]
+    assert APPLIED_KEEP <= len(kept) <= APPLIED_TRIM_AT and kept == list(range(total - len(kept), total))
+    assert not await coll.update({"_id": "v"}, {"$inc": {"n": 1}}, caused_by=f"e{total - 1}")  # recent: refused
+    assert (await coll.get("v")) == {"_id": "v", "n": total}
+
+
+async def test_the_other_two_named_idioms_hold_on_both_stores(store: Store) -> None:
+    """Field-absence guards and unique-id inserts: the second attempt changes nothing."""
+    coll = store.collection("once")
+    assert await insert_once(coll, {"_id": "refund:txn-1", "n": 1})
+    assert not await insert_once(coll, {"_id": "refund:txn-1", "n": 2})
+    assert await coll.update({"_id": "refund:txn-1", **absent("sealed_at")}, {"$set": {"sealed_at": "first"}})
+    assert not await coll.update({"_id": "refund:txn-1", **absent("sealed_at")}, {"$set": {"sealed_at": "again"}})
+    assert await coll.get("refund:txn-1") == {"_id": "refund:txn-1", "n": 1, "sealed_at": "first"}

@@ -27,9 +27,10 @@ from kyso_contracts import (
 )
 from kyso_kit.auth import Principal
 from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound
-from kyso_signing import crl as crl_module
-from kyso_signing import pki, profiles
-from kyso_signing.pki import KeyAlgorithm
+from kyso_signing.pki import crl as crl_module
+from kyso_signing.pki import keys as pki
+from kyso_signing.pki import profiles
+from kyso_signing.pki.keys import KeyAlgorithm
 from kyso_signing.settings import DEV_POLICY_OID
 from pkilint_check import certificate_findings, crl_findings, ocsp_findings
 

@@ -20,8 +20,9 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from kyso_client.pdf import validate_pdf
 from kyso_kit.clock import FakeClock
-from kyso_signing import pades, pki
-from kyso_signing.crl import ISSUING, ROOT
+from kyso_signing.documents import ltv, pades
+from kyso_signing.pki import keys as pki
+from kyso_signing.pki.crl import ISSUING, ROOT
 
 from .test_signing_rules import Signing
 
@@ -49,13 +50,13 @@ def blank_pdf() -> bytes:
     return bytes(pdf.output())
 
 
-def sign(pdf: bytes, s: Signing, trust: pades.Trust, level: str, field: str) -> bytes:
+def sign(pdf: bytes, s: Signing, trust: ltv.Trust, level: str, field: str) -> bytes:
     """``pdf`` signed by the provider's seal key at ``level``, the way any pyHanko integrator would."""
     a = s.authority
     signer = signers.SimpleSigner(
-        signing_cert=pades.asn1(a.seal_certificate),
+        signing_cert=ltv.asn1(a.seal_certificate),
         signing_key=keys.PrivateKeyInfo.load(pki.key_to_der(a.seal_key)),
-        cert_registry=SimpleCertificateStore.from_certs([pades.asn1(a.ca_certificate), pades.asn1(a.root_certificate)]),  # type: ignore[no-untyped-call]
+        cert_registry=SimpleCertificateStore.from_certs([ltv.asn1(a.ca_certificate), ltv.asn1(a.root_certificate)]),  # type: ignore[no-untyped-call]
     )
     meta: dict[str, Any] = {"field_name": field, "subfilter": fields.SigSeedSubFilter.PADES, "md_algorithm": "sha256"}
     if level in ("B-LT", "B-LTA"):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kyso_contracts import AcceptanceRecordSigned, SignatureCompleted
-from kyso_signing import pki
+from kyso_signing.pki import keys as pki
 
 from .test_ca import PIN, issue
 from .test_pdfs import sealed_contract

@@ -20,8 +20,11 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from kyso_kit.crypto import SecretBox
-from kyso_signing import pki, pki_api, profiles
-from kyso_signing.authority import PROFILE, ROOT, SEAL, SEAL_VALIDITY, TSA, TSA_VALIDITY, Authority
+from kyso_signing.api import pki as pki_api
+from kyso_signing.pki import keys as pki
+from kyso_signing.pki import profiles
+from kyso_signing.pki.authority import PROFILE, SEAL_VALIDITY, TSA_VALIDITY, Authority
+from kyso_signing.pki.hierarchy import ROOT, SEAL, TSA
 from kyso_signing.settings import DEV_POLICY_OID, SigningSettings
 from pkilint_check import certificate_findings, etsi_findings
 

@@ -18,7 +18,9 @@ from kyso_kit.client_address import ClientAddresses
 from kyso_kit.devkeys import dev_ec_private_pem, dev_ec_public_pem
 from kyso_kit.errors import DomainError
 from kyso_kit.http import error_response
-from kyso_signing import csc_api, rp_api
+from kyso_signing.api import csc as csc_api
+from kyso_signing.api import relying_parties as rp_api
+from kyso_signing.remote import csc_wire
 
 from .test_ca import PIN, issue
 from .test_remote_signing import World, digest, sms_code, world
@@ -43,7 +45,7 @@ async def connect(world: World) -> AsyncIterator[Connect]:
     async def _domain(_: Any, exc: DomainError) -> Any:
         return error_response(exc)
 
-    app.add_exception_handler(csc_api.CscError, csc_api.csc_error_handler)
+    app.add_exception_handler(csc_wire.CscError, csc_api.csc_error_handler)
     addresses = ClientAddresses(["10.0.0.0/8"])
     verifier = TokenVerifier(dev_ec_public_pem("access-tokens"), world.s.clock)
     app.include_router(rp_api.router(world.clients, world.remote, world.s.pdfs, verifier, world.s.clock, addresses))

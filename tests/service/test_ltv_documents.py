@@ -25,7 +25,8 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from ades_check import dss_reports, revinfo
 from kyso_contracts import SignatureCompleted
 from kyso_kit.timeutil import as_utc
-from kyso_signing import documents, pki
+from kyso_signing.documents import layout as documents
+from kyso_signing.pki import keys as pki
 
 from .test_ca import PIN, issue
 from .test_pdfs import sealed_contract

@@ -102,7 +102,7 @@ async def test_an_agent_opens_the_person_confirms_and_orders_are_placed_once(
     again = await orgs.confirm(person, opened.organisation_registration_id)
     assert again.orders == confirmed.orders
     event = next(e for e in store.published if isinstance(e.data, OrganisationRegistrationConfirmed))
-    await orgs.when_confirmed_place_orders(event)
+    assert await registration.deliver(event)
     assert [e.type for e in store.published[before:]].count("vn.kyso.registration.order_placed.v1") == 2
     with pytest.raises(Conflict):
         await orgs.withdraw(AGENT, opened.organisation_registration_id)  # confirmed: its orders are cancelled instead
@@ -128,7 +128,7 @@ async def test_orders_are_placed_by_the_event_when_the_confirming_process_died(
     registration.orders.place_for_organisation = original  # type: ignore[method-assign]
     assert not [e for e in store.published if isinstance(e.data, OrderPlaced)]
     event: CloudEvent[Any] = next(e for e in store.published if isinstance(e.data, OrganisationRegistrationConfirmed))
-    await orgs.when_confirmed_place_orders(delivered(event.data, clock))
+    assert await registration.deliver(delivered(event.data, clock))
     placed = [e.data for e in store.published if isinstance(e.data, OrderPlaced)]
     assert [(p.package_code, p.order_id) for p in placed] == [("STAFF_2Y", event.data.order_ids[0])]
 

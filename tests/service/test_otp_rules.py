@@ -14,10 +14,14 @@ from kyso_contracts import AccountCreated, OtpEnrolled, OtpPurpose, OtpTokenLock
 from kyso_contracts.transactions import DocumentsTransaction
 from kyso_kit.clock import FakeClock
 from kyso_kit.errors import Forbidden, Rejected, TooMany, Upstream
+from kyso_kit.machines import allowed
+from kyso_kit.routing import deliver
 from kyso_kit.store import MemoryStore
+from kyso_otp.core import build_core
+from kyso_otp.domain import CHALLENGE_TRANSITIONS, TOKEN_TRANSITIONS, ChallengeStatus, TokenStatus
+from kyso_otp.handlers import HANDLERS
 from kyso_otp.settings import OtpSettings
 from kyso_otp.smartotp import SmartOtp
-from kyso_otp.sms import SmsOtp
 
 from .conftest import FakeSms, delivered
 
@@ -31,12 +35,12 @@ class Otp:
         self.clock = clock
         self.settings = OtpSettings(**settings)
         self.sender = FakeSms()
-        self.sms = SmsOtp(store, self.settings, self.sender, clock)
-        self.smartotp = SmartOtp(store, self.settings, self.sms, clock)
+        self.core = build_core(store, clock, self.settings, self.sender)  # as bootstrap builds it
+        self.sms = self.core.sms
+        self.smartotp = self.core.smartotp
 
     async def start(self) -> None:
-        await self.sms.init_indexes()
-        await self.smartotp.init_indexes()
+        await self.core.start()
         await self.account(ACCOUNT, PHONE)
 
     async def account(self, account_id: str, phone: str) -> None:
@@ -44,7 +48,7 @@ class Otp:
             account_id=account_id, registration_id="r1", citizen_id="001099012345", phone=phone, email="a@b.vn",
             created_at=self.clock.now(),
         )  # fmt: skip
-        await self.sms.when_account_created_remember_phone(delivered(created, self.clock))
+        assert await deliver(HANDLERS, self.core, delivered(created, self.clock))
 
     async def challenge(
         self, purpose: OtpPurpose = OtpPurpose.CONTRACT_CONSENT, subject: str = "k1", account: str = ACCOUNT
@@ -225,7 +229,7 @@ async def test_a_code_for_an_account_otp_is_still_learning_of_waits_for_it(otp: 
         account_id="acct-new", registration_id="r2", citizen_id="001099012399", phone="+84912345699",
         email="n@b.vn", created_at=clock.now(),
     )  # fmt: skip
-    await otp.sms.when_account_created_remember_phone(delivered(created, clock))
+    assert await deliver(HANDLERS, otp.core, delivered(created, clock))
     challenge = await asyncio.wait_for(waiting, 1)
     assert challenge["phone_masked"].endswith("699")
 
@@ -315,3 +319,29 @@ async def test_an_sms_code_guesser_kills_only_its_own_challenge(otp: Otp) -> Non
     with pytest.raises(Rejected):
         await otp.sms.verify(guessed, right)
     assert (await otp.sms.verify(citizens, otp.sender.last_code(citizens)))["verified"]
+
+
+# --------------------------------------------------------------------------- the writes agree with the tables
+
+
+@pytest.mark.parametrize("status", list(TokenStatus))
+async def test_revoking_and_using_a_token_follow_the_token_table(otp: Otp, status: TokenStatus) -> None:
+    """The status filters of the use cases are the table's: a token in each status is revoked exactly
+    when the table lets it be, and a code is checked only on a token the table lets ``use``."""
+    await otp.smartotp.tokens.insert(
+        {"_id": f"t-{status.value}", "account_id": "acct-t", "status": status.value, "seed": None}
+    )
+    revoked = await otp.smartotp.revoke_all("acct-t", "pin_forgotten")
+    assert (revoked == [f"t-{status.value}"]) == bool(allowed(TOKEN_TRANSITIONS, status, "revoke"))
+
+
+@pytest.mark.parametrize("status", list(ChallengeStatus))
+async def test_verifying_a_challenge_follows_the_challenge_table(otp: Otp, status: ChallengeStatus) -> None:
+    ch = await otp.challenge()
+    code = otp.sender.last_code(ch)
+    await otp.sms.challenges.update({"_id": ch}, {"$set": {"status": status.value}})
+    if allowed(CHALLENGE_TRANSITIONS, status, "verify"):
+        assert (await otp.sms.verify(ch, code))["verified"] is True
+    else:
+        with pytest.raises(Rejected):
+            await otp.sms.verify(ch, code)

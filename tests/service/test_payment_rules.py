@@ -12,10 +12,14 @@ from kyso_contracts import OrderPlaced, PaymentConfirmed, PaymentFailed, Payment
 from kyso_kit.auth import Principal
 from kyso_kit.clock import FakeClock
 from kyso_kit.errors import Conflict, Forbidden, NotFound, Rejected
+from kyso_kit.routing import deliver
 from kyso_kit.store import MemoryStore
 from kyso_payment import sandbox_gateway, vnpay
+from kyso_payment.core import build_core
 from kyso_payment.gateway import VnpayGateway
+from kyso_payment.handlers import HANDLERS
 from kyso_payment.payments import Payments
+from kyso_payment.settings import PaymentSettings
 
 from .conftest import delivered, order_placed
 
@@ -46,9 +50,9 @@ def gateway(sandbox: sandbox_gateway.Gateway) -> VnpayGateway:
 
 @pytest.fixture
 async def payments(store: MemoryStore, gateway: VnpayGateway, clock: FakeClock) -> Payments:
-    p = Payments(store, gateway, clock, reconcile_after_seconds=300)
+    p = build_core(store, clock, PaymentSettings(reconcile_after_seconds=300), gateway)
     await p.init()
-    await p.when_order_placed_open_payment(delivered(order(), clock))
+    assert await deliver(HANDLERS, p, delivered(order(), clock))
     return p
 
 
@@ -65,8 +69,8 @@ async def pay(
 
 async def test_an_order_delivered_twice_opens_one_payment(payments: Payments, clock: FakeClock) -> None:
     again = delivered(order(), clock)
-    await payments.when_order_placed_open_payment(again)
-    await payments.when_order_placed_open_payment(again)
+    await deliver(HANDLERS, payments, again)
+    await deliver(HANDLERS, payments, again)
     assert await payments.payments.count({"order_id": "order-1"}) == 1
 
 
@@ -134,7 +138,7 @@ async def test_a_reader_waiting_for_the_payment_gets_it_as_soon_as_it_is_opened(
     waiting = asyncio.create_task(payments.for_order(ALICE, "order-2", wait_seconds=10))
     await asyncio.sleep(0.05)
     assert not waiting.done()
-    await payments.when_order_placed_open_payment(delivered(order("order-2"), clock))
+    await deliver(HANDLERS, payments, delivered(order("order-2"), clock))
     assert (await asyncio.wait_for(waiting, 1)).order_id == "order-2"
     with pytest.raises(Exception, match="not found"):
         await payments.for_order(ALICE, "order-never", wait_seconds=0.05)
@@ -276,7 +280,7 @@ async def test_a_payment_after_the_order_closed_is_refunded(
     payments: Payments, sandbox: sandbox_gateway.Gateway, store: MemoryStore, clock: FakeClock, kind: str
 ) -> None:
     url = await checkout_url(payments)
-    await payments.when_order_closed_close_payment(closed(kind, clock))
+    await deliver(HANDLERS, payments, closed(kind, clock))
     assert (await payments.for_order(ALICE, "order-1")).status == "cancelled"
     with pytest.raises(Conflict):
         await checkout_url(payments)  # no new checkout for a closed order
@@ -312,10 +316,10 @@ async def test_a_paid_order_is_refunded_only_when_signing_stops_issuance(
 ) -> None:
     ipn = await pay(payments, sandbox)
     assert (await payments.notify(ipn))["RspCode"] == "00"
-    await payments.when_order_closed_close_payment(closed("cancelled", clock))
+    await deliver(HANDLERS, payments, closed("cancelled", clock))
     assert not store.of_type(PaymentRefunded)  # paid: signing decides (the consent may have got there first)
-    await payments.when_issuance_stopped_refund(stopped(stop, clock))
-    await payments.when_issuance_stopped_refund(stopped(stop, clock))  # a redelivery refunds nothing more
+    await deliver(HANDLERS, payments, stopped(stop, clock))
+    await deliver(HANDLERS, payments, stopped(stop, clock))  # a redelivery refunds nothing more
     [refunded] = store.of_type(PaymentRefunded)
     assert refunded.data.reason == reason and refunded.data.amount_vnd == 800_000
     view = await payments.for_order(ALICE, "order-1")
@@ -326,7 +330,7 @@ async def test_issuance_stopped_before_the_payment_closes_it_and_a_later_payment
     payments: Payments, sandbox: sandbox_gateway.Gateway, store: MemoryStore, clock: FakeClock
 ) -> None:
     url = await checkout_url(payments)
-    await payments.when_issuance_stopped_refund(stopped("cancelled", clock))
+    await deliver(HANDLERS, payments, stopped("cancelled", clock))
     assert (await payments.for_order(ALICE, "order-1")).status == "cancelled"
     assert (await payments.notify(sandbox.ipn_of(sandbox.paid(url))))["RspCode"] == "00"
     [refunded] = store.of_type(PaymentRefunded)
@@ -357,6 +361,6 @@ async def test_an_operator_refunds_a_confirmed_payment_once(
 async def test_an_order_closed_before_payment_heard_of_it_stays_closed(
     payments: Payments, store: MemoryStore, clock: FakeClock
 ) -> None:
-    await payments.when_order_closed_close_payment(closed("expired", clock, "order-9"))
-    await payments.when_order_placed_open_payment(delivered(order("order-9"), clock))
+    await deliver(HANDLERS, payments, closed("expired", clock, "order-9"))
+    await deliver(HANDLERS, payments, delivered(order("order-9"), clock))
     assert (await payments.for_order(ALICE, "order-9")).status == "cancelled"

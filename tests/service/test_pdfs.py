@@ -21,8 +21,9 @@ from pyhanko.sign.validation.ades import AdESPassed
 from ades_check import ades_indications
 from kyso_contracts import AcceptanceRecordSigned, ContractSealed, ContractSigned, SignatureCompleted
 from kyso_kit.errors import NotFound
-from kyso_signing import documents, pades
-from kyso_signing.papers import ACCEPTANCE_CLIENT
+from kyso_signing.documents import layout as documents
+from kyso_signing.documents import ltv, pades
+from kyso_signing.flows.acceptance import ACCEPTANCE_CLIENT
 
 from .test_ca import PIN, issue
 from .test_remote_signing import World, sms_code
@@ -38,11 +39,11 @@ async def world(store: Any, clock: Any) -> World:
     return w
 
 
-async def trust_of(world: World) -> pades.Trust:
+async def trust_of(world: World) -> ltv.Trust:
     return await world.s.papers.trust()
 
 
-def validate(pdf: bytes, trust: pades.Trust) -> dict[str, Any]:
+def validate(pdf: bytes, trust: ltv.Trust) -> dict[str, Any]:
     """Every signature and document timestamp in ``pdf``, validated; what each one was."""
     reader = PdfFileReader(BytesIO(pdf))
     seen: dict[str, Any] = {"signatures": [], "doc_timestamps": 0, "dss": "/DSS" in reader.root}
@@ -59,9 +60,9 @@ def validate(pdf: bytes, trust: pades.Trust) -> dict[str, Any]:
     return seen
 
 
-def ades(pdf: bytes, trust: pades.Trust) -> list[Any]:
+def ades(pdf: bytes, trust: ltv.Trust) -> list[Any]:
     """EN 319 102-1 long-term validation, local data only: the CA's two certificates and CRLs."""
-    from kyso_signing import pki
+    from kyso_signing.pki import keys as pki
 
     return ades_indications(pdf, pki.der(trust.root), pki.der(trust.issuing), list(trust.crls_der), trust.moment)
 
@@ -72,7 +73,7 @@ def tampered(pdf: bytes) -> bytes:
     return pdf[:i] + bytes([pdf[i] ^ 0x01]) + pdf[i + 1 :]
 
 
-def fails(pdf: bytes, trust: pades.Trust) -> bool:
+def fails(pdf: bytes, trust: ltv.Trust) -> bool:
     try:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
         sig = next(s for s in reader.embedded_signatures if s.sig_object_type == "/Sig")
@@ -207,7 +208,7 @@ class Integrator:
         from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
         from pyhanko.sign import fields, signers
 
-        cert = ax509.Certificate.load(pades.asn1(pki_cert(cert_doc)).dump())
+        cert = ax509.Certificate.load(ltv.asn1(pki_cert(cert_doc)).dump())
         ext = signers.ExternalSigner(cert, None, signature_value=bytes(80))  # type: ignore[arg-type]
         meta = signers.PdfSignatureMetadata(
             field_name="Integrator1", subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
@@ -244,7 +245,7 @@ class Integrator:
 
 
 def pki_cert(doc: dict[str, Any]) -> Any:
-    from kyso_signing import pki
+    from kyso_signing.pki import keys as pki
 
     return pki.load_certificate(doc["certificate"]["certificate_pem"])
 
@@ -253,7 +254,8 @@ def pki_cert(doc: dict[str, Any]) -> Any:
 async def test_csc_sign_doc_returns_a_pades_cms_an_integrator_embeds(world: World, level: str) -> None:
     import base64
 
-    from kyso_signing import csc_api, documents
+    from kyso_signing.documents import layout as documents
+    from kyso_signing.remote import csc_wire
 
     from .test_remote_signing import authorised
 
@@ -265,10 +267,10 @@ async def test_csc_sign_doc_returns_a_pades_cms_an_integrator_embeds(world: Worl
     client, cert, raw, sad = await authorised(world, prepare=integrator.prepare)
     b64 = base64.b64encode(raw[0]).decode()
 
-    def body(**kw: Any) -> csc_api.SignDocIn:
+    def body(**kw: Any) -> csc_wire.SignDocIn:
         d = {"hashes": [b64], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signature_format": "P",
              "conformance_level": level, "signAlgo": "1.2.840.10045.4.3.2"} | kw  # fmt: skip
-        return csc_api.SignDocIn(credentialID=cert["_id"], SAD=sad, documentDigests=[csc_api.DocumentDigestsIn(**d)])
+        return csc_wire.SignDocIn(credentialID=cert["_id"], SAD=sad, documentDigests=[csc_wire.DocumentDigestsIn(**d)])
 
     for bad, why in [
         ({"signature_format": "C"}, "signature_format"),
@@ -277,12 +279,12 @@ async def test_csc_sign_doc_returns_a_pades_cms_an_integrator_embeds(world: Worl
         ({"hashes": [base64.b64encode(bytes(32)).decode()]}, "not authorized"),
         ({"hashAlgorithmOID": "2.16.840.1.101.3.4.2.3"}, "hashAlgorithmOID"),
     ]:
-        with pytest.raises(csc_api.CscError, match=why):
+        with pytest.raises(csc_wire.CscError, match=why):
             await world.csc.sign_doc(client, body(**bad))
-    with pytest.raises(csc_api.CscError, match="documentDigests"):
+    with pytest.raises(csc_wire.CscError, match="documentDigests"):
         await world.csc.sign_doc(client, body().model_copy(update={"documents": [{"document": "JVBERi0="}]}))
     out = await world.csc.sign_doc(client, body())
-    with pytest.raises(csc_api.CscError, match="not authorized"):  # each authorised digest signs once
+    with pytest.raises(csc_wire.CscError, match="not authorized"):  # each authorised digest signs once
         await world.csc.sign_doc(client, body())
     assert (level == "Ades-B-LT") == ("validationInfo" in out)
     signed = await integrator.finish(out["SignatureObject"][0], out.get("validationInfo"))
@@ -313,7 +315,7 @@ def encrypted_pdf() -> bytes:
 @pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
 async def test_a_relying_partys_pdf_is_signed_to_the_level_it_asks(world: World, level: str) -> None:
     from kyso_kit.errors import Conflict
-    from kyso_signing import documents
+    from kyso_signing.documents import layout as documents
 
     cert = await issue(world.s)
     client, _ = await world.relying_party()
@@ -374,7 +376,7 @@ async def test_a_bad_pdf_is_refused_and_nothing_is_asked(
 async def test_stored_files_are_read_back_from_memory_within_a_bound(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kyso_signing import papers as papers_module
+    from kyso_signing.documents import files as papers_module
 
     monkeypatch.setattr(papers_module, "RECENT_FILES_BYTES", 2500)
     p = world.s.papers
@@ -399,17 +401,19 @@ async def test_stored_files_are_read_back_from_memory_within_a_bound(
 async def test_the_running_line_widths_lay_out_byte_identical_pdfs(world: World, name: str) -> None:
     from datetime import UTC, datetime
 
+    from kyso_signing.documents import fpdf_fix
+
     cert = await issue(world.s)
     order = {**cert["order"], "subscriber": {**cert["order"]["subscriber"], "full_name": name}}
     at = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
     made = {}
     try:
         for fast in (True, False):
-            documents.fast_line_widths(fast)
+            fpdf_fix.fast_line_widths(fast)
             made[fast] = (
                 documents.service_contract("c" * 32, "kyso", order, at).pdf,
                 documents.acceptance_record(cert["_id"], cert["certificate"], "kyso", at).pdf,
             )
     finally:
-        documents.fast_line_widths(True)
+        fpdf_fix.fast_line_widths(True)
     assert made[True] == made[False]

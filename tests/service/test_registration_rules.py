@@ -11,25 +11,21 @@ from kyso_client import vneid
 from kyso_contracts import (
     AccountCreated,
     CertActivated,
+    CloudEvent,
     OrderPlaced,
     OtpPurpose,
     PaymentConfirmed,
     PaymentFailed,
     SmsOtpVerified,
 )
-from kyso_kit.auth import Principal, TokenIssuer, TokenVerifier
-from kyso_kit.changes import Changes
+from kyso_kit.auth import Principal, TokenVerifier
 from kyso_kit.clock import FakeClock
-from kyso_kit.devkeys import dev_ec_private_pem, dev_ec_public_pem
 from kyso_kit.errors import Conflict, Forbidden, IllegalTransition, Invalid, Rejected, Unauthenticated
+from kyso_kit.routing import deliver
 from kyso_kit.store import MemoryStore
-from kyso_registration.accounts import Accounts
-from kyso_registration.domain import VneidVerifier
-from kyso_registration.identity import Identities
-from kyso_registration.orders import Orders
-from kyso_registration.organisations import Organisations
-from kyso_registration.status import OrderStatusView
-from kyso_registration.vneid_status import VneidStatus
+from kyso_registration.core import build_core
+from kyso_registration.handlers import HANDLERS
+from kyso_registration.settings import RegistrationSettings
 
 from .conftest import delivered
 
@@ -38,20 +34,25 @@ PHONE = "+84912345678"
 
 
 class Registration:
+    """The service's core as bootstrap builds it (:func:`build_core`), on the fake store and clock."""
+
     def __init__(self, store: MemoryStore, clock: FakeClock) -> None:
         self.clock = clock
-        self.tokens = TokenIssuer(dev_ec_private_pem("auth"), 900, clock)
-        changes = Changes()
-        self.identities = Identities(store, VneidVerifier(dev_ec_public_pem("vneid")), clock, 600, changes)
-        self.accounts = Accounts(store, self.identities, self.tokens, clock, max_failures=3, lock_seconds=900)
-        self.orders = Orders(store, self.identities, clock, changes)
-        self.status = OrderStatusView(store, changes)
-        self.organisations = Organisations(store, self.orders, clock, changes)
-        self.vneid_status = VneidStatus(store, VneidVerifier(dev_ec_public_pem("vneid")), clock, 600)
+        self.core = build_core(store, clock, RegistrationSettings(login_max_failures=3, login_lock_seconds=900))
+        self.tokens = self.core.tokens
+        self.identities = self.core.identities
+        self.accounts = self.core.accounts
+        self.orders = self.core.orders
+        self.status = self.core.status
+        self.organisations = self.core.organisations
+        self.vneid_status = self.core.vneid_status
 
     async def start(self) -> None:
-        for init in (self.identities.init, self.accounts.init, self.orders.init, self.organisations.init):
-            await init()
+        await self.core.start()
+
+    async def deliver(self, event: CloudEvent[Any]) -> bool:
+        """As the consumer would: through the service's event → handler table."""
+        return await deliver(HANDLERS, self.core, event)
 
     def identity(self, **changes: Any) -> str:
         ident = vneid.identity(vneid.random_citizen_id(), "Lê Thị Hoa", "1992-05-06")
@@ -62,7 +63,7 @@ class Registration:
     async def citizen(self, citizen_id: str | None = None, phone: str = PHONE) -> Principal:
         reg = await self.identities.accept(self.identity(**({"citizen_id": citizen_id} if citizen_id else {})))
         await self.identities.confirm(reg.registration_id)
-        await self.identities.when_sms_otp_verified_mark_phone(
+        await self.deliver(
             delivered(
                 SmsOtpVerified(
                     challenge_id="ch-1",
@@ -252,11 +253,8 @@ async def test_the_status_follows_events_in_any_order_each_applied_once(
         ),
         clock,
     )
-    status = registration.status
-    await status.when_cert_activated_show_active(activated)  # arrives first, from another topic
-    await status.when_payment_failed_mark_failed(failed)
-    await status.when_payment_confirmed_mark_paid(paid)
-    await status.when_payment_confirmed_mark_paid(paid)  # duplicate
+    for event in (activated, failed, paid, paid):  # activation first, from another topic; paid twice
+        assert await registration.deliver(event)
     view = await registration.orders.view(who, order.order_id)
     assert view.status == "active" and view.status_vi == "Đang hoạt động"
     # the timeline shows when things happened, not when the events arrived
@@ -271,7 +269,7 @@ async def test_an_event_no_path_allows_is_an_error_not_a_silent_write(
     who = await registration.citizen()
     order = await registration.orders.place(who, "PERSONAL_1Y")
     common = {"order_id": order.order_id, "account_id": who.account_id, "certificate_id": "c1"}
-    await registration.status.when_payment_amount_mismatch_stop(
+    await registration.deliver(
         delivered(
             PaymentAmountMismatch(payment_id="p1", paid_vnd=1, order_vnd=800_000, detected_at=clock.now(), **common),
             clock,
@@ -282,7 +280,7 @@ async def test_an_event_no_path_allows_is_an_error_not_a_silent_write(
         signed_at=clock.now(), **common,
     )  # fmt: skip
     with pytest.raises(IllegalTransition):
-        await registration.status.when_contract_signed_mark_signed(delivered(signed, clock))
+        await registration.deliver(delivered(signed, clock))
     assert (await registration.orders.view(who, order.order_id)).status == "payment_amount_mismatch"
 
 
@@ -300,7 +298,7 @@ async def test_a_waiting_reader_sees_the_change_at_once(registration: Registrati
         payment_id="p1", order_id=order.order_id, account_id=who.account_id, amount_vnd=800_000, provider="vnpay",
         provider_transaction_no="1", confirmed_at=clock.now(),
     )  # fmt: skip
-    await registration.status.when_payment_confirmed_mark_paid(delivered(paid, clock))
+    await registration.deliver(delivered(paid, clock))
     view = await waiting
     assert view.status == "paid" and time.perf_counter() - started < 0.5
     quick = await registration.orders.view_after(who, order.order_id, "paid", 0.05)  # nothing changes: times out
@@ -332,7 +330,7 @@ async def test_one_open_order_per_package_cancel_before_payment_and_unpaid_order
         payment_id="p1", order_id=first.order_id, account_id=who.account_id, amount_vnd=800_000, provider="vnpay",
         provider_transaction_no="1", confirmed_at=clock.now(),
     )  # fmt: skip
-    await registration.status.when_payment_confirmed_mark_paid(delivered(paid, clock))
+    await registration.deliver(delivered(paid, clock))
     assert (await registration.orders.view(who, first.order_id)).status == "cancelled"
     again = await registration.orders.place(who, "PERSONAL_1Y")  # no open order of that package now
     assert await registration.orders.expire_unpaid() == 0
@@ -356,7 +354,7 @@ async def test_a_paid_order_is_cancelled_when_signing_stops_issuance_and_goes_on
             payment_id=f"p-{package}", order_id=o.order_id, account_id=who.account_id, amount_vnd=o.amount_vnd,
             provider="vnpay", provider_transaction_no="1", confirmed_at=clock.now(),
         )  # fmt: skip
-        await registration.status.when_payment_confirmed_mark_paid(delivered(paid, clock))
+        await registration.deliver(delivered(paid, clock))
         orders.append(o.order_id)
     stopped, served, failed = orders
     asked = await registration.orders.cancel(who, stopped)
@@ -366,7 +364,7 @@ async def test_a_paid_order_is_cancelled_when_signing_stops_issuance_and_goes_on
     stop = IssuanceStopped(
         order_id=stopped, account_id=who.account_id, certificate_id="c1", reason="cancelled", stopped_at=clock.now()
     )
-    await registration.status.when_issuance_stopped_close(delivered(stop, clock))
+    await registration.deliver(delivered(stop, clock))
     assert (await registration.orders.view(who, stopped)).status == "cancelled"
 
     # the consent got there first: signing serves the order, and the order shows it
@@ -375,13 +373,13 @@ async def test_a_paid_order_is_cancelled_when_signing_stops_issuance_and_goes_on
         order_id=served, account_id=who.account_id, certificate_id="c2", contract_id="k2", contract_sha256="a" * 64,
         consent_challenge_id="ch", provider_signature_b64="c2ln", signed_at=clock.now(),
     )  # fmt: skip
-    await registration.status.when_contract_signed_mark_signed(delivered(signed, clock))
+    await registration.deliver(delivered(signed, clock))
     assert (await registration.orders.view(who, served)).status == "contract_signed"
     with pytest.raises(Conflict):
         await registration.orders.cancel(who, served)  # consented: no longer cancellable
 
     failure = stop.model_copy(update={"order_id": failed, "reason": "issuance_failed"})
-    await registration.status.when_issuance_stopped_close(delivered(failure, clock))
+    await registration.deliver(delivered(failure, clock))
     view = await registration.orders.view(who, failed)
     assert view.status == "issuance_failed" and "hoàn tiền" in view.status_vi
 
@@ -434,3 +432,29 @@ async def test_vneid_asks_for_a_citizens_status_with_a_fresh_signed_query(
         await registration.vneid_status.answer(registration.identity())
     with pytest.raises(Invalid):
         await registration.vneid_status.answer(query(query="everything"))
+
+
+async def test_a_placement_that_loses_the_takeover_of_a_stale_slot_is_refused_not_retried(
+    registration: Registration, store: MemoryStore
+) -> None:
+    """Two placements find the same stale marker; the one whose takeover write loses is refused, even
+    though the winner has not written its order yet (retrying would take the slot from it: two open orders)."""
+    from kyso_kit.errors import Conflict
+
+    who = await registration.citizen()
+    slots = registration.orders.open_orders
+    key = f"{who.account_id}:PERSONAL_2Y"
+    await slots.insert({"_id": key, "order_id": "crashed-before-its-order"})
+    real_update = slots.update
+
+    async def rival_first(flt: Any, upd: Any, **kw: Any) -> bool:
+        slots.update = real_update  # type: ignore[method-assign]
+        assert await real_update(flt, {"$set": {"order_id": "rival-in-progress"}})  # the rival's takeover
+        return await real_update(flt, upd, **kw)
+
+    slots.update = rival_first  # type: ignore[method-assign]
+    with pytest.raises(Conflict) as refused:
+        await registration.orders.place(who, "PERSONAL_2Y")
+    assert refused.value.code == "open_order_exists" and refused.value.details == {"order_id": "rival-in-progress"}
+    assert (await slots.get(key)) == {"_id": key, "order_id": "rival-in-progress"}
+    assert not store.of_type(OrderPlaced)

@@ -18,66 +18,39 @@ from kyso_contracts import (
     OtpPurpose,
     SignatureCompleted,
     SignatureExpired,
+    SignatureRejected,
     SignatureRequested,
     SmartOtpTransactionVerified,
     SmsOtpVerified,
 )
 from kyso_kit.auth import Principal
 from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound, Rejected
-from kyso_signing import csc_api, evidence, pki, signer, webhooks
-from kyso_signing.clients import Client, Clients, OAuthError, Target
-from kyso_signing.papers import ACCEPTANCE_CLIENT
-from kyso_signing.remote import Document, RemoteSigning
+from kyso_kit.routing import deliver
+from kyso_signing.flows.acceptance import ACCEPTANCE_CLIENT
+from kyso_signing.handlers import HANDLERS
+from kyso_signing.pki import keys as pki
+from kyso_signing.pki import signer
+from kyso_signing.remote import csc_wire, evidence, webhooks
+from kyso_signing.remote.clients import Client, OAuthError
+from kyso_signing.remote.domain import Document
 
 from .conftest import delivered
 from .test_ca import OPERATOR, PIN, cert_of, issue
-from .test_signing_rules import ALICE, MASTER, Signing
+from .test_signing_rules import ALICE, Signing
 
 MALLORY = Principal("acct-mallory")
 
 
-class Receiver:
-    """A relying party's webhook endpoint; can be down. Remembers the address kyso connected to."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, bytes, dict[str, str]]] = []
-        self.addresses: list[str | None] = []
-        self.down = False
-
-    async def post(self, target: Target, body: bytes, headers: dict[str, str]) -> int:
-        if self.down:
-            raise ConnectionError("refused")
-        self.got.append((target.url, body, headers))
-        self.addresses.append(target.address)
-        return 204
-
-
 class World:
-    def __init__(self, signing: Signing) -> None:
-        from kyso_kit.crypto import SecretBox
+    """Signing's core with a relying party's side: the same objects bootstrap wires (``Signing.core``)."""
 
+    def __init__(self, signing: Signing) -> None:
         self.s = signing
-        self.clients = Clients(signing.store, SecretBox(MASTER), signing.clock)
-        self.remote = RemoteSigning(signing.store, MASTER, signing.clock, otp_wait_seconds=0)
-        self.receiver = Receiver()
-        self.webhooks = webhooks.Webhooks(signing.store, self.clients, signing.clock, post=self.receiver.post)
-        self.audit = evidence.AuditLog(signing.store, signing.clock)
-        self.csc = csc_api.Csc(
-            signing.store,
-            self.remote,
-            signing.authority,
-            self.webhooks,
-            signing.clock,
-            signing.stamper,
-            signing.papers,
-            signing.responder,
-        )
-        signing.lifecycle.after_status_change.append(self.remote.end_sads_of)  # as bootstrap wires it
+        self.clients, self.remote, self.receiver = signing.clients, signing.remote, signing.receiver
+        self.webhooks, self.audit, self.csc = signing.webhooks, signing.audit, signing.csc
 
     async def start(self) -> None:
-        await self.remote.init()
-        await self.webhooks.init()
-        await self.audit.init()
+        """Nothing more to start: ``Signing.start`` ran the core's start-up."""
 
     async def relying_party(self, name: str = "e-invoice") -> tuple[Client, dict[str, Any]]:
         created = await self.clients.register(name, "https://rp.example.vn/hooks")
@@ -87,12 +60,11 @@ class World:
         return client, created
 
     async def deliver_outcomes(self) -> None:
-        """What the consumer does with the service's own events."""
+        """What the consumer does with the service's own signing-request outcomes: the production routing."""
+        outcomes = {SignatureCompleted.event_type, SignatureRejected.event_type, SignatureExpired.event_type}
         for e in list(self.s.store.published):
-            if e.type == SignatureCompleted.event_type:
-                await self.audit.when_signature_completed_record(e)
-            if e.type.startswith("vn.kyso.signing.signature_") and e.type != SignatureRequested.event_type:
-                await self.webhooks.when_signing_request_ended_notify(e)
+            if e.type in outcomes:
+                assert await deliver(HANDLERS, self.s.core, e)
 
 
 @pytest.fixture
@@ -222,7 +194,6 @@ async def test_a_smartotp_transaction_code_confirms_the_request_it_names(world: 
 
 
 async def test_five_wrong_pins_lock_the_credential_and_only_an_unlock_opens_it(world: World) -> None:
-    from kyso_signing.pin import PinUnlock
 
     cert = await issue(world.s)
     client, _ = await world.relying_party()
@@ -242,7 +213,7 @@ async def test_five_wrong_pins_lock_the_credential_and_only_an_unlock_opens_it(w
     await world.remote.when_sms_otp_verified_record(sms_code(world, later))
     with pytest.raises(Forbidden, match="locked"):
         await world.remote.confirm(ALICE, later["_id"], PIN)  # no reset by time
-    pins = PinUnlock(world.s.store, MASTER, world.s.clock)
+    pins = world.s.pin
     with pytest.raises(Conflict, match="SMS code"):
         await pins.unlock(ALICE, cert["_id"], PIN, "135792")
     unlock_code = SmsOtpVerified(
@@ -348,28 +319,28 @@ async def authorised(
     client, _ = await world.relying_party()
     raw = prepare(cert) if prepare else [digest(f"page {i} of {order}") for i in range(n)]
     n = len(raw)
-    body = csc_api.AuthorizeIn(
+    body = csc_wire.AuthorizeIn(
         credentialID=cert["_id"],
         numSignatures=n,
         hashes=[base64.b64encode(r).decode() for r in raw],
-        authData=[csc_api.AuthData(id="PIN"), csc_api.AuthData(id="OTP")],
+        authData=[csc_wire.AuthData(id="PIN"), csc_wire.AuthData(id="OTP")],
     )
     handle = (await world.csc.authorize(client, body, "203.0.113.9"))["handle"]
-    status, out = await world.csc.authorize_check(client, csc_api.HandleIn(handle=handle))
+    status, out = await world.csc.authorize_check(client, csc_wire.HandleIn(handle=handle))
     assert (status, out) == (202, {"handle": handle})
     req = await world.remote.requests.get(handle)
     assert req is not None
     await world.remote.when_sms_otp_verified_record(sms_code(world, req))
     await world.remote.confirm(ALICE, handle, PIN)
-    status, out = await world.csc.authorize_check(client, csc_api.HandleIn(handle=handle))
+    status, out = await world.csc.authorize_check(client, csc_wire.HandleIn(handle=handle))
     assert status == 200 and 0 < out["expiresIn"] <= 300
     return client, cert, raw, out["SAD"]
 
 
 def sign_hash(
     cert: dict[str, Any], sad: str, raw: list[bytes], algo: str = signer.ECDSA_WITH["sha256"], **kw: Any
-) -> csc_api.SignHashIn:
-    return csc_api.SignHashIn(
+) -> csc_wire.SignHashIn:
+    return csc_wire.SignHashIn(
         credentialID=cert["_id"], SAD=sad, hashes=[base64.b64encode(r).decode() for r in raw], signAlgo=algo, **kw
     )
 
@@ -383,10 +354,10 @@ async def test_csc_a_sad_signs_each_authorised_digest_exactly_once(world: World)
         return_exceptions=True,
     )
     ok = [r for r in results if isinstance(r, list)]
-    assert len(ok) == 1 and len([r for r in results if isinstance(r, csc_api.CscError)]) == 1
+    assert len(ok) == 1 and len([r for r in results if isinstance(r, csc_wire.CscError)]) == 1
     for r, sig in zip(raw, ok[0], strict=True):
         verify_signature(cert, base64.b64decode(sig), r)
-    with pytest.raises(csc_api.CscError, match="not authorized"):
+    with pytest.raises(csc_wire.CscError, match="not authorized"):
         await world.csc.sign_hash(client, sign_hash(cert, sad, raw[:1]))  # a replay
 
 
@@ -404,12 +375,12 @@ async def test_csc_misuse_of_a_sad_is_refused_with_the_specs_errors(world: World
         (client, sign_hash(cert, sad, raw).model_copy(update={"hashes": ["!!"]}), "Invalid parameter hashes"),
     ]  # fmt: skip
     for who, body, message in refused:
-        with pytest.raises(csc_api.CscError, match=message):
+        with pytest.raises(csc_wire.CscError, match=message):
             await world.csc.sign_hash(who, body)
     # one digest now, the other later: each once
     assert len(await world.csc.sign_hash(client, sign_hash(cert, sad, raw[:1]))) == 1
     await world.s.lifecycle.operator_act(OPERATOR, cert["_id"], "revoke", "keyCompromise", None)
-    with pytest.raises(csc_api.CscError, match="revoked"):
+    with pytest.raises(csc_wire.CscError, match="revoked"):
         await world.csc.sign_hash(client, sign_hash(cert, sad, raw[1:]))
 
 
@@ -418,32 +389,32 @@ async def test_csc_an_expired_sad_and_an_rsa_pss_credential(world: World) -> Non
     info = world.csc.credential_info(cert, "chain", True, True)
     assert info["key"]["algo"] == [signer.RSASSA_PSS] and info["SCAL"] == "2"
     assert info["auth"]["expression"] == "PIN AND OTP" and len(info["cert"]["certificates"]) == 3
-    with pytest.raises(csc_api.CscError, match="signAlgoParams"):
+    with pytest.raises(csc_wire.CscError, match="signAlgoParams"):
         await world.csc.sign_hash(client, sign_hash(cert, sad, raw, algo=signer.RSASSA_PSS))
     params = base64.b64encode(signer.pss_params(signer.HASHES["sha256"])).decode()
     out = await world.csc.sign_hash_async(
         client, sign_hash(cert, sad, raw, algo=signer.RSASSA_PSS, signAlgoParams=params, operationMode="A")
     )
-    [sig] = await world.csc.poll(client, csc_api.PollIn(responseID=out["responseID"]))
+    [sig] = await world.csc.poll(client, csc_wire.PollIn(responseID=out["responseID"]))
     verify_signature(cert, base64.b64decode(sig), raw[0])
     client2, cert2, raw2, sad2 = await authorised(world, n=1, order="order-2")
     world.s.clock.advance(seconds=301)
-    with pytest.raises(csc_api.CscError, match="SAD expired"):
+    with pytest.raises(csc_wire.CscError, match="SAD expired"):
         await world.csc.sign_hash(client2, sign_hash(cert2, sad2, raw2))
 
 
 async def test_csc_authorize_refuses_a_pin_sent_by_the_relying_party(world: World) -> None:
     cert = await issue(world.s)
     client, _ = await world.relying_party()
-    body = csc_api.AuthorizeIn(
+    body = csc_wire.AuthorizeIn(
         credentialID=cert["_id"],
         numSignatures=1,
         hashes=[base64.b64encode(digest("x")).decode()],
-        authData=[csc_api.AuthData(id="PIN", value=PIN)],
+        authData=[csc_wire.AuthData(id="PIN", value=PIN)],
     )
-    with pytest.raises(csc_api.CscError, match="only in the kyso app"):
+    with pytest.raises(csc_wire.CscError, match="only in the kyso app"):
         await world.csc.authorize(client, body, None)
-    with pytest.raises(csc_api.CscError, match="numSignatures"):
+    with pytest.raises(csc_wire.CscError, match="numSignatures"):
         await world.csc.authorize(client, body.model_copy(update={"authData": [], "numSignatures": 2}), None)
 
 

@@ -26,9 +26,12 @@ from kyso_kit.auth import TokenVerifier
 from kyso_kit.devkeys import dev_ec_public_pem
 from kyso_kit.errors import DomainError
 from kyso_kit.http import error_response
-from kyso_signing import csc_api, rp_api, signer
-from kyso_signing.clients import CallbackRefused, Client, Target
-from kyso_signing.webhooks import Webhooks
+from kyso_signing.api import csc as csc_api
+from kyso_signing.api import relying_parties as rp_api
+from kyso_signing.pki import signer
+from kyso_signing.remote import csc_wire
+from kyso_signing.remote.clients import CallbackRefused, Client, Target
+from kyso_signing.remote.webhooks import Webhooks
 
 from .test_ca import OPERATOR, PIN, issue
 from .test_remote_signing import World, authorised, digest, docs, sign_hash, sms_code, verify_signature, world
@@ -41,7 +44,7 @@ ES256 = signer.ECDSA_WITH["sha256"]
 
 async def authorise_more(world: World, client: Client, cert: dict[str, Any], raw: list[bytes]) -> str:
     """Another SAD on the same credential, confirmed by the subscriber."""
-    body = csc_api.AuthorizeIn(
+    body = csc_wire.AuthorizeIn(
         credentialID=cert["_id"], numSignatures=len(raw), hashes=[base64.b64encode(r).decode() for r in raw]
     )
     handle = (await world.csc.authorize(client, body, "203.0.113.9"))["handle"]
@@ -49,7 +52,7 @@ async def authorise_more(world: World, client: Client, cert: dict[str, Any], raw
     assert req is not None
     await world.remote.when_sms_otp_verified_record(sms_code(world, req))
     await world.remote.confirm(ALICE, handle, PIN)
-    status, out = await world.csc.authorize_check(client, csc_api.HandleIn(handle=handle))
+    status, out = await world.csc.authorize_check(client, csc_wire.HandleIn(handle=handle))
     assert status == 200
     return str(out["SAD"])
 
@@ -115,9 +118,9 @@ async def test_signatures_waiting_for_their_sad_are_destroyed_when_it_expires(wo
     assert record["signatures"] == [] and record["pades_signatures"] == [] and record["ended"] == "expired"
     handle = record["request_id"]
     assert "sad_sealed" not in (await world.remote.requests.get(handle) or {})["csc"]
-    with pytest.raises(csc_api.CscError, match="SAD expired"):
-        await world.csc.authorize_check(client, csc_api.HandleIn(handle=handle))
-    with pytest.raises(csc_api.CscError, match="SAD expired"):
+    with pytest.raises(csc_wire.CscError, match="SAD expired"):
+        await world.csc.authorize_check(client, csc_wire.HandleIn(handle=handle))
+    with pytest.raises(csc_wire.CscError, match="SAD expired"):
         await world.csc.sign_hash(client, sign_hash(cert, sad, raw))
 
 
@@ -132,7 +135,7 @@ async def test_a_certificate_leaving_active_destroys_every_sads_signatures(world
         assert record["signatures"] == [] and record["ended"].startswith("certificate ")
         assert "live" not in record
     expected = "suspended" if action == "suspend" else "revoked"
-    with pytest.raises(csc_api.CscError, match=expected):
+    with pytest.raises(csc_wire.CscError, match=expected):
         await world.csc.sign_hash(client, sign_hash(cert, sad2, other))
 
 
@@ -142,11 +145,11 @@ async def test_a_sad_issued_before_a_suspension_never_signs_after_the_resumption
     await world.s.lifecycle.operator_act(OPERATOR, cert["_id"], "suspend", "unspecified", None)
     world.s.clock.advance(seconds=30)
     await world.s.lifecycle.operator_act(OPERATOR, cert["_id"], "resume", "unspecified", None)
-    with pytest.raises(csc_api.CscError, match="SAD no longer valid"):
+    with pytest.raises(csc_wire.CscError, match="SAD no longer valid"):
         await world.csc.sign_hash(client, sign_hash(cert, sad, raw[1:]))  # within its 300 s
     handle = (await sad_record(world, sad))["request_id"]
-    with pytest.raises(csc_api.CscError, match="SAD no longer valid"):
-        await world.csc.authorize_check(client, csc_api.HandleIn(handle=handle))
+    with pytest.raises(csc_wire.CscError, match="SAD no longer valid"):
+        await world.csc.authorize_check(client, csc_wire.HandleIn(handle=handle))
     # a new authorisation after the resumption works
     fresh = await authorise_more(world, client, cert, [digest("after")])
     [sig] = await world.csc.sign_hash(client, sign_hash(cert, fresh, [digest("after")]))
@@ -163,7 +166,7 @@ async def test_a_sad_ends_on_a_suspension_even_if_the_process_missed_the_change(
     assert (await sad_record(world, sad))["signatures"]  # not destroyed yet
     assert await world.remote.end_due_sads() == 1
     assert (await sad_record(world, sad))["signatures"] == []
-    with pytest.raises(csc_api.CscError, match="SAD no longer valid"):
+    with pytest.raises(csc_wire.CscError, match="SAD no longer valid"):
         await world.csc.sign_hash(client, sign_hash(cert, sad, raw))
 
 
@@ -171,7 +174,7 @@ async def test_a_crash_between_the_sad_record_and_the_signed_request_leaks_nothi
     cert = await issue(world.s)
     client, _ = await world.relying_party()
     raw = [digest("p1")]
-    body = csc_api.AuthorizeIn(credentialID=cert["_id"], numSignatures=1, hashes=[base64.b64encode(raw[0]).decode()])
+    body = csc_wire.AuthorizeIn(credentialID=cert["_id"], numSignatures=1, hashes=[base64.b64encode(raw[0]).decode()])
     handle = (await world.csc.authorize(client, body, None))["handle"]
     req = await world.remote.requests.get(handle)
     assert req is not None
@@ -186,7 +189,7 @@ async def test_a_crash_between_the_sad_record_and_the_signed_request_leaks_nothi
         await world.remote.confirm(ALICE, handle, PIN)
     world.remote.requests.update_and_get = real  # type: ignore[method-assign]
     # the request is still waiting: no SAD was ever given, nothing is readable
-    assert await world.csc.authorize_check(client, csc_api.HandleIn(handle=handle)) == (202, {"handle": handle})
+    assert await world.csc.authorize_check(client, csc_wire.HandleIn(handle=handle)) == (202, {"handle": handle})
     [orphan] = await world.remote.sads.find({})
     world.s.clock.advance(seconds=301)
     await world.remote.end_due_sads()
@@ -242,7 +245,7 @@ async def test_a_response_uri_off_the_allow_list_is_invalid_request_and_nothing_
         "not a url",
     ):
         body = sign_hash(cert, sad, raw, operationMode="A", response_uri=uri)
-        with pytest.raises(csc_api.CscError) as refused:
+        with pytest.raises(csc_wire.CscError) as refused:
             await world.csc.sign_hash_async(client, body)
         assert (refused.value.status, refused.value.error) == (400, "invalid_request")
         assert "response_uri" in refused.value.description
@@ -294,7 +297,7 @@ async def test_production_refuses_private_addresses_at_registration_on_request_a
     )
     cert, raw, sad = await authorised_for(world, client)
     for uri in ("https://internal.example.vn/cb", "https://mixed.example.vn/cb"):  # on the list, but private
-        with pytest.raises(csc_api.CscError, match="private"):
+        with pytest.raises(csc_wire.CscError, match="private"):
             await world.csc.sign_hash_async(client, sign_hash(cert, sad, raw, operationMode="A", response_uri=uri))
     assert await world.webhooks.deliveries.find({}) == []
     # a public host: queued, and the connection goes to the address that was checked
@@ -384,7 +387,7 @@ async def http(world: World) -> Any:
     async def _domain(_: Any, exc: DomainError) -> Any:
         return error_response(exc)
 
-    app.add_exception_handler(csc_api.CscError, csc_api.csc_error_handler)
+    app.add_exception_handler(csc_wire.CscError, csc_api.csc_error_handler)
     app.include_router(
         rp_api.router(
             world.clients, world.remote, world.s.pdfs, TokenVerifier(dev_ec_public_pem("access-tokens")), world.s.clock

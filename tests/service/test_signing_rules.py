@@ -25,22 +25,14 @@ from kyso_contracts import (
 )
 from kyso_kit.auth import Principal
 from kyso_kit.clock import FakeClock
-from kyso_kit.crypto import SecretBox
 from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound
 from kyso_kit.store import MemoryStore
-from kyso_signing import pki, profiles
-from kyso_signing.activation import Activation
-from kyso_signing.authority import Authority, Hierarchy
-from kyso_signing.certificates import Certificates
-from kyso_signing.contract import Contracts
-from kyso_signing.crl import RevocationLists
-from kyso_signing.issuance import Issuance
-from kyso_signing.lifecycle import Lifecycle
-from kyso_signing.ocsp import Responder
-from kyso_signing.papers import Acceptance, Papers, PdfRequests
-from kyso_signing.remote import RemoteSigning
+from kyso_signing.core import CoreConfig, build_core
+from kyso_signing.pki import keys as pki
+from kyso_signing.pki import profiles
+from kyso_signing.pki.hierarchy import Hierarchy
+from kyso_signing.remote.clients import Target
 from kyso_signing.settings import DEV_POLICY_OID
-from kyso_signing.tsa import TimestampAuthority
 
 from .conftest import delivered, order_placed
 
@@ -56,34 +48,50 @@ HIERARCHY = Hierarchy(
 ALICE = Principal("acct-alice")
 
 
+class Receiver:
+    """A relying party's webhook endpoint; can be down. Remembers the address kyso connected to."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, bytes, dict[str, str]]] = []
+        self.addresses: list[str | None] = []
+        self.down = False
+
+    async def post(self, target: Target, body: bytes, headers: dict[str, str]) -> int:
+        if self.down:
+            raise ConnectionError("refused")
+        self.got.append((target.url, body, headers))
+        self.addresses.append(target.address)
+        return 204
+
+
+CONFIG = CoreConfig(
+    master_key_b64=MASTER,
+    hierarchy=HIERARCHY,
+    provider_name="kyso test",
+    crl_validity=timedelta(hours=24),
+    ocsp_validity=timedelta(hours=1),
+    otp_wait_seconds=0,
+)
+
+
 class Signing:
+    """The service's core as bootstrap composes it (``kyso_signing.core``), on the in-memory store and a fake
+    clock, webhooks going to a fake relying party; plus the test helpers that make events."""
+
     def __init__(self, store: MemoryStore, clock: FakeClock) -> None:
-        box = SecretBox(MASTER)
-        self.authority = Authority(store.collection("authority"), box, HIERARCHY, clock)
-        self.crls = RevocationLists(store, self.authority, clock, timedelta(hours=24))
-        self.stamper = TimestampAuthority(self.authority.tsa_policy_oid, clock)
-        self.responder = Responder(store, self.authority, clock, timedelta(hours=1))
-        self.papers = Papers(store, self.authority, self.crls, self.stamper, clock, "kyso test", self.responder)
-        self.remote = RemoteSigning(store, MASTER, clock, otp_wait_seconds=0)
-        self.acceptance = Acceptance(store, self.papers, self.remote, clock)
-        self.pdfs = PdfRequests(store, self.papers, self.remote, clock)
-        self.issuance = Issuance(store, self.authority, box, clock, self.papers)
-        self.contracts = Contracts(store, self.issuance, clock, self.papers)
-        self.activation = Activation(store, self.authority, MASTER, clock, self.acceptance)
-        self.certificates = Certificates(store, self.authority)
-        self.lifecycle = Lifecycle(store, clock)
-        self.lifecycle.after_change.append(self.crls.refresh)
-        self.authority.on_responder_change.append(self.responder.forget_all)
+        self.receiver = Receiver()
+        self.core = core = build_core(store, clock, CONFIG, post=self.receiver.post)
+        self.authority, self.crls, self.stamper = core.authority, core.crls, core.stamper
+        self.responder, self.papers, self.custody = core.responder, core.papers, core.custody
+        self.remote, self.acceptance, self.pdfs = core.remote, core.acceptance, core.pdfs
+        self.registry, self.registration, self.issuance = core.registry, core.registration, core.issuance
+        self.contracts, self.activation, self.certificates = core.contracts, core.activation, core.certificates
+        self.lifecycle, self.pin, self.clients = core.lifecycle, core.pin, core.clients
+        self.webhooks, self.audit, self.csc = core.webhooks, core.audit, core.csc
         self.store, self.clock = store, clock
 
     async def start(self) -> None:
-        await self.contracts.init()
-        await self.issuance.init()
-        self.stamper.use(self.authority.tsa_key, self.authority.tsa_certificate)
-        await self.remote.init()
-        await self.certificates.init()
-        await self.lifecycle.init()
-        await self.crls.init()
+        await self.core.start()
 
     def order(self, amount: int = 800_000, order_id: str = "order-1") -> OrderPlaced:
         return order_placed(order_id, ALICE.account_id, amount, self.clock.now(), full_name="Nguyễn Thị Bình", years=2)

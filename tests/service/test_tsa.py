@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from kyso_signing import pki
-from kyso_signing.tsa import TimestampAuthority
+from kyso_signing.pki import keys as pki
+from kyso_signing.pki.tsa import TimestampAuthority
 from pkilint_check import certificate_findings
 
 from .test_signing_rules import Signing

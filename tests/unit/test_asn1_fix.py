@@ -8,7 +8,7 @@ import os
 import pytest
 from asn1crypto import core
 
-from kyso_signing import asn1_fix
+from kyso_signing.pki import asn1_fix
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,12 @@ from kyso_kit.crypto import SecretBox
 from kyso_kit.devkeys import dev_master_key
 from kyso_kit.errors import Invalid
 from kyso_kit.store import EventFactory, MemoryStore
-from kyso_signing import http_api, keywrap, signer
+from kyso_signing.api import subscriber as http_api
 from kyso_signing.bootstrap import build
-from kyso_signing.clients import CallbackRefused, Clients, OAuthError
-from kyso_signing.schemas import LifecycleRequest, weak_pins
+from kyso_signing.credentials import keywrap
+from kyso_signing.credentials.views import LifecycleRequest, weak_pins
+from kyso_signing.pki import signer
+from kyso_signing.remote.clients import CallbackRefused, Clients, OAuthError
 
 
 @pytest.fixture(scope="module")

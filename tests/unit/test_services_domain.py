@@ -12,7 +12,8 @@ from kyso_client import vneid
 from kyso_otp import domain as otp
 from kyso_payment import vnpay
 from kyso_registration import domain as reg
-from kyso_signing import keywrap, pki
+from kyso_signing.credentials import keywrap
+from kyso_signing.pki import keys as pki
 
 
 def test_packages_respect_decree_23_and_are_priced_in_whole_dong() -> None:

@@ -14,7 +14,7 @@ from kyso_contracts import PaymentConfirmed, PaymentFailed
 from kyso_kit.errors import IllegalTransition
 from kyso_payment import domain as pay
 from kyso_registration import domain as reg
-from kyso_signing import domain as cert
+from kyso_signing.credentials import domain as cert
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 Order = reg.OrderStatus
@@ -199,7 +199,7 @@ def test_consent_counts_only_for_the_owner_and_this_contract(account: str, owner
 
 
 def test_each_certificate_transition_causes_exactly_the_events_it_declares() -> None:
-    from kyso_signing.domain import (
+    from kyso_signing.credentials.domain import (
         CAUSES,
         ISSUED,
         Ref,
@@ -257,3 +257,51 @@ def test_only_a_suspended_order_resumes() -> None:
     for other in set(Order) - {Order.SUSPENDED}:
         with pytest.raises(IllegalTransition):
             reg.resume(other)
+
+
+# --------------------------------------------------------------------------- otp: SMS challenges and SmartOTP tokens
+
+
+def test_otp_tables_name_only_their_own_statuses_and_every_status_is_reached_or_final() -> None:
+    from kyso_otp import domain as otp
+
+    for table, enum, first in (
+        (otp.CHALLENGE_TRANSITIONS, otp.ChallengeStatus, otp.ChallengeStatus.PENDING),
+        (otp.TOKEN_TRANSITIONS, otp.TokenStatus, otp.TokenStatus.AWAITING_DEVICE),
+    ):
+        for (source, _action), targets in table.items():
+            assert isinstance(source, enum) and targets and all(isinstance(t, enum) for t in targets)
+        reached = {first} | {t for targets in table.values() for t in targets}
+        assert reached == set(enum), "a status nothing leads to is dead code"
+
+
+def test_the_filters_derived_from_the_otp_tables() -> None:
+    from kyso_kit.machines import sources, step
+    from kyso_otp import domain as otp
+
+    assert otp.LIVE_TOKEN == ["active", "pending_first_code"]
+    assert sources(otp.TOKEN_TRANSITIONS, "revoke") == ["active", "pending_first_code"]
+    assert sources(otp.TOKEN_TRANSITIONS, "lock_by_operator") == ["active", "awaiting_device", "pending_first_code"]
+    assert sources(otp.CHALLENGE_TRANSITIONS, "verify") == ["pending"]
+    assert sources(otp.CHALLENGE_TRANSITIONS, "consume") == ["verified"]
+    T = otp.TokenStatus
+    assert step(otp.TOKEN_TRANSITIONS, "t", T.PENDING_FIRST_CODE, "use") == T.ACTIVE
+    assert step(otp.TOKEN_TRANSITIONS, "t", T.AWAITING_DEVICE, "fail_activation", T.VOIDED) == T.VOIDED
+    for final in (T.REVOKED, T.VOIDED, T.SUPERSEDED):
+        for action in ("use", "activate", "revoke", "fail"):
+            with pytest.raises(IllegalTransition):
+                step(otp.TOKEN_TRANSITIONS, "t", final, action)
+    with pytest.raises(IllegalTransition):  # two targets: the caller must say which
+        step(otp.TOKEN_TRANSITIONS, "t", T.AWAITING_DEVICE, "fail_activation")
+
+
+def test_an_order_that_stopped_waiting_for_payment_never_waits_again() -> None:
+    """What lets registration take over a stale open-order marker without re-checking (orders.py)."""
+    for status in Order:
+        if status not in reg.OPEN:
+            assert not reg.REACHABLE[status] & reg.OPEN, status
+            for reported in reg.OPEN:
+                try:
+                    assert reg.advance(status, reported) not in reg.OPEN
+                except IllegalTransition:
+                    pass

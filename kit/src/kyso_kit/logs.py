@@ -50,9 +50,49 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
+# What aiokafka logs at ERROR although it is an ordinary part of a consumer group's life, and retried or
+# handled by aiokafka or the kit: (start of the message, a word that must appear in it, level it deserves).
+_EXPECTED_KAFKA: tuple[tuple[str, str, int], ...] = (
+    # a commit sent while the group rebalances; the kit drops it (the next owner redelivers, idempotently)
+    ("OffsetCommit failed for group", "IllegalGeneration", logging.INFO),
+    ("OffsetCommit failed for group", "UnknownMemberId", logging.INFO),
+    ("OffsetCommit failed for group", "RebalanceInProgress", logging.INFO),
+    ("OffsetCommit failed before join", "", logging.INFO),
+    # the first start of a group (the broker is still creating __consumer_offsets) or a moved coordinator
+    ("Group Coordinator Request failed", "CoordinatorNotAvailable", logging.WARNING),
+    ("Group Coordinator Request failed", "NotCoordinator", logging.WARNING),
+    ("Group Coordinator Request failed", "CoordinatorLoadInProgress", logging.WARNING),
+)
+# ... and what it logs at WARNING during every rebalance (hundreds of lines per restart, nothing to act on)
+_REBALANCE_CHATTER = ("because it is rebalancing", "generation id is not  current", "member_id was not recognized")
+
+
+class ExpectedKafkaEvents(logging.Filter):
+    """Gives ordinary consumer-group events (rebalances, a group's first start) the level they deserve, so
+    an operator's alerting on ERROR fires on faults only. Anything else aiokafka says keeps its level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka") or record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        level = record.levelno
+        for start, word, expected in _EXPECTED_KAFKA:
+            if text.startswith(start) and word in text:
+                level = expected
+                break
+        else:
+            if text.startswith("Heartbeat failed") and any(c in text for c in _REBALANCE_CHATTER):
+                level = logging.INFO
+        if level != record.levelno:
+            record.levelno, record.levelname = level, logging.getLevelName(level)
+            return logging.getLogger(record.name).isEnabledFor(level)
+        return True
+
+
 def configure(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(ExpectedKafkaEvents())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

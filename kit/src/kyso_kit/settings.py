@@ -76,18 +76,18 @@ class ServiceSettings(BaseSettings):
         default=None,
         validation_alias="KAFKA_GROUP_INSTANCE_ID",
         description="Static membership (Kafka group.instance.id): a name unique among this service's "
-        "instances and stable across their restarts (e.g. a StatefulSet pod name). An instance that comes "
-        "back within KAFKA_SESSION_TIMEOUT_MS takes its partitions back without a rebalance of the group. "
-        "Unset: dynamic membership, and a stopping instance leaves the group at once",
+        "instances and stable across their restarts (e.g. a StatefulSet pod name). An instance that crashed "
+        "and comes back within KAFKA_SESSION_TIMEOUT_MS takes its partitions back without a rebalance of the "
+        "group; one that stops gracefully still leaves the group at once. Unset: dynamic membership",
     )
     kafka_session_timeout_ms: int = Field(
         default=10_000,
         ge=6_000,
         le=300_000,
         validation_alias="KAFKA_SESSION_TIMEOUT_MS",
-        description="How long the group waits for a silent instance before its partitions move: the stall "
-        "of a killed instance's partitions, and the time a static member has to restart without a "
-        "rebalance (a kyso service restarts in ~3-6 s). The broker accepts 6 s to 5 min by default",
+        description="How long the group waits for a silent (crashed) instance before its partitions move: the "
+        "longest stall of a killed instance's partitions, and the time a static member has to come back "
+        "without a rebalance (a kyso service restarts in ~4-10 s). The broker accepts 6 s to 5 min by default",
     )
     kafka_heartbeat_interval_ms: int = Field(
         default=1_000,

@@ -8,12 +8,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from urllib.parse import quote, urlencode
 
 import pyotp
 
 from kyso_contracts import otp_algorithms as algorithms
 from kyso_contracts.otp_algorithms import Algorithm
+from kyso_kit.machines import sources
 
 SMS_DIGITS = 6
 SEED_BYTES = 32  # 256 bits; RFC 4226 §4 asks for at least 128, Circular 50 / our policy at least 160
@@ -23,6 +25,73 @@ ACTIVATION_DIGITS = 10
 # the transaction digest, and the 30-second time step.
 TRANSACTION_SUITE = "OCRA-1:HOTP-SHA256-6:QH64-T30S"
 DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
+
+
+# --------------------------------------------------------------------------- the two state machines
+
+
+class ChallengeStatus(StrEnum):
+    """An SMS challenge::
+
+    pending ──verify──────▶ verified      (the right code in time; SmsOtpVerified; then used once: ``consumed``)
+    pending ──exhaust─────▶ dead          (the last allowed try was wrong)
+    pending ──undeliver───▶ undeliverable (the SMS could not be sent: nobody can guess at it either)
+    pending ──resend──────▶ pending       (a new code; the try counter stays)
+    """
+
+    PENDING = "pending"
+    VERIFIED = "verified"
+    DEAD = "dead"
+    UNDELIVERABLE = "undeliverable"
+
+
+CHALLENGE_TRANSITIONS: dict[tuple[ChallengeStatus, str], frozenset[ChallengeStatus]] = {
+    (ChallengeStatus.PENDING, "verify"): frozenset({ChallengeStatus.VERIFIED}),
+    (ChallengeStatus.PENDING, "exhaust"): frozenset({ChallengeStatus.DEAD}),
+    (ChallengeStatus.PENDING, "undeliver"): frozenset({ChallengeStatus.UNDELIVERABLE}),
+    (ChallengeStatus.PENDING, "resend"): frozenset({ChallengeStatus.PENDING}),
+    (ChallengeStatus.PENDING, "try"): frozenset({ChallengeStatus.PENDING}),
+    (ChallengeStatus.VERIFIED, "consume"): frozenset({ChallengeStatus.VERIFIED}),
+}
+
+
+class TokenStatus(StrEnum):
+    """A SmartOTP token::
+
+        awaiting_device ──activate──▶ pending_first_code ──use──▶ active ──use──▶ active
+        awaiting_device ──void──────▶ voided        (too many wrong activation codes)
+        awaiting_device ──supersede─▶ superseded    (a newer activation code was handed out)
+        pending_first_code / active ──revoke──▶ revoked (forgotten PIN, method change, operator)
+
+    A wrong code (``fail``) keeps the status and counts; ``max_failures`` of them lock the token.
+    """
+
+    AWAITING_DEVICE = "awaiting_device"
+    PENDING_FIRST_CODE = "pending_first_code"
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    VOIDED = "voided"
+    REVOKED = "revoked"
+
+
+_T = TokenStatus
+TOKEN_TRANSITIONS: dict[tuple[TokenStatus, str], frozenset[TokenStatus]] = {
+    (_T.AWAITING_DEVICE, "activate"): frozenset({_T.PENDING_FIRST_CODE}),
+    (_T.AWAITING_DEVICE, "fail_activation"): frozenset({_T.AWAITING_DEVICE, _T.VOIDED}),
+    (_T.AWAITING_DEVICE, "supersede"): frozenset({_T.SUPERSEDED}),
+    (_T.AWAITING_DEVICE, "lock_by_operator"): frozenset({_T.AWAITING_DEVICE}),
+    (_T.PENDING_FIRST_CODE, "use"): frozenset({_T.ACTIVE}),
+    (_T.ACTIVE, "use"): frozenset({_T.ACTIVE}),
+    (_T.PENDING_FIRST_CODE, "fail"): frozenset({_T.PENDING_FIRST_CODE}),
+    (_T.ACTIVE, "fail"): frozenset({_T.ACTIVE}),
+    (_T.PENDING_FIRST_CODE, "revoke"): frozenset({_T.REVOKED}),
+    (_T.ACTIVE, "revoke"): frozenset({_T.REVOKED}),
+    (_T.PENDING_FIRST_CODE, "lock_by_operator"): frozenset({_T.PENDING_FIRST_CODE}),
+    (_T.ACTIVE, "lock_by_operator"): frozenset({_T.ACTIVE}),
+}
+
+LIVE_TOKEN = sources(TOKEN_TRANSITIONS, "use")
+"""Tokens that accept a code: those the table lets ``use`` (pending its first code, or active)."""
 
 
 # --------------------------------------------------------------------------- SMS

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from kyso_contracts import (
     OtpEnrolled,
@@ -16,31 +16,28 @@ from kyso_contracts import (
     Payload,
     SmartOtpTransactionVerified,
 )
-from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.client_address import limit_key
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import SecretBox
 from kyso_kit.errors import Conflict, Invalid
+from kyso_kit.machines import sources, step
+from kyso_kit.policy import Action, Principal, ensure_may
+from kyso_kit.records import Contended, Decision, Repository, decided
 from kyso_kit.store import Doc, Store
-from kyso_kit.timeutil import as_utc
 
 from . import domain
+from .domain import TOKEN_TRANSITIONS, TokenStatus
 from .errors import code_format, invalid_activation_code, invalid_otp, too_many_activation_attempts
+from .records import Token
 from .settings import OtpSettings
 from .sms import SmsOtp
+from .terms import TERMS_TEXT
 
-LIVE = ["pending_first_code", "active"]
-_MAX_RACES = 32
+RevokeReason = Literal["pin_forgotten", "re_enrolment", "operator"]
+"""Why a token is revoked: the contract's literals (``OtpTokenRevoked.reason``)."""
+LIVE = domain.LIVE_TOKEN
+AWAITING = sources(TOKEN_TRANSITIONS, "activate")
 HOUR = 3600
-
-TERMS_TEXT = {
-    "2025-01": (
-        "Điều khoản sử dụng SmartOTP (phiên bản 2025-01): mã SmartOTP chỉ được tạo trên thiết bị đã kích hoạt; "
-        "mã PIN SmartOTP không bao giờ rời khỏi thiết bị; không chia sẻ mã OTP cho bất kỳ ai. / SmartOTP terms "
-        "(2025-01): codes are generated only on the activated device; the SmartOTP PIN never leaves the device; "
-        "never share a code."
-    ),
-}
 
 
 class SmartOtp:
@@ -48,7 +45,8 @@ class SmartOtp:
         self.s = settings
         self.sms = sms
         self.clock = clock
-        self.tokens = store.collection("smartotp_tokens", events=True)
+        self.records = Repository(store, "smartotp_tokens", Token, events=True, attempts=32)
+        self.tokens = self.records.aggregates
         self.methods = store.collection("otp_methods", events=True)
         assert settings.master_key_b64
         self.box = SecretBox(settings.master_key_b64)
@@ -83,7 +81,8 @@ class SmartOtp:
     async def _issue_activation(self, account_id: str, terms_version: str) -> dict[str, Any]:
         # Any activation code handed out earlier and never used stops working.
         await self.tokens.update_many(
-            {"account_id": account_id, "status": "awaiting_device"}, {"$set": {"status": "superseded"}}
+            {"account_id": account_id, "status": {"$in": sources(TOKEN_TRANSITIONS, "supersede")}},
+            {"$set": {"status": TokenStatus.SUPERSEDED.value}},
         )
         methods = await self.methods.get(account_id) or {}
         operator_locked = bool((methods.get("locks") or {}).get("smartotp"))
@@ -95,7 +94,7 @@ class SmartOtp:
                 "_id": token_id,
                 "account_id": account_id,
                 "terms_version": terms_version,
-                "status": "awaiting_device",
+                "status": TokenStatus.AWAITING_DEVICE.value,
                 "operator_locked": operator_locked,
                 "activation_hash": domain.activation_code_hash(code),
                 "activation_failures": 0,
@@ -133,76 +132,69 @@ class SmartOtp:
             "activation-address", address, self.s.activation_failures_per_address_per_hour, HOUR
         )
         code_hash = domain.activation_code_hash(activation_code)
-        for _ in range(_MAX_RACES):
-            tok = await self.tokens.get(token_id)
-            live = (
-                tok is not None
-                and tok["status"] == "awaiting_device"
-                and as_utc(tok["activation_expires_at"]) > self.clock.now()
-            )
-            failures = int(tok.get("activation_failures", 0)) if tok is not None else 0
-            if backstop is not None and (not live or failures > 0):
+        now, seed = self.clock.now(), domain.new_seed()
+        sealed = self.box.seal(seed, aad=f"smartotp:{token_id}")
+        outcome: list[str] = []  # what the decision that was written said
+
+        def decide(tok: Token) -> Decision[Token] | None:
+            live = tok.status in AWAITING and tok.activation_expires_at is not None and tok.activation_expires_at > now
+            if backstop is not None and (not live or tok.activation_failures > 0):
                 raise too_many_activation_attempts(backstop)
-            if tok is None or not live:
-                await self.sms.limits.record("activation-address", address)
-                raise invalid_activation_code(0)
-            guard: Doc = {"_id": token_id, "status": "awaiting_device"}
-            guard["activation_failures"] = failures if "activation_failures" in tok else {"$exists": False}
-            if not hmac.compare_digest(tok["activation_hash"], code_hash):
+            if not live or tok.activation_hash is None:
+                outcome.append("closed")
+                return None
+            if not hmac.compare_digest(tok.activation_hash, code_hash):
                 # counted before it is answered: of parallel wrong tries, each one answered is one counted
-                failed = failures + 1
+                outcome.append("wrong")
+                failed = tok.activation_failures + 1
                 void = failed >= self.s.activation_max_failures
-                change: Doc = {"activation_failures": failed}
-                if void:
-                    change |= {"status": "voided", "voided_at": self.clock.now()}
-                if not await self.tokens.update(guard, {"$set": change}):
-                    continue
-                await self.sms.limits.record("activation-address", address)
-                raise invalid_activation_code(self.s.activation_max_failures - failed)
-            # One atomic write binds the token to this device and stores its sealed seed: a second
-            # device presenting the same code finds the status changed and fails.
-            seed = domain.new_seed()
-            pending = await self.tokens.update_and_get(
-                guard,
-                {
-                    "$set": {
-                        "status": "pending_first_code",
-                        "device_id": device_id,
-                        "drift": 0,
-                        "last_step": -1,
-                        "failures": 0,
-                        "activated_at": self.clock.now(),
-                        "seed": self.box.seal(seed, aad=f"smartotp:{token_id}"),
-                    }
-                },
-            )
-            if pending is None:
-                continue
-            p = self.policy
-            return {
-                "token_id": pending["_id"],
-                "otpauth_uri": domain.key_uri(seed, f"{pending['account_id']}", p),
-                "algorithm": p.algorithm,
-                "digits": p.digits,
-                "period": p.period,
-                "transaction_suite": domain.TRANSACTION_SUITE,
-                "server_time": self.clock.time(),
-            }
-        raise invalid_activation_code(0)  # the enrolment kept changing under this try: answer like used
+                to = TokenStatus.VOIDED if void else TokenStatus(tok.status)
+                status = step(TOKEN_TRANSITIONS, "SmartOTP token", TokenStatus(tok.status), "fail_activation", to)
+                voided = {"voided_at": now} if void else {}
+                return decided(tok.model_copy(update={"activation_failures": failed, "status": status, **voided}))
+            # One write binds the token to this device and stores its sealed seed: a second device
+            # presenting the same code finds the token changed, decides again and finds it bound.
+            outcome.append("bound")
+            status = step(TOKEN_TRANSITIONS, "SmartOTP token", TokenStatus(tok.status), "activate")
+            bound = {"status": status, "device_id": device_id, "drift": 0, "last_step": -1, "failures": 0}
+            return decided(tok.model_copy(update={**bound, "activated_at": now, "seed": sealed}))
+
+        try:
+            done = await self.records.modify(token_id, decide)
+        except Contended:
+            raise invalid_activation_code(0) from None  # the enrolment kept changing under this try: as used
+        if done is None and backstop is not None:
+            raise too_many_activation_attempts(backstop)
+        if done is None or outcome[-1] == "closed":
+            await self.sms.limits.record("activation-address", address)
+            raise invalid_activation_code(0)
+        if outcome[-1] == "wrong":
+            await self.sms.limits.record("activation-address", address)
+            raise invalid_activation_code(self.s.activation_max_failures - done.record.activation_failures)
+        p = self.policy
+        return {
+            "token_id": done.record.id,
+            "otpauth_uri": domain.key_uri(seed, f"{done.record.account_id}", p),
+            "algorithm": p.algorithm,
+            "digits": p.digits,
+            "period": p.period,
+            "transaction_suite": domain.TRANSACTION_SUITE,
+            "server_time": self.clock.time(),
+        }
 
     # ------------------------------------------------------------------ verification
 
-    async def _owned(self, who: Principal, token_id: str, action: str = "write") -> Doc:
+    async def _owned(self, who: Principal, token_id: str, action: Action = "write") -> Doc:
         tok = await self.tokens.get(token_id)
         if tok is None:
             raise invalid_otp()
-        ensure_may(who, tok["account_id"], action)  # type: ignore[arg-type]
+        ensure_may(who, tok["account_id"], action)
         return tok
 
     async def set_operator_lock(self, account_id: str, locked: bool) -> None:
         """Mirror the account's SmartOTP operator lock onto its tokens, so verification needs no extra read."""
         await self.tokens.update_many(
-            {"account_id": account_id, "status": {"$in": [*LIVE, "awaiting_device"]}},
+            {"account_id": account_id, "status": {"$in": sources(TOKEN_TRANSITIONS, "lock_by_operator")}},
             {"$set": {"operator_locked": locked}},
         )
 
@@ -220,86 +212,90 @@ class SmartOtp:
             code2 is not None and not domain.is_code_shape(code2, self.policy.digits)
         ):
             raise code_format(self.policy.digits)
-        server_now = self.clock.time()
+        server_now, now = self.clock.time(), self.clock.now()
         hint = domain.clock_hint(device_time, server_now, self.policy)
-        for _ in range(_MAX_RACES):
-            # One primary-key read, then one compare-and-set write that either records this try as a
-            # failure or uses the code. The write is guarded by the state the verdict was computed
-            # from, so parallel tries are counted one by one: every answer stands for a counted try,
-            # and no more than ``max_failures`` wrong tries are ever answered.
-            tok = await self.tokens.get(token_id)
-            if tok is None:
-                raise invalid_otp(**hint)
-            if tok["account_id"] != account_id:
-                await self._owned(Principal(account_id), token_id, "sign")  # someone else's token: 403
+        verdicts: list[domain.Verdict] = []  # what the decision that was written said
+
+        def decide(tok: Token) -> Decision[Token]:
+            # One primary-key read, then one write guarded by the revision that was read, which either
+            # records this try as a failure or uses the code: parallel tries are counted one by one, every
+            # answer stands for a counted try, and no more than ``max_failures`` wrong tries are answered.
+            ensure_may(Principal(account_id), tok.account_id, "sign")  # someone else's token: 403
+            status = TokenStatus(tok.status)
             if (
-                tok["status"] not in LIVE
-                or tok.get("failures", 0) >= self.policy.max_failures
-                or tok.get("operator_locked")
-                or "seed" not in tok
+                status not in LIVE
+                or tok.failures >= self.policy.max_failures
+                or tok.operator_locked
+                or tok.seed is None
             ):
                 raise invalid_otp(**hint)  # locked answers exactly like wrong
-            seed = self.box.open(tok["seed"], aad=f"smartotp:{token_id}")
-            before = domain.TokenState(tok["drift"], tok["last_step"], tok["failures"])
+            seed = self.box.open(tok.seed, aad=f"smartotp:{token_id}")
+            before = domain.TokenState(tok.drift, tok.last_step, tok.failures)
             if code2 is not None:
                 verdict = domain.resync(seed, code, code2, server_now, before, self.policy)
             else:
                 verdict = domain.verify(seed, code, server_now, before, self.policy, transaction_digest)
-            guard = {
-                "_id": token_id,
-                "status": tok["status"],
-                "last_step": tok["last_step"],
-                "failures": tok["failures"],
-                "operator_locked": {"$ne": True},
-            }
+            verdicts.append(verdict)
             if not verdict.accepted:
-                if not await self.tokens.update(guard, {"$inc": {"failures": 1}}):
-                    continue  # another try changed the token first: evaluate again on the new state
-                if tok["failures"] + 1 >= self.policy.max_failures:
-                    await self._announce_lock({**tok, "failures": tok["failures"] + 1})
-                raise invalid_otp(**hint)
-            events: list[Payload] = []
-            if tok["status"] == "pending_first_code":
-                events.append(
-                    OtpEnrolled(
-                        token_id=token_id,
-                        account_id=account_id,
-                        device_id=tok["device_id"],
-                        algorithm=self.policy.algorithm,
-                        digits=self.policy.digits,
-                        period_seconds=self.policy.period,
-                        enrolled_at=self.clock.now(),
-                    )
-                )
+                step(TOKEN_TRANSITIONS, "SmartOTP token", status, "fail")
+                return decided(tok.model_copy(update={"failures": tok.failures + 1}))
             st = verdict.state
-            if transaction_digest is not None:
-                # the second factor of a signature confirmation: signing learns of it from this event
-                events.append(
-                    SmartOtpTransactionVerified(
-                        token_id=token_id,
-                        account_id=account_id,
-                        transaction_digest=transaction_digest,
-                        reference=reference,
-                        time_step=st.last_step,
-                        verified_at=self.clock.now(),
-                    )
+            used = {"status": step(TOKEN_TRANSITIONS, "SmartOTP token", status, "use"), "failures": 0}
+            used |= {"last_step": st.last_step, "drift": st.drift, "last_used_at": now}
+            # Of two concurrent uses of one code exactly one wins; the other decides again: a replay.
+            return decided(
+                tok.model_copy(update=used), *self._use_events(tok, account_id, st, transaction_digest, reference, now)
+            )
+
+        try:
+            done = await self.records.modify(token_id, decide)
+        except Contended:
+            raise invalid_otp(**hint) from None  # the token kept changing under this try: answer like wrong
+        if done is None:
+            raise invalid_otp(**hint)
+        if not verdicts[-1].accepted:
+            if done.record.failures >= self.policy.max_failures:
+                await self._announce_lock(done.record.to_doc())
+            raise invalid_otp(**hint)
+        return {"valid": True, "token_id": token_id, "status": "active", "drift_steps": done.record.drift}
+
+    def _use_events(
+        self,
+        tok: Token,
+        account_id: str,
+        st: domain.TokenState,
+        transaction_digest: str | None,
+        reference: str | None,
+        now: datetime,
+    ) -> list[Payload]:
+        """What a code that is used announces: the enrolment (its first code), and the second factor of a
+        signature confirmation (signing learns of it from ``SmartOtpTransactionVerified``)."""
+        events: list[Payload] = []
+        if tok.status == TokenStatus.PENDING_FIRST_CODE:
+            assert tok.device_id is not None
+            events.append(
+                OtpEnrolled(
+                    token_id=tok.id,
+                    account_id=account_id,
+                    device_id=tok.device_id,
+                    algorithm=self.policy.algorithm,
+                    digits=self.policy.digits,
+                    period_seconds=self.policy.period,
+                    enrolled_at=now,
                 )
-            # Of two concurrent uses of one code exactly one wins; the other re-reads and is a replay.
-            if await self.tokens.update(
-                guard,
-                {
-                    "$set": {
-                        "last_step": st.last_step,
-                        "drift": st.drift,
-                        "failures": 0,
-                        "status": "active",
-                        "last_used_at": self.clock.now(),
-                    }
-                },
-                events=events,
-            ):
-                return {"valid": True, "token_id": token_id, "status": "active", "drift_steps": st.drift}
-        raise invalid_otp(**hint)  # the token kept changing under this try: answer like wrong
+            )
+        if transaction_digest is not None:
+            events.append(
+                SmartOtpTransactionVerified(
+                    token_id=tok.id,
+                    account_id=account_id,
+                    transaction_digest=transaction_digest,
+                    reference=reference,
+                    time_step=st.last_step,
+                    verified_at=now,
+                )
+            )
+        return events
 
     async def _announce_lock(self, tok: Doc) -> None:
         t = self.clock.now()
@@ -324,7 +320,7 @@ class SmartOtp:
         }
 
     async def active_token(self, account_id: str) -> Doc | None:
-        return await self.tokens.find_one({"account_id": account_id, "status": "active"})
+        return await self.tokens.find_one({"account_id": account_id, "status": TokenStatus.ACTIVE.value})
 
     # ------------------------------------------------------------------ forgotten PIN, unlock
 
@@ -335,14 +331,14 @@ class SmartOtp:
         out = await self._issue_activation(account_id, self.s.terms_version)
         return {**out, "revoked_token_ids": revoked}
 
-    async def revoke_all(self, account_id: str, reason: str) -> list[str]:
+    async def revoke_all(self, account_id: str, reason: RevokeReason) -> list[str]:
         revoked = []
         for tok in await self.tokens.find({"account_id": account_id, "status": {"$in": LIVE}}, projection={"_id": 1}):
             t = self.clock.now()
-            event = OtpTokenRevoked(token_id=tok["_id"], account_id=account_id, reason=reason, revoked_at=t)  # type: ignore[arg-type]
+            event = OtpTokenRevoked(token_id=tok["_id"], account_id=account_id, reason=reason, revoked_at=t)
             if await self.tokens.update(
-                {"_id": tok["_id"], "status": {"$in": LIVE}},
-                {"$set": {"status": "revoked", "revoked_at": t, "revoked_reason": reason}},
+                {"_id": tok["_id"], "status": {"$in": sources(TOKEN_TRANSITIONS, "revoke")}},
+                {"$set": {"status": TokenStatus.REVOKED.value, "revoked_at": t, "revoked_reason": reason}},
                 events=[event],
             ):
                 revoked.append(tok["_id"])

@@ -22,11 +22,14 @@ from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooMany, Upstream
 from kyso_kit.limits import SlidingWindow
 from kyso_kit.logs import mask_phone
+from kyso_kit.machines import allowed, sources
 from kyso_kit.store import Store
 from kyso_kit.timeutil import as_utc
 
 from . import domain
 from .delivery import SmsSender
+from .domain import CHALLENGE_TRANSITIONS
+from .domain import ChallengeStatus as Ch
 from .errors import code_format, invalid_otp, method_locked, too_many
 from .settings import OtpSettings
 
@@ -95,7 +98,8 @@ class SmsOtp:
             # The code never reached the user: close the challenge so it cannot be guessed at either.
             log.warning("SMS delivery failed", extra={"challenge_id": challenge_id, "error": type(exc).__name__})
             await self.challenges.update(
-                {"_id": challenge_id, "status": "pending"}, {"$set": {"status": "undeliverable"}}
+                {"_id": challenge_id, "status": {"$in": sources(CHALLENGE_TRANSITIONS, "undeliver")}},
+                {"$set": {"status": Ch.UNDELIVERABLE.value}},
             )
             raise Upstream(
                 "sms_delivery_failed",
@@ -139,7 +143,7 @@ class SmsOtp:
                 "phone": phone,
                 "binding_sha256": binding_sha256,
                 "code_hash": domain.sms_code_hash(self.pepper, challenge_id, code),
-                "status": "pending",
+                "status": Ch.PENDING.value,
                 "attempts": 0,
                 "resends": 0,
                 "created_at": t,
@@ -161,7 +165,7 @@ class SmsOtp:
         t = self.clock.now()
         cooldown = timedelta(seconds=self.s.sms_resend_cooldown_seconds)
         current = await self.challenges.get(challenge_id)
-        if current is None or current["status"] != "pending":
+        if current is None or not allowed(CHALLENGE_TRANSITIONS, Ch(current["status"]), "resend"):
             raise Conflict(
                 "challenge_closed",
                 "This challenge is closed; request a new code",
@@ -176,7 +180,7 @@ class SmsOtp:
         doc = await self.challenges.update_and_get(
             {
                 "_id": challenge_id,
-                "status": "pending",
+                "status": {"$in": sources(CHALLENGE_TRANSITIONS, "resend")},
                 "last_sent_at": {"$lte": t - cooldown},
                 "resends": {"$lt": self.s.sms_max_resends},
             },
@@ -217,7 +221,11 @@ class SmsOtp:
             raise code_format()
         # Count the try before comparing: guessing is bounded even under concurrency.
         doc = await self.challenges.update_and_get(
-            {"_id": challenge_id, "status": "pending", "attempts": {"$lt": self.s.sms_max_attempts}},
+            {
+                "_id": challenge_id,
+                "status": {"$in": sources(CHALLENGE_TRANSITIONS, "try")},
+                "attempts": {"$lt": self.s.sms_max_attempts},
+            },
             {"$inc": {"attempts": 1}},
         )
         if doc is None:
@@ -226,7 +234,10 @@ class SmsOtp:
             doc["code_hash"], domain.sms_code_hash(self.pepper, challenge_id, code)
         ):
             if doc["attempts"] >= self.s.sms_max_attempts:
-                await self.challenges.update({"_id": challenge_id, "status": "pending"}, {"$set": {"status": "dead"}})
+                await self.challenges.update(
+                    {"_id": challenge_id, "status": {"$in": sources(CHALLENGE_TRANSITIONS, "exhaust")}},
+                    {"$set": {"status": Ch.DEAD.value}},
+                )
             raise invalid_otp()
         t = self.clock.now()
         verified = SmsOtpVerified(
@@ -239,8 +250,8 @@ class SmsOtp:
             verified_at=t,
         )
         if not await self.challenges.update(
-            {"_id": challenge_id, "status": "pending"},
-            {"$set": {"status": "verified", "verified_at": t}},
+            {"_id": challenge_id, "status": {"$in": sources(CHALLENGE_TRANSITIONS, "verify")}},
+            {"$set": {"status": Ch.VERIFIED.value, "verified_at": t}},
             events=[verified],
         ):
             raise invalid_otp()  # a concurrent verification of the same code won
@@ -254,7 +265,7 @@ class SmsOtp:
         used = await self.challenges.update(
             {
                 "_id": challenge_id,
-                "status": "verified",
+                "status": {"$in": sources(CHALLENGE_TRANSITIONS, "consume")},
                 "consumed": False,
                 "purpose": purpose.value,
                 "account_id": account_id,

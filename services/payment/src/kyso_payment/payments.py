@@ -7,40 +7,31 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from kyso_contracts import CloudEvent, IssuanceStopped, OrderCancelled, OrderExpired, OrderPlaced, PaymentRefunded
-from kyso_kit.auth import Principal, ensure_may, ensure_role
+from kyso_contracts import CloudEvent, IssuanceStopped, OrderCancelled, OrderExpired, OrderPlaced
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Rejected, not_found
-from kyso_kit.store import Doc, DuplicateKey, Store
+from kyso_kit.policy import Principal, ensure_may
+from kyso_kit.records import Decision, Repository, decided
+from kyso_kit.store import Doc, Store, insert_once
 from kyso_kit.timeutil import as_utc
 
 from . import domain
-from .domain import GatewayResult, NotificationOutcome, PaymentStatus, RefundOrder
+from .domain import GatewayResult, NotificationOutcome, PaymentStatus
 from .gateway import BadNotification, PaymentGateway
+from .records import PaymentRecord
+from .refunds import REFUND_REASON, Refunds, paid_by
 from .schemas import CheckoutView, PaymentView, RefundView, ReturnView
 
 log = logging.getLogger(__name__)
 
 
-REFUND_REASON = {
-    "cancelled": "cancelled_after_payment",
-    "order_expired": "late_payment",
-    "issuance_failed": "issuance_failed",
-}
-"""Why a payment is given back when signing stops issuance, by the reason it stopped."""
-
-
-def _paid(doc: Doc, provider: str) -> GatewayResult:
-    """The gateway transaction that paid a confirmed payment."""
-    return GatewayResult(
-        provider=provider,
-        txn_ref=doc.get("settled_txn_ref") or doc["txn_ref"],
-        amount_vnd=doc["amount_vnd"],
-        success=True,
-        response_code="00",
-        transaction_no=doc.get("provider_transaction_no") or "0",
-    )
+def _cancelled(p: PaymentRecord) -> Decision[PaymentRecord] | None:
+    """The decision when the payment's order closes: cancel it if the table allows (else it is
+    confirmed, or cancelled already, and stays so)."""
+    if not domain.allowed(PaymentStatus(p.status), "cancel"):
+        return None
+    return decided(p.model_copy(update={"status": PaymentStatus.CANCELLED}))
 
 
 def _payment(doc: Doc) -> domain.Payment:
@@ -83,11 +74,12 @@ class Payments:
         changes: Changes | None = None,
         reconcile_after_seconds: float = 300,
     ) -> None:
-        self.payments = store.collection("payments", events=True)
-        self.refunds = store.collection("refunds", events=True)
+        self.records = Repository(store, "payments", PaymentRecord, events=True)
+        self.payments = self.records.aggregates
         self.refs = store.collection("gateway_refs")
         self.reconcile_after = reconcile_after_seconds
         self.changes = changes or Changes()
+        self.refunding = Refunds(store, gateway, clock, self.changes)
         self.events = store.events
         self.gateway = gateway
         self.clock = clock
@@ -96,7 +88,7 @@ class Payments:
         await self.payments.ensure_index([("order_id", 1)], unique=True)
         await self.payments.ensure_index([("txn_ref", 1)], unique=True)
         await self.payments.ensure_index([("status", 1)])
-        await self.refunds.ensure_index([("order_id", 1)])
+        await self.refunding.init()
 
     async def when_order_placed_open_payment(self, event: CloudEvent[OrderPlaced]) -> None:
         o = event.data
@@ -126,7 +118,7 @@ class Payments:
         if doc is None:
             raise not_found("payment", "giao dịch thanh toán")
         ensure_may(who, doc["account_id"], "read")
-        return _view(doc, self.gateway.name, await self.refunds_of(order_id))
+        return _view(doc, self.gateway.name, await self.refunding.of_order(order_id))
 
     async def checkout(self, who: Principal, payment_id: str, client_ip: str) -> CheckoutView:
         doc = await self.payments.get(payment_id)
@@ -163,10 +155,8 @@ class Payments:
             {"$set": {"checkout_at": t.replace(microsecond=0)}},
         )
         fresh = await self.payments.get(payment_id) or doc
-        try:  # the reference leaves in the URL: from now on the gateway may name it
-            await self.refs.insert({"_id": fresh["txn_ref"], "payment_id": payment_id})
-        except DuplicateKey:
-            pass
+        # the reference leaves in the URL: from now on the gateway may name it (once per reference)
+        await insert_once(self.refs, {"_id": fresh["txn_ref"], "payment_id": payment_id})
         url = self.gateway.checkout_url(_payment(fresh), doc["description"], client_ip, as_utc(fresh["checkout_at"]))
         return CheckoutView(payment_id=payment_id, payment_url=url, amount_vnd=doc["amount_vnd"])
 
@@ -223,17 +213,17 @@ class Payments:
         payment = _payment(doc)
         if payment.status == PaymentStatus.CANCELLED:
             if result.success:  # paid after the order was cancelled or expired
-                await self.refund(doc, result, "late_payment")
+                await self.refunding.refund(doc, result, "late_payment")
                 return NotificationOutcome.ACCEPTED
             return NotificationOutcome.ALREADY_SETTLED
         if result.amount_vnd != payment.amount_vnd:
             log.warning("gateway reports another amount", extra={"payment_id": payment.payment_id})
             if result.success:  # the money was taken: give it back; the order still waits for the right amount
-                await self.refund(doc, result, "amount_mismatch")
+                await self.refunding.refund(doc, result, "amount_mismatch")
             return NotificationOutcome.AMOUNT_MISMATCH
         if not domain.allowed(payment.status, "settle"):
             if result.success and doc.get("provider_transaction_no") not in (None, result.transaction_no):
-                await self.refund(doc, result, "duplicate_payment")  # paid twice for one order
+                await self.refunding.refund(doc, result, "duplicate_payment")  # paid twice for one order
                 return NotificationOutcome.ACCEPTED if not current else NotificationOutcome.ALREADY_SETTLED
             return NotificationOutcome.ALREADY_SETTLED
         if not current and not result.success:
@@ -278,119 +268,36 @@ class Payments:
     async def _close(
         self, order_id: str, account_id: str, amount_vnd: int | None, event: CloudEvent[Any], refund_reason: str | None
     ) -> None:
-        for _ in range(8):
-            doc = await self.payments.find_one({"order_id": order_id})
-            if doc is None:  # closed before this service heard of the order
-                if amount_vnd is None:
-                    return  # the order's own closing (or its placing) will tell the amount
-                await self.payments.update(
-                    {"order_id": order_id},
-                    {"$set": {"closed_by": event.id}},
-                    caused_by=event.id,
-                    upsert_with={
-                        "_id": uuid.uuid4().hex, "account_id": account_id, "amount_vnd": amount_vnd,
-                        "description": f"kyso {order_id}", "txn_ref": self.gateway.new_reference(),
-                        "status": PaymentStatus.CANCELLED.value, "created_at": self.clock.now(),
-                        "correlation_id": event.correlationid,
-                    },
-                )  # fmt: skip
-                return
-            status = PaymentStatus(doc["status"])
-            if status == PaymentStatus.CONFIRMED:
-                if refund_reason is not None:
-                    await self.refund(doc, _paid(doc, self.gateway.name), refund_reason)
-                return
-            if not domain.allowed(status, "cancel"):
-                return  # cancelled already
-            if await self.payments.update(
-                {"_id": doc["_id"], "status": status.value}, {"$set": {"status": PaymentStatus.CANCELLED.value}}
-            ):
-                self.changes.notify(order_id)
-                return
+        found = await self.payments.find_one({"order_id": order_id}, {"_id": 1})
+        if found is None:  # closed before this service heard of the order
+            if amount_vnd is None:
+                return  # the order's own closing (or its placing) will tell the amount
+            await self.payments.update(
+                {"order_id": order_id},
+                {"$set": {"closed_by": event.id}},
+                caused_by=event.id,
+                upsert_with={
+                    "_id": uuid.uuid4().hex, "account_id": account_id, "amount_vnd": amount_vnd,
+                    "description": f"kyso {order_id}", "txn_ref": self.gateway.new_reference(),
+                    "status": PaymentStatus.CANCELLED.value, "created_at": self.clock.now(),
+                    "correlation_id": event.correlationid,
+                },
+            )  # fmt: skip
+            return
+        done = await self.records.modify(found["_id"], _cancelled)
+        if done is None:
+            return  # payments are never deleted
+        if done.changed:
+            self.changes.notify(order_id)
+        elif done.record.status == PaymentStatus.CONFIRMED and refund_reason is not None:
+            paid = done.record.to_doc()
+            await self.refunding.refund(paid, paid_by(paid, self.gateway.name), refund_reason)
 
     async def refund_by_operator(self, who: Principal, payment_id: str, note: str) -> PaymentView:
         """An operator gives a confirmed payment back (a complaint, a provider's mistake): once per
         transaction, confirmed by ``PaymentRefunded`` (reason ``operator``)."""
-        ensure_role(who, "operator")
-        doc = await self.payments.get(payment_id)
-        if doc is None:
-            raise not_found("payment", "giao dịch thanh toán")
-        if PaymentStatus(doc["status"]) != PaymentStatus.CONFIRMED:
-            raise Conflict(
-                "payment_not_refundable",
-                "Only a confirmed payment can be refunded",
-                "Chỉ hoàn tiền được giao dịch đã thanh toán thành công",
-            )
-        paid = _paid(doc, self.gateway.name)
-        if await self.refunds.get(f"{paid.txn_ref}:{paid.transaction_no}") is not None:
-            raise Conflict("already_refunded", "This payment is refunded already", "Giao dịch này đã được hoàn tiền")
-        log.info("operator refund", extra={"payment_id": payment_id, "operator": who.account_id, "note": note})
-        await self.refund(doc, paid, "operator")
-        return _view(doc, self.gateway.name, await self.refunds_of(doc["order_id"]))
-
-    # ------------------------------------------------------------------ refunds (compensation)
-
-    async def refund(self, doc: Doc, result: GatewayResult, reason: str) -> None:
-        """Give one gateway transaction back, once: the refund is recorded (keyed by the transaction)
-        before the gateway is asked, and confirmed with ``PaymentRefunded`` in the same write."""
-        created = doc.get("checkout_at") or doc["created_at"]
-        try:
-            await self.refunds.insert(
-                {
-                    "_id": f"{result.txn_ref}:{result.transaction_no}",
-                    "payment_id": doc["_id"],
-                    "order_id": doc["order_id"],
-                    "account_id": doc["account_id"],
-                    "txn_ref": result.txn_ref,
-                    "transaction_no": result.transaction_no,
-                    "amount_vnd": result.amount_vnd if result.amount_vnd is not None else 0,
-                    "paid_amount_raw": result.amount_vnd,
-                    "reason": reason,
-                    "status": "requested",
-                    "attempts": 0,
-                    "created_at": created,
-                    "requested_at": self.clock.now(),
-                    "correlation_id": doc.get("correlation_id"),
-                }
-            )
-        except DuplicateKey:
-            pass  # known already (a repeated notification): at most one refund per transaction
-        await self.try_refund(f"{result.txn_ref}:{result.transaction_no}")
-
-    async def try_refund(self, refund_id: str) -> bool:
-        r = await self.refunds.get(refund_id)
-        if r is None or r["status"] == "refunded":
-            return False
-        if not r["amount_vnd"]:
-            log.warning("a refund of an amount that is not whole đồng needs a person", extra={"refund": refund_id})
-            return False
-        t = self.clock.now()
-        order = RefundOrder(r["txn_ref"], r["transaction_no"], r["amount_vnd"], as_utc(r["created_at"]))
-        outcome = await self.gateway.refund(order, t)
-        if not outcome.done:
-            await self.refunds.update(
-                {"_id": refund_id, "status": {"$ne": "refunded"}},
-                {"$set": {"status": "failed", "last_code": outcome.code, "last_try_at": t}, "$inc": {"attempts": 1}},
-            )
-            return False
-        refunded = PaymentRefunded(
-            payment_id=r["payment_id"],
-            order_id=r["order_id"],
-            account_id=r["account_id"],
-            amount_vnd=r["amount_vnd"],
-            reason=r["reason"],
-            provider=self.gateway.name,
-            provider_transaction_no=r["transaction_no"] or "0",
-            refunded_at=t,
-        )
-        done = await self.refunds.update(
-            {"_id": refund_id, "status": {"$ne": "refunded"}},
-            {"$set": {"status": "refunded", "refunded_at": t, "last_code": outcome.code}, "$inc": {"attempts": 1}},
-            events=[self.events(refunded, correlation_id=r.get("correlation_id"))],
-        )
-        if done:
-            self.changes.notify(r["order_id"])
-        return bool(done)
+        doc = await self.refunding.by_operator(who, payment_id, note)
+        return _view(doc, self.gateway.name, await self.refunding.of_order(doc["order_id"]))
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -406,9 +313,5 @@ class Payments:
             if result is not None and await self.settle(result) == NotificationOutcome.ACCEPTED:
                 n += 1
                 log.info("payment settled by reconciliation", extra={"payment_id": doc["_id"]})
-        for r in await self.refunds.find({"status": "failed"}):
-            n += await self.try_refund(r["_id"])
+        n += await self.refunding.retry_failed()
         return n
-
-    async def refunds_of(self, order_id: str) -> list[Doc]:
-        return sorted(await self.refunds.find({"order_id": order_id}), key=lambda r: as_utc(r["requested_at"]))

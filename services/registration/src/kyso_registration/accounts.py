@@ -14,13 +14,14 @@ from __future__ import annotations
 import uuid
 
 from kyso_contracts import AccountCreated
-from kyso_kit.auth import Principal, TokenIssuer, ensure_may
 from kyso_kit.client_address import limit_key
 from kyso_kit.clock import Clock
 from kyso_kit.crypto import hash_secret, off_loop, verify_secret
 from kyso_kit.errors import Conflict, Invalid, Unauthenticated, not_found
 from kyso_kit.limits import SlidingWindow
+from kyso_kit.policy import Principal, ensure_may
 from kyso_kit.store import Doc, DuplicateKey, Store
+from kyso_kit.tokens import TokenIssuer
 
 from . import domain
 from .identity import Identities

@@ -16,14 +16,14 @@ import sys
 
 from kyso_kit.runtime import ServiceRuntime
 
-from .bootstrap import use_cases
+from .core import build_core
 from .settings import RegistrationSettings
 
 
 async def create_operator(settings: RegistrationSettings, phone: str, password: str, roles: list[str]) -> str:
     rt = ServiceRuntime(settings)
     try:
-        uc = use_cases(rt, settings)
+        uc = build_core(rt.store, rt.clock, settings)
         await uc.accounts.init()
         return await uc.accounts.create_operator(phone, password, roles)
     finally:

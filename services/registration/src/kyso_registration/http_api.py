@@ -13,7 +13,7 @@ from kyso_kit.openapi import errors
 
 from .accounts import Accounts
 from .identity import Identities
-from .orders import Orders, packages
+from .orders import Orders
 from .organisations import Organisations
 from .schemas import (
     AccountRequest,
@@ -32,6 +32,7 @@ from .schemas import (
     VneidStatusRequest,
     VneidStatusView,
 )
+from .views import packages
 from .vneid_status import VneidStatus
 
 

@@ -13,106 +13,26 @@ from kyso_contracts import (
     OrganisationFacts,
     SubscriberIdentity,
 )
-from kyso_kit.auth import Principal, ensure_may
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
-from kyso_kit.errors import Conflict, Invalid, not_found
-from kyso_kit.store import Doc, DuplicateKey, Store
-from kyso_kit.timeutil import as_utc, local
+from kyso_kit.errors import Conflict, not_found
+from kyso_kit.policy import Principal, ensure_may
+from kyso_kit.store import Doc, DuplicateKey, Store, insert_once
+from kyso_kit.timeutil import as_utc
 
 from . import domain
 from .domain import OrderStatus as St
 from .identity import Identities
 from .schemas import (
-    CertificateSummary,
     OrderView,
-    OrganisationSummary,
-    PackageList,
-    PackageView,
-    RefundEntry,
-    TimelineEntry,
 )
+from .views import order_view, package_for
 
 RENEWABLE = {
     domain.OrderStatus.PENDING_ACTIVATION.value,
     domain.OrderStatus.ACTIVE.value,
     domain.OrderStatus.SUSPENDED.value,
 }
-
-
-REFUND_VI = {
-    "amount_mismatch": "Hoàn tiền: số tiền thanh toán không khớp với đơn hàng",
-    "duplicate_payment": "Hoàn tiền: đơn hàng đã được thanh toán hai lần",
-    "late_payment": "Hoàn tiền: thanh toán sau khi đơn hàng đã hủy hoặc hết hạn",
-    "cancelled_after_payment": "Hoàn tiền: đơn hàng đã hủy sau khi thanh toán",
-    "issuance_failed": "Hoàn tiền: không thể cấp chứng thư số cho đơn hàng",
-    "operator": "Hoàn tiền theo quyết định của bộ phận hỗ trợ",
-}
-
-
-def order_view(doc: Doc) -> OrderView:
-    status = domain.OrderStatus(doc["status"])
-    cert = doc.get("certificate") or None
-    return OrderView(
-        order_id=doc["_id"],
-        account_id=doc["account_id"],
-        package_code=doc["package_code"],
-        validity_years=doc["validity_years"],
-        amount_vnd=doc["amount_vnd"],
-        status=status.value,
-        status_vi=domain.STATUS_VI[status],
-        certificate=CertificateSummary(**cert) if cert else None,
-        key_algorithm=doc.get("key_algorithm", "ecdsa-p256"),
-        renews_certificate_id=doc.get("renews_certificate_id"),
-        certificate_kind=doc.get("certificate_kind", "personal"),
-        organisation=(
-            OrganisationSummary(name=doc["organisation"]["name"], tax_code=doc["organisation"]["tax_code"])
-            if doc.get("organisation")
-            else None
-        ),
-        organisation_registration_id=doc.get("organisation_registration_id"),
-        refunds=[
-            RefundEntry(
-                amount_vnd=r["amount_vnd"],
-                reason=r["reason"],
-                reason_vi=REFUND_VI.get(r["reason"], r["reason"]),
-                at=local(r["at"]),
-            )
-            for r in doc.get("refunds", [])
-        ],
-        # In the order things happened, whatever order the events arrived in (they come from different topics).
-        timeline=[
-            TimelineEntry(event=t["event"], at=local(t["at"]))
-            for t in sorted(doc.get("timeline", []), key=lambda t: as_utc(t["at"]))
-        ],
-    )
-
-
-def package_for(code: str) -> domain.Package:
-    package = domain.PACKAGES.get(code)
-    if package is None:
-        raise Invalid(
-            "unknown_package",
-            f"No such certificate package: {code}",
-            "Gói chứng thư số không tồn tại",
-            details={"code": code},
-        )
-    return package
-
-
-def package_view(p: domain.Package) -> PackageView:
-    return PackageView(
-        code=p.code,
-        name=p.name_en,
-        name_vi=p.name_vi,
-        validity_years=p.validity_years,
-        price_vnd=p.price_vnd,
-        kind=p.kind,
-    )
-
-
-def packages() -> PackageList:
-    return PackageList(packages=[package_view(p) for p in domain.PACKAGES.values()])
 
 
 class Orders:
@@ -246,31 +166,32 @@ class Orders:
 
     async def _claim_open_slot(self, account_id: str, package_code: str, order_id: str) -> None:
         """One order waiting for payment per subscriber and package, race-free: a marker keyed by both
-        (``_id``), taken over only from an order that no longer waits (paid, closed — or never written,
-        after a crash between the marker and the order)."""
+        (a unique-id insert), taken over only from an order that no longer waits (paid, closed — or never
+        written, after a crash between the marker and the order).
+
+        No retry: an order that stopped waiting never waits again (``domain.OPEN`` is left for good,
+        ``tests/unit/test_state_machines.py``), so the holder read here stays a valid reason to take over,
+        and the takeover write is guarded by the marker still naming that holder. A placement that loses
+        the takeover to a concurrent one is refused like any other second order: the winner's order waits."""
         key = f"{account_id}:{package_code}"
-        for _ in range(4):
-            try:
-                await self.open_orders.insert({"_id": key, "order_id": order_id})
-                return
-            except DuplicateKey:
-                pass
-            marker = await self.open_orders.get(key)
-            if marker is None:
-                continue
-            holder = await self.orders.get(marker["order_id"], {"status": 1})
-            if holder is not None and domain.OrderStatus(holder["status"]) in domain.OPEN:
-                raise Conflict(
-                    "open_order_exists",
-                    f"Order {marker['order_id']} for this package waits for payment: pay or cancel it first",
-                    "Đã có đơn hàng cho gói này đang chờ thanh toán; vui lòng thanh toán hoặc hủy đơn đó",
-                    details={"order_id": marker["order_id"]},
-                )
+        if await insert_once(self.open_orders, {"_id": key, "order_id": order_id}):
+            return
+        marker = await self.open_orders.get(key)
+        assert marker is not None  # markers are never deleted
+        holder = await self.orders.get(marker["order_id"], {"status": 1})
+        if holder is None or St(holder["status"]) not in domain.OPEN:
             if await self.open_orders.update(
                 {"_id": key, "order_id": marker["order_id"]}, {"$set": {"order_id": order_id}}
             ):
                 return
-        raise Conflict("busy", "Too many orders at once; try again", "Quá nhiều yêu cầu cùng lúc, vui lòng thử lại")
+            marker = await self.open_orders.get(key) or marker  # lost to a concurrent placement: it waits now
+        waiting = marker["order_id"]
+        raise Conflict(
+            "open_order_exists",
+            f"Order {waiting} for this package waits for payment: pay or cancel it first",
+            "Đã có đơn hàng cho gói này đang chờ thanh toán; vui lòng thanh toán hoặc hủy đơn đó",
+            details={"order_id": waiting},
+        )
 
     async def cancel(self, who: Principal, order_id: str) -> OrderView:
         """The subscriber cancels an order that waits for payment (it closes at once; money paid in a race

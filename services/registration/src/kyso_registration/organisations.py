@@ -22,17 +22,17 @@ from kyso_contracts import (
     OrganisationRegistrationOpened,
     OrganisationRegistrationWithdrawn,
 )
-from kyso_kit.auth import Principal, ensure_role
 from kyso_kit.changes import Changes
 from kyso_kit.clock import Clock
 from kyso_kit.errors import Conflict, Forbidden, Invalid, forbidden, not_found
 from kyso_kit.logs import mask_phone
+from kyso_kit.policy import Principal, ensure_role
 from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import local
 
 from . import domain
 from .domain import OrganisationRegistrationStatus as OS
-from .orders import Orders, package_for, package_view
+from .orders import Orders
 from .schemas import (
     AuthorisedPersonView,
     OrganisationOrderView,
@@ -40,6 +40,7 @@ from .schemas import (
     OrganisationRegistrationRequest,
     OrganisationRegistrationView,
 )
+from .views import package_for, package_view
 
 
 def not_authorised_person() -> Forbidden:

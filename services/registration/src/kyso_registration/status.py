@@ -3,6 +3,7 @@ events of the other services, in whatever order they arrive, each applied once."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kyso_contracts import (
@@ -22,39 +23,45 @@ from kyso_contracts import (
     PaymentRefunded,
 )
 from kyso_kit.changes import Changes
+from kyso_kit.records import Decision, Repository, decided
 from kyso_kit.store import Store
 
 from . import domain
 from .domain import OrderStatus as St
-
-_MAX_RACES = 20
+from .records import Order
 
 
 class OrderStatusView:
     def __init__(self, store: Store, changes: Changes) -> None:
-        self.orders = store.collection("orders", events=True)
+        self.orders = Repository(store, "orders", Order, events=True)
         self.changes = changes
 
     async def _report(
-        self, event: CloudEvent[Any], order_id: str, reported: St, extra: dict[str, Any] | None = None
+        self, event: CloudEvent[Any], order_id: str, reported: St, certificate: dict[str, Any] | None = None
     ) -> None:
-        for _ in range(_MAX_RACES):
-            doc = await self.orders.get(order_id, {"status": 1})
-            if doc is None:
-                raise LookupError(f"order {order_id} not found for {event.type}")  # retried, then dead-lettered
-            current = St(doc["status"])
-            status = domain.advance(current, reported)
-            update: dict[str, Any] = {
-                "$set": {"status": status.value, **(extra or {})},
-                "$push": {"timeline": {"event": reported.value, "at": event.time}},
-            }
-            if await self.orders.update({"_id": order_id, "status": current.value}, update, caused_by=event.id):
-                self.changes.notify(order_id)
-                return
-            again = await self.orders.get(order_id, {"status": 1})
-            if again is not None and again["status"] == current.value:
-                return  # the status held, so the guard failed on the event id: applied before
-        raise RuntimeError(f"order {order_id} kept changing under {event.type}")
+        """Move the order as ``reported`` says (:func:`domain.advance`), once per event."""
+
+        def decide(order: Order) -> Decision[Order]:
+            return decided(
+                order.model_copy(
+                    update={
+                        "status": domain.advance(St(order.status), reported),
+                        "timeline": [*order.timeline, {"event": reported.value, "at": event.time}],
+                        "certificate": {**order.certificate, **(certificate or {})},
+                    }
+                )
+            )
+
+        await self._apply(event, order_id, decide)
+
+    async def _apply(
+        self, event: CloudEvent[Any], order_id: str, decide: Callable[[Order], Decision[Order] | None]
+    ) -> None:
+        done = await self.orders.modify(order_id, decide, caused_by=event.id)
+        if done is None:
+            raise LookupError(f"order {order_id} not found for {event.type}")  # retried, then dead-lettered
+        if done.changed:
+            self.changes.notify(order_id)
 
     async def when_payment_confirmed_mark_paid(self, event: CloudEvent[PaymentConfirmed]) -> None:
         await self._report(event, event.data.order_id, St.PAID)
@@ -70,14 +77,14 @@ class OrderStatusView:
         another one); the order shows each refund and why."""
         d = event.data
         refund = {"amount_vnd": d.amount_vnd, "reason": d.reason, "at": d.refunded_at}
-        done = await self.orders.update(
+        done = await self.orders.aggregates.update(
             {"_id": d.order_id},
             {"$push": {"refunds": refund, "timeline": {"event": f"refunded_{d.reason}", "at": event.time}}},
             caused_by=event.id,
         )
         if done:
             self.changes.notify(d.order_id)
-        elif await self.orders.get(d.order_id, {"status": 1}) is None:
+        elif await self.orders.aggregates.get(d.order_id, {"status": 1}) is None:
             raise LookupError(f"order {d.order_id} not found for {event.type}")  # retried, then dead-lettered
 
     async def when_issuance_stopped_close(self, event: CloudEvent[IssuanceStopped]) -> None:
@@ -99,43 +106,40 @@ class OrderStatusView:
             d.order_id,
             St.PENDING_ACTIVATION,
             {
-                "certificate.certificate_id": d.certificate_id,
-                "certificate.serial_number": d.serial_number,
-                "certificate.subject_dn": d.subject_dn,
-                "certificate.not_before": d.not_before.isoformat(),
-                "certificate.not_after": d.not_after.isoformat(),
+                "certificate_id": d.certificate_id,
+                "serial_number": d.serial_number,
+                "subject_dn": d.subject_dn,
+                "not_before": d.not_before.isoformat(),
+                "not_after": d.not_after.isoformat(),
             },
         )
 
     async def when_cert_suspended_show_suspended(self, event: CloudEvent[CertSuspended]) -> None:
         d = event.data
-        await self._report(event, d.order_id, St.SUSPENDED, {"certificate.suspended_at": d.suspended_at.isoformat()})
+        await self._report(event, d.order_id, St.SUSPENDED, {"suspended_at": d.suspended_at.isoformat()})
 
     async def when_cert_resumed_show_active(self, event: CloudEvent[CertResumed]) -> None:
-        order_id = event.data.order_id
-        doc = await self.orders.get(order_id, {"status": 1})
-        if doc is None:
-            raise LookupError(f"order {order_id} not found for {event.type}")  # retried, then dead-lettered
-        if doc["status"] != St.SUSPENDED:
-            return  # applied before (the certificate's events arrive in order: it was suspended first)
-        status = domain.resume(St(doc["status"]))
-        done = await self.orders.update(
-            {"_id": order_id, "status": St.SUSPENDED.value},
-            {
-                "$set": {"status": status.value, "certificate.suspended_at": None},
-                "$push": {"timeline": {"event": "resumed", "at": event.time}},
-            },
-            caused_by=event.id,
-        )
-        if done:
-            self.changes.notify(order_id)
+        def decide(order: Order) -> Decision[Order] | None:
+            if order.status != St.SUSPENDED:
+                return None  # applied before (the certificate's events arrive in order: it was suspended first)
+            return decided(
+                order.model_copy(
+                    update={
+                        "status": domain.resume(St(order.status)),
+                        "certificate": {**order.certificate, "suspended_at": None},
+                        "timeline": [*order.timeline, {"event": "resumed", "at": event.time}],
+                    }
+                )
+            )
+
+        await self._apply(event, event.data.order_id, decide)
 
     async def when_cert_revoked_show_revoked(self, event: CloudEvent[CertRevoked]) -> None:
         d = event.data
         extra = {
-            "certificate.revoked_at": d.revoked_at.isoformat(),
-            "certificate.revocation_reason": d.reason,
-            "certificate.superseded_by": d.superseded_by,
+            "revoked_at": d.revoked_at.isoformat(),
+            "revocation_reason": d.reason,
+            "superseded_by": d.superseded_by,
         }
         await self._report(event, d.order_id, St.REVOKED, extra)
 
@@ -144,4 +148,4 @@ class OrderStatusView:
 
     async def when_cert_activated_show_active(self, event: CloudEvent[CertActivated]) -> None:
         d = event.data
-        await self._report(event, d.order_id, St.ACTIVE, {"certificate.activated_at": d.activated_at.isoformat()})
+        await self._report(event, d.order_id, St.ACTIVE, {"activated_at": d.activated_at.isoformat()})

@@ -16,8 +16,8 @@ from kyso_kit.store import Doc, Store
 from kyso_kit.timeutil import as_utc, local
 
 from . import domain
-from .orders import order_view
 from .schemas import VneidCertificateView, VneidStatusQuery, VneidStatusView
+from .views import order_view
 
 CLOSED_UNPAID = {domain.OrderStatus.CANCELLED.value, domain.OrderStatus.ORDER_EXPIRED.value}
 

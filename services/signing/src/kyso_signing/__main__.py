@@ -1,4 +1,4 @@
-from .bootstrap import build
+from kyso_signing.bootstrap import build
 
 
 def main() -> None:

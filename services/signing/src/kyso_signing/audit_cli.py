@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from kyso_kit.runtime import ServiceRuntime
-
-from .evidence import AuditLog, verify_export
-from .settings import SigningSettings
+from kyso_signing.remote.evidence import AuditLog, verify_export
+from kyso_signing.settings import SigningSettings
 
 
 async def export(settings: SigningSettings, account_id: str) -> dict[str, Any]:

@@ -17,10 +17,9 @@ from datetime import timedelta
 
 from kyso_kit.clock import SystemClock
 from kyso_kit.crypto import SecretBox
-
-from .authority import ISSUING, ROOT, Hierarchy, new_hierarchy
-from .bootstrap import hierarchy
-from .settings import SigningSettings
+from kyso_signing.bootstrap import hierarchy
+from kyso_signing.pki.hierarchy import ISSUING, ROOT, Hierarchy, new_hierarchy
+from kyso_signing.settings import SigningSettings
 
 
 def main(argv: list[str] | None = None) -> int:
