@@ -33,8 +33,9 @@ class Inbox:
         return await self._coll.find_one({"_id": self._key(event_id)}, {"_id": 1}) is not None
 
     async def forget_older_than(self, cutoff: datetime) -> int:
-        """Housekeeping (FerretDB has no TTL indexes). The aggregate-level guard still stops a very
-        late duplicate; this table only makes ordinary redelivery cheap."""
+        """Housekeeping (FerretDB has no TTL indexes). The aggregate's own memory of applied
+        events covers only its last 32, so this table must be kept longer than Kafka's retention: it is
+        the long memory of what was handled."""
         res = await self._coll.delete_many({"at": {"$lt": cutoff}})
         return int(res.deleted_count)
 
